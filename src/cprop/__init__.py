@@ -1,0 +1,12 @@
+"""cprop: backpropagation at C speed from Python.
+
+Multilayer perceptrons whose forward pass, gradients and whole training epochs run in typed
+Cython kernels without the GIL, every number checked against :mod:`cprop.oracle`, a plain-Python
+implementation of the same definitions.
+"""
+
+from cprop._version import __version__
+from cprop.mlp import MLP, History
+from cprop import activations, examples, oracle
+
+__all__ = ["MLP", "History", "activations", "examples", "oracle", "__version__"]

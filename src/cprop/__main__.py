@@ -1,0 +1,5 @@
+import sys
+
+from cprop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Argument checking for cprop's public API.
+
+With bounds checks off in the kernels, this module is the memory safety: every array reaches a
+kernel C-contiguous, of the network's dtype, of the checked shape, finite and non-empty. Errors
+name the argument and say what was expected (``"X: expected ..., got ..."``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_inputs",
+    "check_targets",
+    "check_learning_rate",
+    "check_positive_int",
+    "check_bool",
+    "check_seed",
+]
+
+_SUPPORTED_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def check_dtype(dtype) -> np.dtype:
+    """``"float64"``/``"float32"`` (or the NumPy types) -> np.dtype, else ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in _SUPPORTED_DTYPES:
+        raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
+    return dt
+
+
+def as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
+    """Convert `value` to a C-contiguous array of `dtype`; refuse non-numeric, empty, NaN/inf.
+
+    Integer, boolean, non-contiguous, read-only and byte-swapped inputs are converted (a copy);
+    complex, object, string and ragged inputs are refused with a TypeError/ValueError.
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected an array of real numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: expected a rectangular array of real numbers ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name}: expected real numbers, got complex dtype {arr.dtype}")
+    if kind == "O":
+        # A list holding None, Fractions, arrays of differing length ... try a plain float
+        # conversion; anything that does not convert cleanly is refused.
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name}: expected an array of real numbers, got objects that are not numbers"
+            ) from None
+    elif kind not in "biuf":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    if kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity; every value must be finite")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"{name}: has values too large for {np.dtype(dtype).name} "
+            f"(largest magnitude {float(np.max(np.abs(arr.astype(np.float64)))):g})"
+        )
+    return out
+
+
+def check_inputs(X, n_in: int, dtype: np.dtype, name: str = "X") -> tuple[np.ndarray, bool]:
+    """X as (n_samples, n_in); also returns whether X was a single sample of shape (n_in,)."""
+    arr = as_float_array(X, name, dtype)
+    if arr.ndim == 1 and arr.shape[0] == n_in:
+        return arr.reshape(1, n_in), True
+    if arr.ndim == 2 and arr.shape[1] == n_in:
+        return arr, False
+    raise ValueError(
+        f"{name}: expected shape (n_samples, {n_in}) or ({n_in},) for a network with "
+        f"{n_in} input{'s' if n_in != 1 else ''}, got shape {arr.shape}"
+    )
+
+
+def check_targets(
+    T, n_samples: int, n_out: int, single: bool, dtype: np.dtype, name: str = "T"
+) -> np.ndarray:
+    """T as (n_samples, n_out), matching X's sample count.
+
+    Accepted: (n_samples, n_out); (n_out,) when X is one sample; (n_samples,) when n_out == 1.
+    """
+    arr = as_float_array(T, name, dtype)
+    if arr.ndim == 2 and arr.shape == (n_samples, n_out):
+        return arr
+    if arr.ndim == 1:
+        if single and arr.shape[0] == n_out:
+            return arr.reshape(1, n_out)
+        if n_out == 1 and arr.shape[0] == n_samples:
+            return arr.reshape(n_samples, 1)
+    if arr.ndim in (1, 2) and arr.shape[0] != n_samples and not (single and arr.ndim == 1):
+        raise ValueError(
+            f"{name}: expected {n_samples} sample{'s' if n_samples != 1 else ''} to match X, "
+            f"got shape {arr.shape}"
+        )
+    expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
+    raise ValueError(
+        f"{name}: expected shape {expected} for a network with {n_out} output"
+        f"{'s' if n_out != 1 else ''}, got shape {arr.shape}"
+    )
+
+
+def _is_real_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_learning_rate(lr, name: str = "lr") -> float:
+    if not _is_real_number(lr):
+        raise TypeError(f"{name}: expected a finite number > 0, got {type(lr).__name__} {lr!r}")
+    lr = float(lr)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {lr!r}")
+    return lr
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an integer >= 1, got bool {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected an integer >= 1, got {type(value).__name__} {value!r}"
+        ) from None
+    if n < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {n}")
+    return n
+
+
+def check_bool(value, name: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+
+
+def check_seed(seed, name: str = "seed") -> int | None:
+    """None, or an int in [0, 2**64)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected None or an integer in [0, 2**64), got bool {seed!r}")
+    try:
+        s = operator.index(seed)
+    except TypeError:
+        raise ValueError(
+            f"{name}: expected None or an integer in [0, 2**64), got {type(seed).__name__} {seed!r}"
+        ) from None
+    if not 0 <= s < 2**64:
+        raise ValueError(f"{name}: expected None or an integer in [0, 2**64), got {s}")
+    return s
