@@ -301,7 +301,7 @@ cdef class Plan:
     cdef readonly Py_ssize_t total_width
 
     def __cinit__(self, sizes, activations, int loss):
-        cdef Py_ssize_t L = len(sizes) - 1, l
+        cdef Py_ssize_t L = len(sizes) - 1, l, offset
         if L < 1 or len(activations) != L:
             raise ValueError("Plan needs len(sizes) >= 2 and one activation per layer")
         self._ints = <Py_ssize_t*>malloc((4 * L + 3) * sizeof(Py_ssize_t))
