@@ -7,6 +7,7 @@ in one flat buffer, allocates outputs and workspaces, and hands pointers to
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ class MLP:
 
     def _check_params_finite(self) -> None:
         # Parameters are user-writable views, so they are checked like any other input.
-        if not np.isfinite(self._params).all():
+        if not _mlp.all_finite(self._params):
             raise ValueError("params: the network's parameters contain NaN or infinity")
 
     def _workspace(self, rows: int):
@@ -289,7 +290,7 @@ class MLP:
             self._check_params_finite()
             A, D, grad = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             loss = self._plan.train_step(self._params, X2, T2, lr, self.train_biases, grad, A, D)
-        if not np.isfinite(loss):
+        if not math.isfinite(loss):
             raise FloatingPointError(
                 f"train_step: the loss is {loss} with lr={lr}; the step was not applied"
             )

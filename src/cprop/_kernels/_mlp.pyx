@@ -423,3 +423,28 @@ def activation_backward(int act, const floating[::1] a, floating[::1] out):
     with nogil:
         for i in range(a.shape[0]):
             out[i] = activation_derivative(act, a[i])
+
+
+
+def all_finite(const floating[::1] values):
+    """True if no value is NaN or infinite (one pass, no temporary array, GIL released)."""
+    cdef bint ok
+    with nogil:
+        ok = _all_finite(&values[0], values.shape[0])
+    return ok
+
+
+def all_finite_2d(const floating[:, ::1] values):
+    """all_finite for a C-contiguous 2-D array (no reshape needed)."""
+    cdef bint ok
+    with nogil:
+        ok = _all_finite(&values[0, 0], values.shape[0] * values.shape[1])
+    return ok
+
+
+cdef bint _all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not isfinite(values[i]):
+            return False
+    return True
