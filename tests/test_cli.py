@@ -1,0 +1,117 @@
+"""The command line (`cprop demo`, `cprop explain`) and MLP.explain's trace."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cprop
+from cprop.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_demo_text_fills_every_blank(capsys):
+    code, out, _ = run_cli(capsys, "demo")
+    assert code == 0
+    # the text's blanks, filled with cprop's exact values
+    assert "w6 ←" in out and "0.410535905081" in out
+    assert "w1 ← w1 − 0.5·∂E_total/∂w1" in out and "0.149778320847" in out
+    # the derivation uses the text's names for the weights
+    assert "z_h1 = b1[1] + x1·w1 + x2·w3" in out
+    # slips and rounded figures are marked
+    assert "≠" in out and "the text's 0.7676 is a slip" in out
+    assert "e^−0.3275" in out and "w6·a_h1" in out and "∂E_o2/∂out_h2" in out
+    assert "w5 = 0.360659054" in out
+
+
+def test_demo_canonical_steps(capsys):
+    code, out, _ = run_cli(capsys, "demo", "--network", "canonical", "--steps", "100")
+    assert code == 0
+    assert "w1⁺" in out and "0.149780716" in out
+    assert "after step      100" in out
+    code, out, _ = run_cli(capsys, "demo", "--network", "canonical", "--steps", "100", "--json")
+    data = json.loads(out)
+    steps = dict((s, v) for s, v in data["training"]["loss"])
+    net, x, t, lr = cprop.examples.canonical_network()
+    for _ in range(100):
+        net.train_step(x, t, lr)
+    assert steps[100] == net.loss(x, t)
+    assert steps[1] == pytest.approx(0.2910277737, abs=1e-10)
+
+
+def test_demo_rejects_bad_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--network", "other"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["demo", "--steps", "-3"])
+    assert "expected an integer >= 0" in capsys.readouterr().err
+
+
+def test_explain_random_network_matches_oracle(capsys):
+    code, out, _ = run_cli(capsys, "explain", "--layers", "3,4,2", "--seed", "0", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["layer_sizes"] == [3, 4, 2]
+    o = cprop.oracle.MLP([3, 4, 2], seed=0)
+    gw, gb = o.gradients([data["x"]], [data["t"]])
+    for l in range(2):
+        np.testing.assert_allclose(data["grad_weights"][l], gw[l], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(data["grad_biases"][l], gb[l], rtol=1e-12, atol=1e-15)
+    assert data["loss"] == pytest.approx(o.loss([data["x"]], [data["t"]]), rel=1e-14)
+    y = o.forward(data["x"])
+    np.testing.assert_allclose(data["out"][-1], y, rtol=1e-14)
+    # the update is p - lr * g (biases trained by default)
+    W0 = np.array(o.weights[0])
+    np.testing.assert_allclose(data["new_weights"][0], W0 - 0.5 * np.array(gw[0]), rtol=1e-14)
+
+
+def test_explain_text_and_options(capsys):
+    code, out, _ = run_cli(capsys, "explain", "--layers", "2,3,3,1", "--seed", "5",
+                           "--hidden", "tanh", "--x", "0.5,-1", "--t", "0.25")
+    assert code == 0
+    assert "tanh(z_h1_1)" in out and "1 − h2_3²" in out
+    assert "x = (0.5, -1)" in out and "t = (0.25)" in out
+    # explain with wrong-length x names the argument
+    code, _, err = run_cli(capsys, "explain", "--layers", "2,2", "--x", "1,2,3")
+    assert code == 2 and "x: expected" in err
+    code, _, err = run_cli(capsys, "explain", "--layers", "2,0,1")
+    assert code == 2 and "layer_sizes[1]" in err
+
+
+def test_explain_does_not_change_the_network():
+    net = cprop.MLP([3, 2, 2], seed=3)
+    before = net.params.copy()
+    tr = net.explain([0.1, 0.2, 0.3], [0.0, 1.0], lr=0.5)
+    np.testing.assert_array_equal(net.params, before)
+    gw, gb = net.gradients([0.1, 0.2, 0.3], [0.0, 1.0])
+    for l in range(2):
+        np.testing.assert_array_equal(tr.layers[l].grad_W, gw[l])
+        np.testing.assert_array_equal(tr.layers[l].grad_b, gb[l])
+    # delta = dE/da * da/dz for every unit, and dE/da of the hidden layer = W_next @ delta_next
+    for ly in tr.layers:
+        np.testing.assert_allclose(ly.delta, np.multiply(ly.dE_da, ly.da_dz), rtol=1e-15)
+    W2 = np.array(tr.layers[1].W)
+    np.testing.assert_allclose(tr.layers[0].dE_da, W2 @ np.array(tr.layers[1].delta),
+                               rtol=1e-14)
+    net.train_step([0.1, 0.2, 0.3], [0.0, 1.0], 0.5)
+    after = np.concatenate([np.ravel(tr.layers[0].new_W), tr.layers[0].new_b,
+                            np.ravel(tr.layers[1].new_W), tr.layers[1].new_b])
+    np.testing.assert_array_equal(net.params, after)
+
+
+def test_python_dash_m_and_console_script():
+    out = subprocess.run([sys.executable, "-m", "cprop", "demo", "--json"], check=True,
+                         capture_output=True, text=True).stdout
+    data = json.loads(out)
+    assert data["hidden_out"] == pytest.approx([0.5823675407, 0.5841905229], abs=5e-11)
+    out = subprocess.run([sys.executable, "-m", "cprop", "--version"], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == f"cprop {cprop.__version__}"
