@@ -29,14 +29,15 @@ _SUPPORTED_DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 def check_dtype(dtype) -> np.dtype:
-    """``"float64"``/``"float32"`` (or the NumPy types) -> np.dtype, else ValueError."""
+    """``"float64"``/``"float32"`` (or the NumPy types) -> native-order np.dtype, else ValueError."""
     try:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
     if dt is None or dt.name not in _SUPPORTED_DTYPES:
         raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
-    return dt
+    # '>f8' names float64 too: the kernels compute in the machine's own byte order.
+    return np.dtype(_SUPPORTED_DTYPES[dt.name])
 
 
 def _all_finite(arr: np.ndarray) -> bool:
@@ -66,16 +67,20 @@ def as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers, got {type(value).__name__}")
     try:
         arr = np.asarray(value)
+    except OverflowError:
+        raise ValueError(f"{name}: has a number too large for a float") from None
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name}: expected a rectangular array of real numbers ({exc})") from None
     kind = arr.dtype.kind
     if kind == "c":
         raise TypeError(f"{name}: expected real numbers, got complex dtype {arr.dtype}")
     if kind == "O":
-        # A list holding None, Fractions, arrays of differing length ... try a plain float
-        # conversion; anything that does not convert cleanly is refused.
+        # A list holding None, Fractions, huge ints ... try a plain float conversion; anything
+        # that does not convert is refused (None becomes NaN and is refused below).
         try:
             arr = arr.astype(np.float64)
+        except OverflowError:
+            raise ValueError(f"{name}: has a number too large for a float") from None
         except (TypeError, ValueError):
             raise TypeError(
                 f"{name}: expected an array of real numbers, got objects that are not numbers"
@@ -84,19 +89,18 @@ def as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
     if arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-            out = np.ascontiguousarray(arr, dtype=dtype)
-    else:
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    if not _all_finite(out):
+    # np.asarray with order="C" keeps a 0-d input 0-d (np.ascontiguousarray would make it 1-d).
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow in the cast is reported below
+        out = np.asarray(arr, dtype=dtype, order="C")
+        if _all_finite(out):
+            return out
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise ValueError(f"{name}: contains NaN or infinity; every value must be finite")
-        raise ValueError(
-            f"{name}: has values too large for {np.dtype(dtype).name} "
-            f"(largest magnitude {float(np.max(np.abs(arr.astype(np.float64)))):g})"
-        )
-    return out
+            what = "NaN, None" if kind == "O" else "NaN"
+            raise ValueError(f"{name}: contains {what} or infinity; every value must be finite")
+        largest = float(np.max(np.abs(arr)))
+    raise ValueError(
+        f"{name}: has values too large for {np.dtype(dtype).name} (largest magnitude {largest:g})"
+    )
 
 
 def check_inputs(X, n_in: int, dtype: np.dtype, name: str = "X") -> tuple[np.ndarray, bool]:
@@ -113,11 +117,13 @@ def check_inputs(X, n_in: int, dtype: np.dtype, name: str = "X") -> tuple[np.nda
 
 
 def check_targets(
-    T, n_samples: int, n_out: int, single: bool, dtype: np.dtype, name: str = "T"
+    T, n_samples: int, n_out: int, single: bool, dtype: np.dtype, name: str = "T",
+    inputs: str = "X",
 ) -> np.ndarray:
-    """T as (n_samples, n_out), matching X's sample count.
+    """T as (n_samples, n_out), matching the inputs' sample count.
 
-    Accepted: (n_samples, n_out); (n_out,) when X is one sample; (n_samples,) when n_out == 1.
+    Accepted: (n_samples, n_out); (n_out,) when the input is one sample; (n_samples,) when
+    n_out == 1.
     """
     arr = as_float_array(T, name, dtype)
     if arr.ndim == 2 and arr.shape == (n_samples, n_out):
@@ -127,30 +133,41 @@ def check_targets(
             return arr.reshape(1, n_out)
         if n_out == 1 and arr.shape[0] == n_samples:
             return arr.reshape(n_samples, 1)
-    if arr.ndim in (1, 2) and arr.shape[0] != n_samples and not (single and arr.ndim == 1):
-        raise ValueError(
-            f"{name}: expected {n_samples} sample{'s' if n_samples != 1 else ''} to match X, "
-            f"got shape {arr.shape}"
-        )
-    expected = f"({n_out},)" if single else f"({n_samples}, {n_out})"
-    raise ValueError(
-        f"{name}: expected shape {expected} for a network with {n_out} output"
-        f"{'s' if n_out != 1 else ''}, got shape {arr.shape}"
-    )
+    outputs = f"{n_out} output{'s' if n_out != 1 else ''}"
+    if single:
+        expected = f"({n_out},) or (1, {n_out})"
+        context = f"one sample in {inputs} and a network with {outputs}"
+    else:
+        expected = f"({n_samples}, {n_out})" + (f" or ({n_samples},)" if n_out == 1 else "")
+        context = (f"{n_samples} sample{'s' if n_samples != 1 else ''} in {inputs} and a "
+                   f"network with {outputs}")
+    raise ValueError(f"{name}: expected shape {expected} for {context}, got shape {arr.shape}")
 
 
 def _is_real_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def check_learning_rate(lr, name: str = "lr") -> float:
-    if type(lr) is float and math.isfinite(lr) and lr > 0:  # the common case, without ABC checks
-        return lr
+def check_learning_rate(lr, dtype: np.dtype | None = None, name: str = "lr") -> float:
+    """A finite lr > 0 that stays finite and > 0 in the network's dtype."""
+    if type(lr) is float and math.isfinite(lr) and lr > 0 and dtype != np.float32:
+        return lr  # the common case, without the ABC checks below
     if not _is_real_number(lr):
         raise TypeError(f"{name}: expected a finite number > 0, got {type(lr).__name__} {lr!r}")
-    lr = float(lr)
+    try:
+        lr = float(lr)
+    except OverflowError:
+        raise ValueError(f"{name}: expected a finite number > 0, got {lr!r}") from None
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"{name}: expected a finite number > 0, got {lr!r}")
+    if dtype is not None:
+        with np.errstate(over="ignore", under="ignore"):
+            typed = np.dtype(dtype).type(lr)
+        if not (np.isfinite(typed) and typed > 0):
+            raise ValueError(
+                f"{name}: {lr!r} is {float(typed)} in {np.dtype(dtype).name}; expected a "
+                f"learning rate that is finite and > 0 in the network's dtype"
+            )
     return lr
 
 

@@ -71,6 +71,25 @@ def _check_layer_sizes(layer_sizes) -> list[int]:
     return out
 
 
+def _overflow(method: str, what: str) -> FloatingPointError:
+    return FloatingPointError(
+        f"{method}: {what} overflowed to inf/NaN inside the network (finite inputs and "
+        "parameters, but a net input z = a @ W + b exceeded the float range); the weights or "
+        "the inputs are too large"
+    )
+
+
+def _step_refused(where: str, failure: int, loss: float, lr: float) -> FloatingPointError:
+    if failure == _mlp.FAILURE_LOSS:
+        why = f"the batch loss is {loss}"
+    else:
+        why = f"the update would make a parameter inf/NaN (batch loss {loss:g})"
+    return FloatingPointError(
+        f"{where}: {why} with lr={lr}; that step was not applied and the network keeps its "
+        "parameters. Try a smaller learning rate or scale the inputs."
+    )
+
+
 def _memory_limit_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -242,6 +261,8 @@ class MLP:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             self._plan.forward(self._params, X2, out, A)
+        if not _mlp.all_finite_2d(out):
+            raise _overflow("forward", "the outputs")
         return out[0] if single else out
 
     predict = forward
@@ -252,7 +273,10 @@ class MLP:
         with self._lock:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            return float(self._plan.loss(self._params, X2, T2, A))
+            loss = self._plan.loss(self._params, X2, T2, A)
+        if not math.isfinite(loss):
+            raise _overflow("loss", "the loss")
+        return loss
 
     def gradients(self, X, T):
         """``(grad_weights, grad_biases)``: the exact gradient of ``self.loss(X, T)``.
@@ -264,7 +288,9 @@ class MLP:
         with self._lock:
             self._check_params_finite()
             A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            self._plan.gradient(self._params, X2, T2, grad, A, D)
+            loss = self._plan.gradient(self._params, X2, T2, grad, A, D)
+        if not (math.isfinite(loss) and _mlp.all_finite(grad)):
+            raise _overflow("gradients", "the loss or its gradient")
         return self._split(grad)
 
     def _split(self, flat: np.ndarray):
@@ -285,16 +311,15 @@ class MLP:
         unchanged) if that loss is not finite.
         """
         X2, T2 = self._xt(X, T)
-        lr = check_learning_rate(lr)
+        lr = check_learning_rate(lr, self.dtype)
         with self._lock:
             self._check_params_finite()
             A, D, grad = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            loss = self._plan.train_step(self._params, X2, T2, lr, self.train_biases, grad, A, D)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"train_step: the loss is {loss} with lr={lr}; the step was not applied"
-            )
-        return float(loss)
+            loss, failure = self._plan.train_step(self._params, X2, T2, lr, self.train_biases,
+                                                  grad, A, D)
+        if failure:
+            raise _step_refused("train_step", failure, loss, lr)
+        return loss
 
     def fit(self, X, T, epochs: int = 1, lr: float = 0.1, batch_size: int = 1,
             shuffle: bool = True, seed: int | None = None) -> History:
@@ -307,12 +332,16 @@ class MLP:
         """
         X2, T2 = self._xt(X, T)
         epochs = check_positive_int(epochs, "epochs")
-        lr = check_learning_rate(lr)
-        batch_size = check_positive_int(batch_size, "batch_size")
+        if epochs * 8 > _memory_limit_bytes():  # the history alone would not fit
+            raise ValueError(f"epochs: {epochs} epochs would not fit this machine's memory "
+                             "(8 bytes of history per epoch)")
+        lr = check_learning_rate(lr, self.dtype)
+        n = X2.shape[0]
+        # any batch_size >= n means one batch per epoch
+        batch_size = min(check_positive_int(batch_size, "batch_size"), n)
         shuffle = check_bool(shuffle, "shuffle")
         seed = check_seed(seed)
-        n = X2.shape[0]
-        rows = min(batch_size, n, _BLOCK_ROWS)
+        rows = min(batch_size, _BLOCK_ROWS)
         history = np.zeros(epochs, dtype=np.float64)
         order = np.empty(n, dtype=np.intp)
         with self._lock:
@@ -320,15 +349,12 @@ class MLP:
             if seed is not None:
                 self._rng[0] = seed
             A, D, grad = self._workspace(rows)
-            done, bad_loss = self._plan.fit(
+            done, failure, bad_loss = self._plan.fit(
                 self._params, X2, T2, epochs, lr, batch_size, shuffle, self._rng,
                 self.train_biases, order, grad, A, D, history,
             )
-        if bad_loss is not None:
-            raise FloatingPointError(
-                f"fit diverged in epoch {done + 1}: a batch loss was {bad_loss} with lr={lr}; "
-                "that step was not applied. Try a smaller learning rate or scale the inputs."
-            )
+        if failure:
+            raise _step_refused(f"fit (epoch {done + 1} of {epochs})", failure, bad_loss, lr)
         return History(loss=history.tolist())
 
     # -- explanation ----------------------------------------------------------------------------
@@ -345,8 +371,8 @@ class MLP:
         if not single and X2.shape[0] != 1:
             raise ValueError(f"x: expected one sample of shape ({self.layer_sizes[0]},), "
                              f"got shape {np.shape(x)}")
-        T2 = check_targets(t, 1, self.layer_sizes[-1], True, self.dtype, name="t")
-        lr = check_learning_rate(lr)
+        T2 = check_targets(t, 1, self.layer_sizes[-1], True, self.dtype, name="t", inputs="x")
+        lr = check_learning_rate(lr, self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)
         width = self._plan.total_width
         A = np.empty(width, dtype=self.dtype)
@@ -355,4 +381,6 @@ class MLP:
             self._check_params_finite()
             params = self._params.copy()
             loss = self._plan.gradient(params, X2, T2, grad, A, D)
+        if not (math.isfinite(loss) and _mlp.all_finite(grad)):
+            raise _overflow("explain", "the loss or its gradient")
         return build_trace(self, params, X2[0], T2[0], lr, A, D, grad, float(loss))

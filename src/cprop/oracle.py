@@ -514,27 +514,42 @@ class MLP:
 
     # ---- training ---------------------------------------------------------------------------
 
-    def _sgd_update(self, grad_W: list[Matrix], grad_b: list[Vector], lr: float) -> None:
-        """``p <- p - lr * dE/dp`` for every weight, and for every bias if ``train_biases``."""
-        for W, gW in zip(self.weights, grad_W):
-            for row, grow in zip(W, gW):
-                for j in range(len(row)):
-                    row[j] = row[j] - lr * grow[j]
-        if self.train_biases:
-            for b, gb in zip(self.biases, grad_b):
-                for j in range(len(b)):
-                    b[j] = b[j] - lr * gb[j]
+    def _sgd_update(self, grad_W: list[Matrix], grad_b: list[Vector], lr: float) -> bool:
+        """``p <- p - lr * dE/dp`` for every weight, and for every bias if ``train_biases``.
+
+        The new values are computed first and applied only if every one is finite; a step
+        that would overflow is refused whole (returns False) and nothing changes.
+        """
+        new_W = [[[w - lr * g for w, g in zip(row, grow)] for row, grow in zip(W, gW)]
+                 for W, gW in zip(self.weights, grad_W)]
+        new_b = ([[b - lr * g for b, g in zip(bias, gb)] for bias, gb in zip(self.biases, grad_b)]
+                 if self.train_biases else None)
+        values = [v for W in new_W for row in W for v in row]
+        if new_b is not None:
+            values += [v for b in new_b for v in b]
+        if not all(math.isfinite(v) for v in values):
+            return False
+        for W, nW in zip(self.weights, new_W):
+            for row, nrow in zip(W, nW):
+                row[:] = nrow
+        if new_b is not None:
+            for b, nb in zip(self.biases, new_b):
+                b[:] = nb
+        return True
 
     def train_step(self, X: Any, T: Any, lr: float) -> float:
         """One SGD step on the batch ``(X, T)``; returns the mean loss before the step.
 
-        If that loss is not finite, the parameters are left unchanged.
+        If that loss is not finite, or the update would make a parameter inf/NaN, raises
+        ``FloatingPointError`` and leaves the parameters unchanged.
         """
         lr = _check_lr(lr)
         rows, targets = self._batch(X, T)
         batch_loss, grad_W, grad_b = self._loss_and_gradients(rows, targets)
-        if math.isfinite(batch_loss):
-            self._sgd_update(grad_W, grad_b, lr)
+        if not math.isfinite(batch_loss):
+            raise FloatingPointError(f"the loss is {batch_loss} with lr={lr}; step not applied")
+        if not self._sgd_update(grad_W, grad_b, lr):
+            raise FloatingPointError(f"the update with lr={lr} would overflow; step not applied")
         return batch_loss
 
     def fit(
@@ -553,7 +568,8 @@ class MLP:
         ``shuffle`` is False), in batches of ``batch_size`` consecutive entries of that order (the
         last batch may be smaller); each batch takes one step along the gradient of its own mean
         loss. ``seed`` (if given) reseeds the network's generator first. A non-finite batch loss
-        raises ``FloatingPointError`` before that batch's update (earlier updates stay applied).
+        or an update that would overflow raises ``FloatingPointError`` before that batch's update
+        is applied (earlier updates stay applied).
         """
         epochs = _check_int(epochs, "epochs", 1)
         lr = _check_lr(lr)
@@ -578,8 +594,12 @@ class MLP:
                         f"the loss became {batch_loss} in epoch {epoch + 1} with lr={lr}; "
                         f"training diverged (try a smaller lr)"
                     )
+                if not self._sgd_update(grad_W, grad_b, lr):
+                    raise FloatingPointError(
+                        f"the update in epoch {epoch + 1} with lr={lr} would overflow; "
+                        f"training diverged (try a smaller lr)"
+                    )
                 epoch_loss += batch_loss * count
-                self._sgd_update(grad_W, grad_b, lr)
             history.loss.append(epoch_loss / n)
             history.epochs = len(history.loss)
         return history

@@ -30,6 +30,7 @@ from cpython.exc cimport PyErr_CheckSignals
 
 from cprop._kernels._types cimport (
     Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, LOSS_SQUARED_ERROR,
+    FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE,
 )
 from cprop._kernels._activations cimport (
     activation, activation_derivative, activate_inplace,
@@ -44,6 +45,9 @@ ACTIVATION_CODES = {
     "relu": ACT_RELU,
 }
 LOSS_CODES = {"squared_error": LOSS_SQUARED_ERROR}
+# Why a training step was refused (see train_epochs); 0 means it was applied.
+FAILURE_LOSS = FIT_LOSS_NOT_FINITE
+FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
 
 # How many multiply-adds of training work may pass between two checks for Ctrl-C. A check takes
 # the GIL (~0.1 us); 2**17 multiply-adds take ~50-100 us, so checks cost < 0.5% and an interrupt
@@ -225,37 +229,50 @@ cdef double batch_gradient(
     return loss_sum / count
 
 
-cdef inline void sgd_update(
-    const Layout* lay, floating* params, const floating* grad, floating lr, bint train_biases,
+cdef inline bint sgd_update(
+    const Layout* lay, floating* params, floating* grad, floating lr, bint train_biases,
 ) noexcept nogil:
     # p <- p - lr * dE/dp; with train_biases off, each layer's bias block is left alone.
+    # The new values are written over `grad` first and copied into `params` only if every one is
+    # finite: a step that overflows is refused whole (returns False) and the network keeps the
+    # parameters it had, instead of turning into inf/NaN.
     cdef Py_ssize_t l, k, end
-    if train_biases:
-        for k in range(lay.n_params):
-            params[k] -= lr * grad[k]
-        return
+    cdef bint finite = True
+    cdef floating p_new
     for l in range(lay.n_layers):
-        end = lay.b_off[l]
+        end = lay.b_off[l] + lay.sizes[l + 1] if train_biases else lay.b_off[l]
         for k in range(lay.w_off[l], end):
-            params[k] -= lr * grad[k]
+            p_new = params[k] - lr * grad[k]
+            grad[k] = p_new
+            finite = finite & isfinite(p_new)
+    if not finite:
+        return False
+    if train_biases:
+        memcpy(params, grad, lay.n_params * sizeof(floating))
+    else:
+        for l in range(lay.n_layers):
+            memcpy(params + lay.w_off[l], grad + lay.w_off[l],
+                   (lay.b_off[l] - lay.w_off[l]) * sizeof(floating))
+    return True
 
 
 cdef Py_ssize_t train_epochs(
     const Layout* lay, floating* params, const floating* X, const floating* T, Py_ssize_t n,
     Py_ssize_t epochs, floating lr, Py_ssize_t batch_size, bint shuffle, uint64_t* rng,
     bint train_biases, Py_ssize_t* order, floating* grad, floating* A, floating* D,
-    Py_ssize_t chunk, double* history, double* bad_loss,
+    Py_ssize_t chunk, double* history, double* bad_loss, int* failure,
 ) except -2 nogil:
     # The whole of MLP.fit: epochs of minibatch SGD. history[e] gets the mean over samples of the
     # losses computed during epoch e (each batch's mean loss before its update, weighted by the
-    # batch's size). Returns `epochs`, or the index of the epoch in which a batch loss came out
-    # non-finite (that batch's update is not applied; bad_loss gets the loss). Raises
-    # KeyboardInterrupt between two steps when Ctrl-C is pressed: params then hold the result of
-    # the last completed step.
+    # batch's size). Returns `epochs`, or the index of the epoch in which a step failed; then
+    # failure[0] says how and bad_loss[0] holds that batch's loss, and that step is not applied.
+    # Raises KeyboardInterrupt between two steps when Ctrl-C is pressed: params then hold the
+    # result of the last completed step.
     cdef Py_ssize_t e, start, count, k
     cdef Py_ssize_t work = 0
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef double batch_loss, epoch_loss
+    failure[0] = FIT_OK
     for e in range(epochs):
         if shuffle:
             shuffle_indices(order, n, rng)
@@ -268,11 +285,14 @@ cdef Py_ssize_t train_epochs(
             count = min(batch_size, n - start)
             batch_loss = batch_gradient(lay, params, X, T, order, start, count, grad, A, D,
                                         chunk, True)
+            bad_loss[0] = batch_loss
             if not isfinite(batch_loss):
-                bad_loss[0] = batch_loss
+                failure[0] = FIT_LOSS_NOT_FINITE
+                return e
+            if not sgd_update(lay, params, grad, lr, train_biases):
+                failure[0] = FIT_UPDATE_NOT_FINITE
                 return e
             epoch_loss += batch_loss * count
-            sgd_update(lay, params, grad, lr, train_biases)
             start += count
             work += count * work_per_sample
             if work >= SIGNAL_CHECK_WORK:
@@ -383,30 +403,40 @@ cdef class Plan:
     def train_step(self, floating[::1] params, const floating[:, ::1] X,
                    const floating[:, ::1] T, double lr, bint train_biases,
                    floating[::1] grad, floating[::1] A, floating[::1] D):
-        """One SGD step on the batch (X, T); returns the mean loss before the step."""
+        """One SGD step on the batch (X, T).
+
+        Returns (mean loss before the step, failure code); a failed step is not applied.
+        """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef double result
+        cdef int failure = FIT_OK
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
                                     X.shape[0], &grad[0], &A[0], &D[0], chunk, True)
-            if isfinite(result):
-                sgd_update(&self.lay, &params[0], &grad[0], <floating>lr, train_biases)
-        return result
+            if not isfinite(result):
+                failure = FIT_LOSS_NOT_FINITE
+            elif not sgd_update(&self.lay, &params[0], &grad[0], <floating>lr, train_biases):
+                failure = FIT_UPDATE_NOT_FINITE
+        return result, failure
 
     def fit(self, floating[::1] params, const floating[:, ::1] X, const floating[:, ::1] T,
             Py_ssize_t epochs, double lr, Py_ssize_t batch_size, bint shuffle,
             uint64_t[::1] rng, bint train_biases, Py_ssize_t[::1] order,
             floating[::1] grad, floating[::1] A, floating[::1] D, double[::1] history):
-        """Run `epochs` epochs of minibatch SGD. Returns (epochs completed, bad loss or None)."""
+        """Run `epochs` epochs of minibatch SGD.
+
+        Returns (epochs completed, failure code, the last batch loss computed).
+        """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef Py_ssize_t done
         cdef double bad_loss = 0.0
+        cdef int failure = FIT_OK
         with nogil:
             done = train_epochs(&self.lay, &params[0], &X[0, 0], &T[0, 0], X.shape[0], epochs,
                                 <floating>lr, batch_size, shuffle, &rng[0], train_biases,
                                 &order[0], &grad[0], &A[0], &D[0], chunk, &history[0],
-                                &bad_loss)
-        return done, (None if done == epochs else bad_loss)
+                                &bad_loss, &failure)
+        return done, failure, bad_loss
 
 
 def activation_forward(int act, const floating[::1] z, floating[::1] out):

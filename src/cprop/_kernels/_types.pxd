@@ -10,6 +10,12 @@ cdef enum ActivationCode:
 cdef enum LossCode:
     LOSS_SQUARED_ERROR = 0
 
+# Why a training step was refused (the step is then not applied).
+cdef enum FitFailure:
+    FIT_OK = 0
+    FIT_LOSS_NOT_FINITE = 1     # a batch loss came out inf/NaN: the outputs overflowed
+    FIT_UPDATE_NOT_FINITE = 2   # the update would have made a parameter inf/NaN
+
 
 # The shape of a network, as C arrays owned by ``_mlp.Plan``. Layer l (0 <= l < n_layers) maps
 # sizes[l] inputs to sizes[l + 1] outputs; its weights are params[w_off[l] : w_off[l] + n_in*n_out]
