@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cprop.oracle import activation_derivative
+
 __all__ = ["Trace", "LayerTrace", "build_trace"]
 
 _DERIVATIVE_TEXT = {
@@ -261,7 +263,7 @@ def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
         )
     for l in reversed(range(n_layers)):
         ly = layers[l]
-        ly.da_dz = [_derivative(ly.activation, a) for a in ly.a]
+        ly.da_dz = [activation_derivative(ly.activation, a) for a in ly.a]
         if l == n_layers - 1:
             ly.dE_da = [ak - tk for ak, tk in zip(ly.a, tt)]
         else:
@@ -277,12 +279,3 @@ def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
         layers=layers,
     )
 
-
-def _derivative(name: str, a: float) -> float:
-    if name == "sigmoid":
-        return a * (1 - a)
-    if name == "tanh":
-        return 1 - a * a
-    if name == "relu":
-        return 1.0 if a > 0 else 0.0
-    return 1.0
