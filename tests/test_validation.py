@@ -208,7 +208,7 @@ def test_bad_layer_sizes(sizes):
 
 @pytest.mark.parametrize("arg,values", [
     ("hidden", ["softmax", "Sigmoid", None, 1, "", "sigmoid "]),
-    ("output", ["relu", "tanh", "softmax", None, 1]),
+    ("output", ["relu", "tanh", "leaky_relu", None, 1]),
     ("loss", ["cross_entropy", "mse", None, "squared error", 0]),
 ])
 def test_bad_names(arg, values):

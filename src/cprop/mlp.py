@@ -2,13 +2,17 @@
 
 This module is the thin Python layer: it checks every argument once, lays the parameters out
 in one flat buffer, allocates outputs and workspaces, and hands pointers to
-:mod:`cprop._kernels._mlp`, which runs without the GIL.
+:mod:`cprop._kernels._mlp`, which runs without the GIL. ``fit`` calls the kernel once per epoch
+(the epoch's batches, gradients and updates all run in C); between epochs it does what a user
+steers: learning-rate schedule, validation loss, early stopping, callbacks, progress bar.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -16,6 +20,7 @@ import numpy as np
 
 from cprop._kernels import _mlp
 from cprop._validation import (
+    as_float_array,
     check_bool,
     check_dtype,
     check_inputs,
@@ -25,10 +30,16 @@ from cprop._validation import (
     check_targets,
 )
 from cprop.activations import HIDDEN, OUTPUT, activation_code
+from cprop.optimizers import OptimizerOptions, check_optimizer
+from cprop.schedules import check_schedule
 
-__all__ = ["MLP", "History"]
+__all__ = ["MLP", "History", "LOSSES", "INITS"]
 
 LOSSES = tuple(_mlp.LOSS_CODES)
+INITS = tuple(_mlp.INIT_CODES)
+# Which output activation each loss needs (None: any).
+_LOSS_OUTPUT = {"squared_error": None, "cross_entropy": "softmax",
+                "binary_cross_entropy": "sigmoid"}
 
 # Rows per block when a call covers many samples (forward, loss, gradients of a big X): the
 # workspace is block_rows * (sum of layer widths) values, whatever the number of samples.
@@ -39,12 +50,19 @@ _BLOCK_ROWS = 256
 class History:
     """What :meth:`MLP.fit` returns.
 
-    ``loss[e]`` is the mean over samples of the loss computed during epoch ``e`` (each batch's
-    mean loss before its update, weighted by the batch's size), as scikit-learn's
-    ``loss_curve_``.
+    ``loss[e]`` is the mean over samples of the training loss computed during epoch ``e`` (each
+    batch's mean loss before its update, weighted by the batch's size), as scikit-learn's
+    ``loss_curve_``; ``val_loss[e]`` the mean loss on the validation data after epoch ``e``
+    (empty without validation data); ``lr[e]`` the epoch's learning rate. ``stop_reason`` is
+    ``"max_epochs"``, ``"early_stopping"`` or ``"callback"``; ``best_epoch`` (0-based) the epoch
+    whose parameters early stopping restored, else None.
     """
 
     loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    best_epoch: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -97,6 +115,25 @@ def _memory_limit_bytes() -> int:
         return 2**47
 
 
+def _progress_bar(progress, total: int):
+    """A tqdm bar, or None. progress=None: on when stderr is a terminal and tqdm is installed."""
+    if progress is None:
+        if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+    elif progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            raise ImportError("progress=True needs tqdm: pip install 'cprop[progress]'") from None
+    else:
+        return None
+    return tqdm(total=total, unit="epoch", desc="fit", leave=False)
+
+
 class MLP:
     """A fully connected feed-forward network trained by backpropagation.
 
@@ -104,19 +141,27 @@ class MLP:
     ----------
     layer_sizes : sequence of int
         Widths from input to output, e.g. ``[2, 2, 2]``; zero or more hidden layers.
-    hidden : {"sigmoid", "tanh", "relu", "identity"}
+    hidden : {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}
         Activation of every hidden layer.
-    output : {"sigmoid", "identity"}
-        Activation of the output layer.
-    loss : {"squared_error"}
-        Per-sample loss ``E = sum_k 1/2 (t_k - y_k)**2``; ``loss()`` reports its mean over samples.
+    output : {"sigmoid", "softmax", "identity"}
+        Activation of the output layer (softmax needs at least 2 outputs).
+    loss : {"squared_error", "cross_entropy", "binary_cross_entropy"}
+        Per-sample loss: ``sum_k 1/2 (t_k - y_k)**2`` (any output); ``-sum_k t_k log y_k``
+        (softmax output; targets one-hot rows, probability rows or integer class labels);
+        ``-sum_k [t_k log y_k + (1 - t_k) log(1 - y_k)]`` (sigmoid output, multi-label).
+        ``loss()`` reports its mean over samples.
     dtype : {"float64", "float32"}
-        Precision of the parameters, the arithmetic and the outputs.
+        Precision of the parameters, optimizer state, arithmetic and outputs.
     seed : int in [0, 2**64) or None
-        Seeds cprop's SplitMix64 generator, which draws the Glorot-uniform initial weights and
-        then every epoch's shuffle. ``None`` draws a seed from the OS and keeps it in ``self.seed``.
+        Seeds cprop's SplitMix64 generator, which draws the initial weights and then every
+        epoch's shuffle. ``None`` draws a seed from the OS and keeps it in ``self.seed``.
     train_biases : bool
         If False, training leaves the biases fixed (``gradients`` still returns theirs).
+    negative_slope : float >= 0
+        Slope of ``leaky_relu`` for negative inputs.
+    init : {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal"} or sequence
+        Initial weights (biases start at 0), or the initial parameters themselves as a sequence
+        of ``(W, b)`` pairs shaped ``(n_in, n_out)`` and ``(n_out,)``.
 
     Attributes
     ----------
@@ -139,6 +184,8 @@ class MLP:
         dtype="float64",
         seed: int | None = None,
         train_biases: bool = True,
+        negative_slope: float = 0.01,
+        init="glorot_uniform",
     ):
         sizes = _check_layer_sizes(layer_sizes)
         hidden_code = activation_code(hidden, HIDDEN, "hidden")
@@ -147,9 +194,23 @@ class MLP:
             raise ValueError(
                 f"loss: expected one of {', '.join(repr(x) for x in LOSSES)}, got {loss!r}"
             )
+        needed = _LOSS_OUTPUT[loss]
+        if needed is not None and output != needed:
+            raise ValueError(f"loss: {loss!r} needs output={needed!r}, got output={output!r}")
+        if output == "softmax" and sizes[-1] < 2:
+            raise ValueError("output: 'softmax' needs at least 2 outputs (layer_sizes[-1] >= 2)")
+        if isinstance(negative_slope, (bool, np.bool_)) or not isinstance(
+                negative_slope, (int, float, np.floating, np.integer)) or not (
+                math.isfinite(negative_slope) and negative_slope >= 0):
+            raise ValueError(f"negative_slope: expected a finite number >= 0, "
+                             f"got {negative_slope!r}")
         dt = check_dtype(dtype)
         seed = check_seed(seed)
         train_biases = check_bool(train_biases, "train_biases")
+        user_init = not isinstance(init, str)
+        if not user_init and init not in INITS:
+            raise ValueError(f"init: expected one of {', '.join(repr(i) for i in INITS)} or a "
+                             f"sequence of (W, b) pairs, got {init!r}")
 
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         n_bytes = n_params * dt.itemsize
@@ -165,9 +226,11 @@ class MLP:
         self.loss_name = loss
         self.dtype = dt
         self.train_biases = train_biases
+        self.negative_slope = float(negative_slope)
+        self.init = "user" if user_init else init
         n_layers = len(sizes) - 1
         codes = [hidden_code] * (n_layers - 1) + [output_code]
-        self._plan = _mlp.Plan(sizes, codes, _mlp.LOSS_CODES[loss])
+        self._plan = _mlp.Plan(sizes, codes, _mlp.LOSS_CODES[loss], self.negative_slope)
         assert self._plan.n_params == n_params
         self._params = np.zeros(n_params, dtype=dt)
         self._make_views()
@@ -176,10 +239,39 @@ class MLP:
             seed = int.from_bytes(os.urandom(8), "little")
         self.seed = seed
         self._rng = np.array([seed], dtype=np.uint64)
-        self._plan.init_glorot_uniform(self._params, self._rng)
+        if user_init:
+            self._set_initial_params(init)
+        else:
+            self._plan.init_params(_mlp.INIT_CODES[init], self._params, self._rng)
 
         self._lock = threading.RLock()
         self._workspaces: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._reset_optimizer(OptimizerOptions())
+
+    def _set_initial_params(self, pairs) -> None:
+        try:
+            pairs = list(pairs)
+        except TypeError:
+            raise TypeError(f"init: expected a name or a sequence of (W, b) pairs, "
+                            f"got {type(pairs).__name__}") from None
+        if len(pairs) != len(self._weights):
+            raise ValueError(f"init: expected {len(self._weights)} (W, b) pairs, one per layer, "
+                             f"got {len(pairs)}")
+        for l, pair in enumerate(pairs):
+            try:
+                W, b = pair
+            except (TypeError, ValueError):
+                raise ValueError(f"init[{l}]: expected a (W, b) pair") from None
+            W = as_float_array(W, f"init[{l}][0]", self.dtype)
+            b = as_float_array(b, f"init[{l}][1]", self.dtype)
+            if W.shape != self._weights[l].shape:
+                raise ValueError(f"init[{l}][0]: expected shape {self._weights[l].shape}, "
+                                 f"got {W.shape}")
+            if b.shape != self._biases[l].shape:
+                raise ValueError(f"init[{l}][1]: expected shape {self._biases[l].shape}, "
+                                 f"got {b.shape}")
+            self._weights[l][:] = W
+            self._biases[l][:] = b
 
     # -- parameters -----------------------------------------------------------------------------
 
@@ -219,11 +311,19 @@ class MLP:
         n_layers = len(self.layer_sizes) - 1
         return [self.hidden] * (n_layers - 1) + [self.output]
 
+    @property
+    def optimizer(self) -> OptimizerOptions:
+        """The optimizer (and options) whose state the network currently holds."""
+        return self._opt
+
     def __repr__(self) -> str:
+        extra = ""
+        if self.hidden == "leaky_relu":
+            extra += f", negative_slope={self.negative_slope}"
         return (
             f"MLP({self.layer_sizes}, hidden={self.hidden!r}, output={self.output!r}, "
             f"loss={self.loss_name!r}, dtype={self.dtype.name!r}, seed={self.seed}, "
-            f"train_biases={self.train_biases})"
+            f"train_biases={self.train_biases}{extra})"
         )
 
     def _check_params_finite(self) -> None:
@@ -246,12 +346,60 @@ class MLP:
             self._workspaces[rows] = ws
         return ws
 
+    # -- optimizer state ------------------------------------------------------------------------
+
+    def _reset_optimizer(self, opt: OptimizerOptions, lr: float = 0.0) -> None:
+        self._opt = opt
+        self._opt_state = opt.fresh_state(self.n_params, self.dtype, lr)
+        self._opt_steps = np.zeros(1, dtype=np.int64)
+
+    def _use_optimizer(self, opt: OptimizerOptions, lr: float) -> None:
+        """Keep the state if the optimizer and its options are unchanged, else start fresh."""
+        if opt.state_key != self._opt.state_key:
+            self._reset_optimizer(opt, lr)
+        else:
+            self._opt = opt  # alpha may differ: it is not part of the state
+            if opt.name == "rprop" and self._opt_steps[0] == 0:
+                self._opt_state[self.n_params:] = lr
+
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer state (momentum, Adam moments, Rprop step sizes)."""
+        with self._lock:
+            self._reset_optimizer(self._opt)
+
     # -- evaluation -----------------------------------------------------------------------------
 
-    def _xt(self, X, T):
-        X2, single = check_inputs(X, self.layer_sizes[0], self.dtype)
-        T2 = check_targets(T, X2.shape[0], self.layer_sizes[-1], single, self.dtype)
+    def _xt(self, X, T, name_x="X", name_t="T"):
+        X2, single = check_inputs(X, self.layer_sizes[0], self.dtype, name=name_x)
+        if self.loss_name == "cross_entropy":
+            T = self._labels_to_one_hot(T, X2.shape[0], single, name_t)
+        T2 = check_targets(T, X2.shape[0], self.layer_sizes[-1], single, self.dtype,
+                           name=name_t, inputs=name_x)
+        if self.loss_name != "squared_error":
+            lo, hi = float(T2.min()), float(T2.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(f"{name_t}: {self.loss_name} targets must lie in [0, 1], got "
+                                 f"values in [{lo:g}, {hi:g}]")
         return X2, T2
+
+    def _labels_to_one_hot(self, T, n: int, single: bool, name: str):
+        """Integer class labels (n,) - or one label for one sample - become one-hot rows."""
+        if isinstance(T, (bool, np.bool_)):
+            return T
+        labels = np.asarray(T) if not isinstance(T, np.ndarray) else T
+        if labels.dtype.kind not in "iu" or labels.ndim != (0 if single else 1):
+            return T
+        n_out = self.layer_sizes[-1]
+        flat = labels.reshape(-1)
+        if flat.shape[0] != n:
+            raise ValueError(f"{name}: expected {n} class label{'s' if n != 1 else ''} to match "
+                             f"the inputs, got {flat.shape[0]}")
+        if flat.min() < 0 or flat.max() >= n_out:
+            raise ValueError(f"{name}: class labels must be integers in [0, {n_out}), got values "
+                             f"in [{int(flat.min())}, {int(flat.max())}]")
+        one_hot = np.zeros((n, n_out), dtype=self.dtype)
+        one_hot[np.arange(n), flat] = 1
+        return one_hot
 
     def forward(self, X) -> np.ndarray:
         """The network's outputs: ``(n_samples, n_out)`` for 2-D X, ``(n_out,)`` for one sample."""
@@ -268,8 +416,11 @@ class MLP:
     predict = forward
 
     def loss(self, X, T) -> float:
-        """Mean over samples of the per-sample loss (``sum_k 1/2 (t_k - y_k)**2``)."""
+        """Mean over samples of the per-sample loss."""
         X2, T2 = self._xt(X, T)
+        return self._loss(X2, T2)
+
+    def _loss(self, X2, T2) -> float:
         with self._lock:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
@@ -281,7 +432,8 @@ class MLP:
     def gradients(self, X, T):
         """``(grad_weights, grad_biases)``: the exact gradient of ``self.loss(X, T)``.
 
-        Lists shaped like ``weights`` and ``biases`` (views into one new flat array).
+        Lists shaped like ``weights`` and ``biases`` (views into one new flat array). The L2
+        term of ``alpha`` is a training option, not part of the loss, so it is not included.
         """
         X2, T2 = self._xt(X, T)
         grad = np.empty(self.n_params, dtype=self.dtype)
@@ -304,58 +456,172 @@ class MLP:
 
     # -- training -------------------------------------------------------------------------------
 
-    def train_step(self, X, T, lr: float = 0.1) -> float:
-        """One SGD step on the batch (X, T) with the gradient of its mean loss.
+    def train_step(self, X, T, lr: float = 0.1, *, optimizer="sgd", momentum=0.0,
+                   nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, alpha=0.0) -> float:
+        """One optimizer step on the batch (X, T) with the gradient of its mean loss.
 
-        Returns the mean loss before the step. Raises FloatingPointError (and leaves the network
-        unchanged) if that loss is not finite.
+        Takes the optimizer options of :meth:`fit` and shares its state. Returns the mean loss
+        before the step. Raises FloatingPointError, leaving the network and the optimizer state
+        unchanged, if that loss is not finite or the update would overflow.
         """
         X2, T2 = self._xt(X, T)
         lr = check_learning_rate(lr, self.dtype)
+        opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
         with self._lock:
             self._check_params_finite()
+            self._use_optimizer(opt, lr)
             A, D, grad = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            loss, failure = self._plan.train_step(self._params, X2, T2, lr, self.train_biases,
-                                                  grad, A, D)
+            loss, failure = self._plan.train_step(
+                self._params, X2, T2, lr, opt.kernel_options(self.train_biases),
+                self._opt_state, self._opt_steps, grad, A, D)
         if failure:
             raise _step_refused("train_step", failure, loss, lr)
         return loss
 
-    def fit(self, X, T, epochs: int = 1, lr: float = 0.1, batch_size: int = 1,
-            shuffle: bool = True, seed: int | None = None) -> History:
-        """Minibatch SGD over (X, T); the whole epoch loop runs in compiled code without the GIL.
+    def fit(self, X, T, *, epochs: int = 1, lr: float = 0.1, batch_size: int = 1,
+            shuffle: bool = True, seed: int | None = None, optimizer: str = "sgd",
+            momentum: float = 0.0, nesterov: bool = False, beta1: float = 0.9,
+            beta2: float = 0.999, eps: float = 1e-8, alpha: float = 0.0,
+            lr_schedule="constant", validation_data=None, validation_fraction: float = 0.0,
+            early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
+            callbacks=(), progress=None) -> History:
+        """Train on (X, T); each epoch runs in compiled code without the GIL.
 
         Batches of ``batch_size`` rows in epoch order (the last may be smaller and uses its own
         mean); with ``shuffle`` each epoch's order is a fresh Fisher-Yates shuffle drawn from the
-        network's generator, which ``seed`` reseeds first. Ctrl-C raises KeyboardInterrupt at the
-        next batch boundary; the network keeps the parameters of the last completed step.
+        network's generator, which ``seed`` reseeds first. ``optimizer`` is ``"sgd"`` (with
+        ``momentum``, ``nesterov``), ``"adam"`` (``beta1``, ``beta2``, ``eps``) or ``"rprop"``;
+        ``alpha`` is L2 on the weights; ``lr_schedule`` sets each epoch's rate (see
+        :mod:`cprop.schedules`).
+
+        Validation: ``validation_data=(X_val, T_val)``, or ``validation_fraction`` of the rows
+        held out (chosen by a shuffle from the network's generator when ``shuffle``, else the last
+        rows). ``early_stopping`` stops when the validation loss (the training loss if there is
+        no validation data) has not improved by more than ``min_delta`` for ``patience`` epochs,
+        and restores the parameters of the best epoch. Each of ``callbacks`` is called as
+        ``callback(net, history)`` after every epoch; returning True stops training.
+        ``progress=True`` shows a tqdm bar with the loss (``None``: only on a terminal).
+
+        Returns a :class:`History`. A step whose loss is not finite or whose update would
+        overflow stops training with FloatingPointError (naming the epoch and the learning
+        rate); that step is not applied. Ctrl-C raises KeyboardInterrupt at the next batch
+        boundary; the network keeps the parameters of the last completed step.
         """
         X2, T2 = self._xt(X, T)
         epochs = check_positive_int(epochs, "epochs")
-        if epochs * 8 > _memory_limit_bytes():  # the history alone would not fit
-            raise ValueError(f"epochs: {epochs} epochs would not fit this machine's memory "
-                             "(8 bytes of history per epoch)")
+        if epochs * 24 > _memory_limit_bytes():  # the history alone would not fit
+            raise ValueError(f"epochs: {epochs} epochs would not fit this machine's memory")
         lr = check_learning_rate(lr, self.dtype)
-        n = X2.shape[0]
-        # any batch_size >= n means one batch per epoch
-        batch_size = min(check_positive_int(batch_size, "batch_size"), n)
+        batch_size = check_positive_int(batch_size, "batch_size")
         shuffle = check_bool(shuffle, "shuffle")
         seed = check_seed(seed)
-        rows = min(batch_size, _BLOCK_ROWS)
-        history = np.zeros(epochs, dtype=np.float64)
-        order = np.empty(n, dtype=np.intp)
+        opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
+        schedule = check_schedule(lr_schedule)
+        early_stopping = check_bool(early_stopping, "early_stopping")
+        patience = check_positive_int(patience, "patience")
+        if isinstance(min_delta, (bool, np.bool_)) or not isinstance(
+                min_delta, (int, float, np.integer, np.floating)) or not (
+                math.isfinite(min_delta) and min_delta >= 0):
+            raise ValueError(f"min_delta: expected a finite number >= 0, got {min_delta!r}")
+        if callable(callbacks):
+            callbacks = (callbacks,)
+        try:
+            callbacks = tuple(callbacks)
+        except TypeError:
+            raise TypeError("callbacks: expected a sequence of callables") from None
+        for k, cb in enumerate(callbacks):
+            if not callable(cb):
+                raise TypeError(f"callbacks[{k}]: expected a callable, got {cb!r}")
+        if isinstance(validation_fraction, (bool, np.bool_)) or not isinstance(
+                validation_fraction, (int, float, np.integer, np.floating)) or not (
+                0 <= validation_fraction < 1):
+            raise ValueError(f"validation_fraction: expected a number in [0, 1), "
+                             f"got {validation_fraction!r}")
+        if validation_data is not None and validation_fraction:
+            raise ValueError("validation_fraction: give validation_data or validation_fraction, "
+                             "not both")
+        X_val = T_val = None
+        if validation_data is not None:
+            try:
+                Xv, Tv = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data: expected a pair (X_val, T_val)") from None
+            X_val, T_val = self._xt(Xv, Tv, "validation_data[0]", "validation_data[1]")
+
         with self._lock:
             self._check_params_finite()
             if seed is not None:
                 self._rng[0] = seed
-            A, D, grad = self._workspace(rows)
-            done, failure, bad_loss = self._plan.fit(
-                self._params, X2, T2, epochs, lr, batch_size, shuffle, self._rng,
-                self.train_biases, order, grad, A, D, history,
-            )
-        if failure:
-            raise _step_refused(f"fit (epoch {done + 1} of {epochs})", failure, bad_loss, lr)
-        return History(loss=history.tolist())
+            if validation_fraction:
+                X2, T2, X_val, T_val = self._split_validation(X2, T2, validation_fraction,
+                                                              shuffle)
+            n = X2.shape[0]
+            batch_size = min(batch_size, n)  # any batch_size >= n: one batch per epoch
+            self._use_optimizer(opt, lr)
+            options = opt.kernel_options(self.train_biases)
+            A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
+            order = np.empty(n, dtype=np.intp)
+            history = History()
+            best = (math.inf, None, None)  # (monitored loss, epoch, params)
+            waited = 0
+            bar = _progress_bar(progress, epochs)
+            try:
+                for e in range(epochs):
+                    lr_e = schedule.lr(lr, e, epochs)
+                    check_learning_rate(lr_e, self.dtype, name="lr_schedule (epoch "
+                                        f"{e + 1}: lr={lr_e!r})")
+                    failure, epoch_loss, batch_loss = self._plan.fit_epoch(
+                        self._params, X2, T2, lr_e, batch_size, shuffle, self._rng, options,
+                        self._opt_state, self._opt_steps, order, grad, A, D)
+                    if failure:
+                        exc = _step_refused(f"fit (epoch {e + 1} of {epochs})", failure,
+                                            batch_loss, lr_e)
+                        exc.history = history
+                        raise exc
+                    history.loss.append(epoch_loss)
+                    history.lr.append(lr_e)
+                    monitored = epoch_loss
+                    if X_val is not None:
+                        monitored = self._loss(X_val, T_val)
+                        history.val_loss.append(monitored)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{epoch_loss:.4g}", **(
+                            {"val_loss": f"{monitored:.4g}"} if X_val is not None else {}))
+                        bar.update(1)
+                    if early_stopping:
+                        if monitored < best[0] - min_delta:
+                            best = (monitored, e, self._params.copy())
+                            waited = 0
+                        else:
+                            waited += 1
+                            if waited >= patience:
+                                history.stop_reason = "early_stopping"
+                                break
+                    if any(cb(self, history) is True for cb in callbacks):
+                        history.stop_reason = "callback"
+                        break
+            finally:
+                if bar is not None:
+                    bar.close()
+            if early_stopping and best[2] is not None:
+                self._params[:] = best[2]
+                history.best_epoch = best[1]
+        return history
+
+    def _split_validation(self, X2, T2, fraction, shuffle):
+        n = X2.shape[0]
+        n_val = int(math.ceil(fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(f"validation_fraction: {fraction} of {n} samples leaves "
+                             f"{n - n_val} to train on and {n_val} to validate; need >= 1 each")
+        if shuffle:
+            order = np.empty(n, dtype=np.intp)
+            _mlp.shuffled_order(self._rng, order)
+            val, train = np.sort(order[n - n_val:]), np.sort(order[: n - n_val])
+        else:
+            val, train = np.arange(n - n_val, n), np.arange(n - n_val)
+        return (np.ascontiguousarray(X2[train]), np.ascontiguousarray(T2[train]),
+                np.ascontiguousarray(X2[val]), np.ascontiguousarray(T2[val]))
 
     # -- explanation ----------------------------------------------------------------------------
 
@@ -367,11 +633,10 @@ class MLP:
         """
         from cprop.explain import build_trace
 
-        X2, single = check_inputs(x, self.layer_sizes[0], self.dtype, name="x")
-        if not single and X2.shape[0] != 1:
+        X2, T2 = self._xt(x, t, "x", "t")
+        if X2.shape[0] != 1:
             raise ValueError(f"x: expected one sample of shape ({self.layer_sizes[0]},), "
                              f"got shape {np.shape(x)}")
-        T2 = check_targets(t, 1, self.layer_sizes[-1], True, self.dtype, name="t", inputs="x")
         lr = check_learning_rate(lr, self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)
         width = self._plan.total_width

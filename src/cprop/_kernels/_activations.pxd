@@ -2,13 +2,24 @@
 # this file compiles them into its own loops (no call through a pointer).
 #
 # Derivatives are taken from the activation's *output* a = f(z), as backprop has a at hand:
-# sigmoid' = a(1 - a), tanh' = 1 - a^2, relu' = [a > 0] (0 at z = 0, as PyTorch), identity' = 1.
+# sigmoid' = a(1 - a), tanh' = 1 - a^2, relu' = [a > 0] (0 at z = 0, as PyTorch),
+# leaky_relu' = 1 if a > 0 else slope (slope >= 0, so a > 0 exactly when z > 0), identity' = 1.
+# Softmax is row-wise (``activate_row``); its Jacobian is applied in the loss kernel.
 # cprop.oracle computes exactly the same expressions, grouped the same way.
 
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 
-from cprop._kernels._types cimport ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU
+from cprop._kernels._types cimport (
+    ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
+)
+
+
+cdef inline floating exp_(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
 
 
 cdef inline floating sigmoid(floating x) noexcept nogil:
@@ -16,19 +27,13 @@ cdef inline floating sigmoid(floating x) noexcept nogil:
     # and sigmoid(+-1000) and sigmoid(+-1e308) are exactly 1 and 0.
     cdef floating e
     if x >= 0:
-        if floating is float:
-            e = expf(-x)
-        else:
-            e = exp(-x)
+        e = exp_(-x)
         return 1 / (1 + e)
-    if floating is float:
-        e = expf(x)
-    else:
-        e = exp(x)
+    e = exp_(x)
     return e / (1 + e)
 
 
-cdef inline floating activation(int act, floating z) noexcept nogil:
+cdef inline floating activation(int act, floating z, floating slope) noexcept nogil:
     if act == ACT_SIGMOID:
         return sigmoid(z)
     if act == ACT_TANH:
@@ -38,23 +43,42 @@ cdef inline floating activation(int act, floating z) noexcept nogil:
             return tanh(z)
     if act == ACT_RELU:
         return z if z > 0 else 0
+    if act == ACT_LEAKY_RELU:
+        return z if z > 0 else slope * z
     return z
 
 
-cdef inline floating activation_derivative(int act, floating a) noexcept nogil:
-    # d f(z) / dz written in terms of the output a = f(z).
+cdef inline floating activation_derivative(int act, floating a, floating slope) noexcept nogil:
+    # d f(z) / dz written in terms of the output a = f(z) (not for softmax: see output_delta).
     if act == ACT_SIGMOID:
         return a * (1 - a)
     if act == ACT_TANH:
         return 1 - a * a
     if act == ACT_RELU:
         return 1 if a > 0 else 0
+    if act == ACT_LEAKY_RELU:
+        return 1 if a > 0 else slope
     return 1
 
 
-cdef inline void activate_inplace(int act, floating* z, Py_ssize_t n) noexcept nogil:
+cdef inline void activate_row(int act, floating* z, Py_ssize_t n, floating slope) noexcept nogil:
+    # One sample's layer output, in place.
     cdef Py_ssize_t j
+    cdef floating m, s
     if act == ACT_IDENTITY:
         return
+    if act == ACT_SOFTMAX:
+        # Shift by the row maximum so exp() never overflows: exact 0/1 limits at +-1000.
+        m = z[0]
+        for j in range(1, n):
+            if z[j] > m:
+                m = z[j]
+        s = 0
+        for j in range(n):
+            z[j] = exp_(z[j] - m)
+            s += z[j]
+        for j in range(n):
+            z[j] = z[j] / s
+        return
     for j in range(n):
-        z[j] = activation(act, z[j])
+        z[j] = activation(act, z[j], slope)

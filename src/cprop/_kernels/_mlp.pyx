@@ -1,15 +1,16 @@
-"""Multilayer-perceptron kernels: forward pass, backpropagation, SGD, whole training epochs.
+"""Multilayer-perceptron kernels: forward pass, backpropagation, optimizers, whole epochs.
 
 Design (the layering of scikit-learn's ``sklearn/_loss/_loss.pyx.tp``):
 
-(a) ``_activations.pxd`` / ``_random.pxd``: single-value C functions, inline, nogil.
+(a) ``_activations.pxd``, ``_optimizers.pxd``, ``_random.pxd``: single-value C functions,
+    inline, nogil.
 (b) Layer kernels, nogil noexcept, over a block of ``rows`` samples stored row-major:
     ``dense_forward``       z = a_in @ W + b, then the activation, in place;
     ``output_delta``        the loss of each sample and delta = dE/dz at the output layer;
     ``backprop_layer``      adds this block's dE/dW and dE/db, and the delta of the layer below.
 (c) Network kernels chaining them: ``forward_rows``, ``batch_gradient`` (mean gradient of the
-    batch, in blocks of at most ``chunk`` rows so memory stays bounded), ``sgd_update`` and
-    ``train_epochs``, the whole minibatch loop of ``MLP.fit`` without the GIL.
+    batch, in blocks of at most ``chunk`` rows so memory stays bounded), ``optimizer_step`` and
+    ``train_epoch``, one whole minibatch epoch of ``MLP.fit`` without the GIL.
 (d) ``Plan``: the layout as C arrays plus thin ``def`` methods that ``cprop.mlp`` calls once it
     has checked every argument. Kernels trust their inputs: dtypes, C-contiguity, shapes,
     finiteness and non-emptiness are the Python layer's job (with bounds checks off, that
@@ -21,20 +22,25 @@ float64 results agree to the last bit or two.
 """
 
 from cython cimport floating
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.math cimport sqrt, isfinite
+from libc.math cimport sqrt, isfinite, log, log1p, fabs, cos
 from libc.string cimport memcpy, memset
 
 from cpython.exc cimport PyErr_CheckSignals
 
 from cprop._kernels._types cimport (
-    Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, LOSS_SQUARED_ERROR,
+    Layout, OptConfig,
+    ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
+    LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY,
+    OPT_SGD, OPT_ADAM, OPT_RPROP,
+    INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL, INIT_HE_UNIFORM, INIT_HE_NORMAL,
     FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE,
 )
 from cprop._kernels._activations cimport (
-    activation, activation_derivative, activate_inplace,
+    exp_, activation, activation_derivative, activate_row,
 )
+from cprop._kernels._optimizers cimport sgd_value, adam_value, rprop_value
 from cprop._kernels._random cimport uniform01, shuffle_indices
 
 
@@ -43,9 +49,22 @@ ACTIVATION_CODES = {
     "sigmoid": ACT_SIGMOID,
     "tanh": ACT_TANH,
     "relu": ACT_RELU,
+    "leaky_relu": ACT_LEAKY_RELU,
+    "softmax": ACT_SOFTMAX,
 }
-LOSS_CODES = {"squared_error": LOSS_SQUARED_ERROR}
-# Why a training step was refused (see train_epochs); 0 means it was applied.
+LOSS_CODES = {
+    "squared_error": LOSS_SQUARED_ERROR,
+    "cross_entropy": LOSS_CROSS_ENTROPY,
+    "binary_cross_entropy": LOSS_BINARY_CROSS_ENTROPY,
+}
+OPTIMIZER_CODES = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rprop": OPT_RPROP}
+INIT_CODES = {
+    "glorot_uniform": INIT_GLOROT_UNIFORM,
+    "glorot_normal": INIT_GLOROT_NORMAL,
+    "he_uniform": INIT_HE_UNIFORM,
+    "he_normal": INIT_HE_NORMAL,
+}
+# Why a training step was refused (see train_epoch); 0 means it was applied.
 FAILURE_LOSS = FIT_LOSS_NOT_FINITE
 FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
 
@@ -64,7 +83,8 @@ cdef inline void dense_forward(
     const floating* W,       # IN  (n_in, n_out)
     const floating* b,       # IN  (n_out,)
     floating* a_out,         # OUT (rows, n_out): z, then f(z) in place
-    Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act,
+    floating* z_out,         # OUT (rows, n_out) a copy of z before the activation, or NULL
+    Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope,
 ) noexcept nogil:
     cdef Py_ssize_t r, i, j
     cdef floating a_i
@@ -81,35 +101,81 @@ cdef inline void dense_forward(
             w_row = W + i * n_out
             for j in range(n_out):
                 z[j] += a_i * w_row[j]
-        activate_inplace(act, z, n_out)
+        if z_out != NULL:
+            memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
+        activate_row(act, z, n_out, slope)
+
+
+cdef inline double softplus(double z) noexcept nogil:
+    # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|).
+    return (z if z > 0 else 0.0) + log1p(exp_(-fabs(z)))
 
 
 cdef inline double output_delta(
+    const Layout* lay,
     const floating* y,       # IN  (rows, n_out) network outputs
+    const floating* z,       # IN  (rows, n_out) the output layer's net inputs (logits)
     const floating* T,       # IN  targets, row r at T + row_index(r) * n_out
     const Py_ssize_t* idx,   # IN  sample indices of the rows (NULL: rows start..start+rows-1)
     Py_ssize_t start,
     floating* delta,         # OUT (rows, n_out) dE/dz of each sample; NULL: loss only
-    Py_ssize_t rows, Py_ssize_t n_out, int act, int loss, double loss_sum,
+    Py_ssize_t rows, double loss_sum,
 ) noexcept nogil:
     # Returns loss_sum plus each row's loss, added one sample at a time (in double) so that the
     # total does not depend on how a batch is cut into blocks.
-    cdef Py_ssize_t r, k
+    #   squared_error          E = sum_k 1/2 (t_k - y_k)^2; delta = (y - t) * f'(z), or for a
+    #                          softmax output delta_k = y_k (g_k - sum_j g_j y_j) with g = y - t
+    #   cross_entropy          E = sum_k t_k (logsumexp(z) - z_k) = -sum_k t_k log y_k, from the
+    #                          logits so that no log(0) can occur; delta = y - t
+    #   binary_cross_entropy   E = sum_k softplus(z_k) - t_k z_k; delta = y - t
+    cdef Py_ssize_t r, k, L = lay.n_layers, n_out = lay.sizes[L]
+    cdef int act = lay.act[L - 1]
+    cdef floating slope = <floating>lay.slope
     cdef const floating* t
-    cdef floating y_k, diff
-    cdef double sample_loss
+    cdef const floating* y_r
+    cdef const floating* z_r
+    cdef floating* d_r
+    cdef floating diff, dot
+    cdef double sample_loss, m, s
     for r in range(rows):
         t = T + (idx[start + r] if idx != NULL else start + r) * n_out
+        y_r = y + r * n_out
+        z_r = z + r * n_out
+        d_r = delta + r * n_out if delta != NULL else NULL
         sample_loss = 0.0
-        for k in range(n_out):
-            y_k = y[r * n_out + k]
-            # squared_error: E = sum_k 1/2 (t_k - y_k)^2, dE/dy_k = y_k - t_k,
-            # delta_k = dE/dy_k * dy_k/dz_k.
-            diff = t[k] - y_k
-            sample_loss += 0.5 * diff * diff
-            if delta != NULL:
-                delta[r * n_out + k] = (y_k - t[k]) * activation_derivative(act, y_k)
+        if lay.loss == LOSS_CROSS_ENTROPY:
+            m = z_r[0]
+            for k in range(1, n_out):
+                if z_r[k] > m:
+                    m = z_r[k]
+            s = 0.0
+            for k in range(n_out):
+                s += exp_(<double>z_r[k] - m)
+            m = m + log(s)  # logsumexp(z)
+            for k in range(n_out):
+                sample_loss += t[k] * (m - z_r[k])
+        elif lay.loss == LOSS_BINARY_CROSS_ENTROPY:
+            for k in range(n_out):
+                sample_loss += softplus(z_r[k]) - t[k] * <double>z_r[k]
+        else:
+            for k in range(n_out):
+                diff = t[k] - y_r[k]
+                sample_loss += 0.5 * diff * diff
         loss_sum += sample_loss
+        if d_r == NULL:
+            continue
+        if lay.loss != LOSS_SQUARED_ERROR:
+            for k in range(n_out):
+                d_r[k] = y_r[k] - t[k]
+        elif act == ACT_SOFTMAX:
+            dot = 0
+            for k in range(n_out):
+                dot += (y_r[k] - t[k]) * y_r[k]
+            for k in range(n_out):
+                d_r[k] = y_r[k] * ((y_r[k] - t[k]) - dot)
+        else:
+            for k in range(n_out):
+                d_r[k] = (y_r[k] - t[k]) * activation_derivative(act, y_r[k], slope)
     return loss_sum
 
 
@@ -121,7 +187,7 @@ cdef inline void backprop_layer(
     floating* grad_b,        # IN/OUT (n_out,)      += column sums of delta
     floating* delta_in,      # OUT (rows, n_in) dE/dz of the layer below, if compute_delta_in
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
-    int act_in, bint compute_delta_in,
+    int act_in, floating slope, bint compute_delta_in,
 ) noexcept nogil:
     cdef Py_ssize_t r, i, j
     cdef floating a_i, s
@@ -143,7 +209,8 @@ cdef inline void backprop_layer(
                 s = 0
                 for j in range(n_out):
                     s += w_row[j] * d[j]
-                delta_in[r * n_in + i] = s * activation_derivative(act_in, a_in[r * n_in + i])
+                delta_in[r * n_in + i] = s * activation_derivative(
+                    act_in, a_in[r * n_in + i], slope)
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,12 +234,14 @@ cdef inline void load_rows(
 cdef inline void forward_block(
     const Layout* lay, const floating* params, floating* A, Py_ssize_t rows,
 ) noexcept nogil:
-    # Layer 0 of A holds the inputs; fills layers 1 .. n_layers.
-    cdef Py_ssize_t l
-    for l in range(lay.n_layers):
+    # Layer 0 of A holds the inputs; fills layers 1 .. n_layers and the output logits.
+    cdef Py_ssize_t l, L = lay.n_layers
+    for l in range(L):
         dense_forward(
             A + rows * lay.a_off[l], params + lay.w_off[l], params + lay.b_off[l],
-            A + rows * lay.a_off[l + 1], rows, lay.sizes[l], lay.sizes[l + 1], lay.act[l],
+            A + rows * lay.a_off[l + 1],
+            A + rows * lay.a_off[L + 1] if l == L - 1 else NULL,
+            rows, lay.sizes[l], lay.sizes[l + 1], lay.act[l], <floating>lay.slope,
         )
 
 
@@ -208,9 +277,8 @@ cdef double batch_gradient(
         load_rows(lay, X, idx, start + c0, rows, A)
         forward_block(lay, params, A, rows)
         loss_sum = output_delta(
-            A + rows * lay.a_off[L], T, idx, start + c0,
-            D + rows * lay.a_off[L] if want_grad else NULL,
-            rows, lay.sizes[L], lay.act[L - 1], lay.loss, loss_sum,
+            lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, idx, start + c0,
+            D + rows * lay.a_off[L] if want_grad else NULL, rows, loss_sum,
         )
         if want_grad:
             l = L - 1
@@ -219,7 +287,7 @@ cdef double batch_gradient(
                     A + rows * lay.a_off[l], D + rows * lay.a_off[l + 1], params + lay.w_off[l],
                     grad + lay.w_off[l], grad + lay.b_off[l], D + rows * lay.a_off[l],
                     rows, lay.sizes[l], lay.sizes[l + 1],
-                    lay.act[l - 1] if l > 0 else ACT_IDENTITY, l > 0,
+                    lay.act[l - 1] if l > 0 else ACT_IDENTITY, <floating>lay.slope, l > 0,
                 )
                 l -= 1
         c0 += rows
@@ -229,89 +297,118 @@ cdef double batch_gradient(
     return loss_sum / count
 
 
-cdef inline bint sgd_update(
-    const Layout* lay, floating* params, floating* grad, floating lr, bint train_biases,
+cdef inline floating param_value(
+    const OptConfig* opt, Py_ssize_t k, Py_ssize_t n, floating p, floating g, floating* state,
+    floating lr, floating step_size, floating bc2_sqrt, bint commit,
 ) noexcept nogil:
-    # p <- p - lr * dE/dp; with train_biases off, each layer's bias block is left alone.
-    # The new values are written over `grad` first and copied into `params` only if every one is
-    # finite: a step that overflows is refused whole (returns False) and the network keeps the
-    # parameters it had, instead of turning into inf/NaN.
-    cdef Py_ssize_t l, k, end
-    cdef bint finite = True
-    cdef floating p_new
-    for l in range(lay.n_layers):
-        end = lay.b_off[l] + lay.sizes[l + 1] if train_biases else lay.b_off[l]
-        for k in range(lay.w_off[l], end):
-            p_new = params[k] - lr * grad[k]
-            grad[k] = p_new
-            finite = finite & isfinite(p_new)
-    if not finite:
-        return False
-    if train_biases:
-        memcpy(params, grad, lay.n_params * sizeof(floating))
-    else:
+    if opt.kind == OPT_ADAM:
+        return adam_value(opt, p, g, state + k, state + n + k, step_size, bc2_sqrt, commit)
+    if opt.kind == OPT_RPROP:
+        return rprop_value(opt, p, g, state + k, state + n + k, commit)
+    return sgd_value(opt, p, g, state + k if state != NULL else NULL, lr, commit)
+
+
+cdef bint optimizer_step(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* grad,
+    floating* state, int64_t* step_count, double lr,
+) noexcept nogil:
+    # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
+    # gradient `grad`, with L2 alpha * W added to the weights' gradient. Two passes: the first
+    # only checks that every new value is finite; the second (identical arithmetic) writes the
+    # parameters and the optimizer state. Returns False, changing nothing, if a value would be
+    # inf/NaN. state: SGD momentum [velocity], Adam [m, v], Rprop [prev grad, step size].
+    cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
+    cdef int pass_
+    cdef bint commit, finite = True
+    cdef floating g, p_new, alpha = <floating>opt.alpha
+    cdef floating step_size = 0, bc2_sqrt = 0
+    cdef double t
+    if opt.kind == OPT_ADAM:
+        t = <double>(step_count[0] + 1)
+        step_size = <floating>(lr / (1.0 - opt.beta1 ** t))
+        bc2_sqrt = <floating>sqrt(1.0 - opt.beta2 ** t)
+    for pass_ in range(2):
+        commit = pass_ == 1
         for l in range(lay.n_layers):
-            memcpy(params + lay.w_off[l], grad + lay.w_off[l],
-                   (lay.b_off[l] - lay.w_off[l]) * sizeof(floating))
+            w_end = lay.b_off[l]
+            b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+            for k in range(lay.w_off[l], b_end):
+                g = grad[k]
+                if k < w_end and alpha != 0:
+                    g = g + alpha * params[k]
+                p_new = param_value(opt, k, n, params[k], g, state, <floating>lr, step_size,
+                                    bc2_sqrt, commit)
+                if commit:
+                    params[k] = p_new
+                else:
+                    finite = finite & isfinite(p_new)
+        if not finite:
+            return False
+    step_count[0] += 1
     return True
 
 
-cdef Py_ssize_t train_epochs(
-    const Layout* lay, floating* params, const floating* X, const floating* T, Py_ssize_t n,
-    Py_ssize_t epochs, floating lr, Py_ssize_t batch_size, bint shuffle, uint64_t* rng,
-    bint train_biases, Py_ssize_t* order, floating* grad, floating* A, floating* D,
-    Py_ssize_t chunk, double* history, double* bad_loss, int* failure,
-) except -2 nogil:
-    # The whole of MLP.fit: epochs of minibatch SGD. history[e] gets the mean over samples of the
-    # losses computed during epoch e (each batch's mean loss before its update, weighted by the
-    # batch's size). Returns `epochs`, or the index of the epoch in which a step failed; then
-    # failure[0] says how and bad_loss[0] holds that batch's loss, and that step is not applied.
-    # Raises KeyboardInterrupt between two steps when Ctrl-C is pressed: params then hold the
-    # result of the last completed step.
-    cdef Py_ssize_t e, start, count, k
+cdef int train_epoch(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
+    const floating* T, Py_ssize_t n, double lr, Py_ssize_t batch_size, bint shuffle,
+    uint64_t* rng, Py_ssize_t* order, floating* grad, floating* A, floating* D,
+    Py_ssize_t chunk, floating* state, int64_t* step_count, double* epoch_loss,
+    double* batch_loss,
+) except -1 nogil:
+    # One epoch of MLP.fit: minibatches of `batch_size` rows in epoch order (a fresh shuffle if
+    # `shuffle`), each a step along the gradient of its own mean loss. epoch_loss gets the mean
+    # over samples of the losses computed during the epoch (each batch's mean loss before its
+    # update, weighted by the batch's size). Returns FIT_OK, or why a step was refused (then
+    # batch_loss holds that batch's loss and the step is not applied). Raises KeyboardInterrupt
+    # between two steps when Ctrl-C is pressed: params hold the last completed step's result.
+    cdef Py_ssize_t start, count, k
     cdef Py_ssize_t work = 0
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
-    cdef double batch_loss, epoch_loss
-    failure[0] = FIT_OK
-    for e in range(epochs):
-        if shuffle:
-            shuffle_indices(order, n, rng)
-        else:
-            for k in range(n):
-                order[k] = k
-        epoch_loss = 0.0
-        start = 0
-        while start < n:
-            count = min(batch_size, n - start)
-            batch_loss = batch_gradient(lay, params, X, T, order, start, count, grad, A, D,
-                                        chunk, True)
-            bad_loss[0] = batch_loss
-            if not isfinite(batch_loss):
-                failure[0] = FIT_LOSS_NOT_FINITE
-                return e
-            if not sgd_update(lay, params, grad, lr, train_biases):
-                failure[0] = FIT_UPDATE_NOT_FINITE
-                return e
-            epoch_loss += batch_loss * count
-            start += count
-            work += count * work_per_sample
-            if work >= SIGNAL_CHECK_WORK:
-                work = 0
-                with gil:
-                    PyErr_CheckSignals()
-        history[e] = epoch_loss / n
-    return epochs
+    cdef double total = 0.0
+    if shuffle:
+        shuffle_indices(order, n, rng)
+    else:
+        for k in range(n):
+            order[k] = k
+    start = 0
+    while start < n:
+        count = min(batch_size, n - start)
+        batch_loss[0] = batch_gradient(lay, params, X, T, order, start, count, grad, A, D,
+                                       chunk, True)
+        if not isfinite(batch_loss[0]):
+            return FIT_LOSS_NOT_FINITE
+        if not optimizer_step(lay, opt, params, grad, state, step_count, lr):
+            return FIT_UPDATE_NOT_FINITE
+        total += batch_loss[0] * count
+        start += count
+        work += count * work_per_sample
+        if work >= SIGNAL_CHECK_WORK:
+            work = 0
+            with gil:
+                PyErr_CheckSignals()
+    epoch_loss[0] = total / n
+    return FIT_OK
 
 
 # --------------------------------------------------------------------------------------------
 # (d) Python entry points
 # --------------------------------------------------------------------------------------------
 
+cdef OptConfig make_opt_config(tuple options):
+    # (kind, momentum, nesterov, beta1, beta2, eps, alpha, eta_minus, eta_plus, step_min,
+    #  step_max, train_biases), as cprop.optimizers.kernel_options builds it.
+    cdef OptConfig opt
+    (opt.kind, opt.momentum, opt.nesterov, opt.beta1, opt.beta2, opt.eps, opt.alpha,
+     opt.eta_minus, opt.eta_plus, opt.step_min, opt.step_max, opt.train_biases) = options
+    return opt
+
+
 cdef class Plan:
     """The C-level layout of one network (widths, parameter offsets, activation codes).
 
     Built once per :class:`cprop.MLP`; its methods take the network's flat ``params`` buffer and
-    preallocated outputs/workspaces, all already validated by :mod:`cprop.mlp`.
+    preallocated outputs/workspaces, all already validated by :mod:`cprop.mlp`. A workspace for
+    blocks of ``rows`` samples holds ``rows * total_width`` values.
     """
 
     cdef Layout lay
@@ -320,11 +417,11 @@ cdef class Plan:
     cdef readonly Py_ssize_t n_params
     cdef readonly Py_ssize_t total_width
 
-    def __cinit__(self, sizes, activations, int loss):
+    def __cinit__(self, sizes, activations, int loss, double slope=0.01):
         cdef Py_ssize_t L = len(sizes) - 1, l, offset
         if L < 1 or len(activations) != L:
             raise ValueError("Plan needs len(sizes) >= 2 and one activation per layer")
-        self._ints = <Py_ssize_t*>malloc((4 * L + 3) * sizeof(Py_ssize_t))
+        self._ints = <Py_ssize_t*>malloc((4 * L + 4) * sizeof(Py_ssize_t))
         self._acts = <int*>malloc(L * sizeof(int))
         if self._ints == NULL or self._acts == NULL:
             raise MemoryError()
@@ -335,6 +432,7 @@ cdef class Plan:
         self.lay.a_off = self._ints + (3 * L + 1)
         self.lay.act = self._acts
         self.lay.loss = loss
+        self.lay.slope = slope
         for l in range(L + 1):
             self.lay.sizes[l] = sizes[l]
         offset = 0
@@ -346,26 +444,45 @@ cdef class Plan:
             offset += sizes[l + 1]
             self.lay.act[l] = activations[l]
             self.lay.a_off[l + 1] = self.lay.a_off[l] + sizes[l]
-        self.lay.a_off[L + 1] = self.lay.a_off[L] + sizes[L]
+        self.lay.a_off[L + 1] = self.lay.a_off[L] + sizes[L]       # output logits
+        self.lay.a_off[L + 2] = self.lay.a_off[L + 1] + sizes[L]   # total width
         self.lay.n_params = offset
         self.n_params = offset
-        self.total_width = self.lay.a_off[L + 1]
+        self.total_width = self.lay.a_off[L + 2]
 
     def __dealloc__(self):
         free(self._ints)
         free(self._acts)
 
-    def init_glorot_uniform(self, floating[::1] params, uint64_t[::1] rng):
-        """Glorot-uniform weights, layer by layer, row by row; zero biases."""
+    def init_params(self, int kind, floating[::1] params, uint64_t[::1] rng):
+        """Random initial weights, layer by layer, row by row; zero biases.
+
+        glorot_uniform (2u - 1) sqrt(6 / (n_in + n_out)); he_uniform (2u - 1) sqrt(6 / n_in);
+        glorot_normal N(0, 2 / (n_in + n_out)); he_normal N(0, 2 / n_in). A normal draw is
+        sqrt(-2 log(1 - u1)) cos(2 pi u2) (Box-Muller, two uniforms per weight; 1 - u1 > 0).
+        """
         cdef Py_ssize_t l, k, n_in, n_out
-        cdef double limit
+        cdef double scale, u1, u2, value
         with nogil:
             for l in range(self.lay.n_layers):
                 n_in = self.lay.sizes[l]
                 n_out = self.lay.sizes[l + 1]
-                limit = sqrt(6.0 / <double>(n_in + n_out))
+                if kind == INIT_GLOROT_UNIFORM:
+                    scale = sqrt(6.0 / <double>(n_in + n_out))
+                elif kind == INIT_HE_UNIFORM:
+                    scale = sqrt(6.0 / <double>n_in)
+                elif kind == INIT_GLOROT_NORMAL:
+                    scale = sqrt(2.0 / <double>(n_in + n_out))
+                else:
+                    scale = sqrt(2.0 / <double>n_in)
                 for k in range(n_in * n_out):
-                    params[self.lay.w_off[l] + k] = <floating>((2.0 * uniform01(&rng[0]) - 1.0) * limit)
+                    if kind == INIT_GLOROT_UNIFORM or kind == INIT_HE_UNIFORM:
+                        value = (2.0 * uniform01(&rng[0]) - 1.0) * scale
+                    else:
+                        u1 = uniform01(&rng[0])
+                        u2 = uniform01(&rng[0])
+                        value = sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2) * scale
+                    params[self.lay.w_off[l] + k] = <floating>value
                 for k in range(n_out):
                     params[self.lay.b_off[l] + k] = 0
 
@@ -401,58 +518,64 @@ cdef class Plan:
         return result
 
     def train_step(self, floating[::1] params, const floating[:, ::1] X,
-                   const floating[:, ::1] T, double lr, bint train_biases,
+                   const floating[:, ::1] T, double lr, tuple options,
+                   floating[::1] state, int64_t[::1] step_count,
                    floating[::1] grad, floating[::1] A, floating[::1] D):
-        """One SGD step on the batch (X, T).
+        """One optimizer step on the batch (X, T).
 
         Returns (mean loss before the step, failure code); a failed step is not applied.
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef double result
         cdef int failure = FIT_OK
+        cdef OptConfig opt = make_opt_config(options)
+        cdef floating* state_ptr = &state[0] if state.shape[0] > 0 else NULL
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
                                     X.shape[0], &grad[0], &A[0], &D[0], chunk, True)
             if not isfinite(result):
                 failure = FIT_LOSS_NOT_FINITE
-            elif not sgd_update(&self.lay, &params[0], &grad[0], <floating>lr, train_biases):
+            elif not optimizer_step(&self.lay, &opt, &params[0], &grad[0], state_ptr,
+                                    &step_count[0], lr):
                 failure = FIT_UPDATE_NOT_FINITE
         return result, failure
 
-    def fit(self, floating[::1] params, const floating[:, ::1] X, const floating[:, ::1] T,
-            Py_ssize_t epochs, double lr, Py_ssize_t batch_size, bint shuffle,
-            uint64_t[::1] rng, bint train_biases, Py_ssize_t[::1] order,
-            floating[::1] grad, floating[::1] A, floating[::1] D, double[::1] history):
-        """Run `epochs` epochs of minibatch SGD.
+    def fit_epoch(self, floating[::1] params, const floating[:, ::1] X, const floating[:, ::1] T,
+                  double lr, Py_ssize_t batch_size, bint shuffle, uint64_t[::1] rng,
+                  tuple options, floating[::1] state, int64_t[::1] step_count,
+                  Py_ssize_t[::1] order, floating[::1] grad, floating[::1] A, floating[::1] D):
+        """One epoch of minibatch training.
 
-        Returns (epochs completed, failure code, the last batch loss computed).
+        Returns (failure code, epoch loss, the last batch loss computed).
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
-        cdef Py_ssize_t done
-        cdef double bad_loss = 0.0
-        cdef int failure = FIT_OK
+        cdef double epoch_loss = 0.0, batch_loss = 0.0
+        cdef int failure
+        cdef OptConfig opt = make_opt_config(options)
+        cdef floating* state_ptr = &state[0] if state.shape[0] > 0 else NULL
         with nogil:
-            done = train_epochs(&self.lay, &params[0], &X[0, 0], &T[0, 0], X.shape[0], epochs,
-                                <floating>lr, batch_size, shuffle, &rng[0], train_biases,
-                                &order[0], &grad[0], &A[0], &D[0], chunk, &history[0],
-                                &bad_loss, &failure)
-        return done, failure, bad_loss
+            failure = train_epoch(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], X.shape[0],
+                                  lr, batch_size, shuffle, &rng[0], &order[0], &grad[0], &A[0],
+                                  &D[0], chunk, state_ptr, &step_count[0], &epoch_loss,
+                                  &batch_loss)
+        return failure, epoch_loss, batch_loss
 
 
-def activation_forward(int act, const floating[::1] z, floating[::1] out):
+def activation_forward(int act, const floating[::1] z, floating[::1] out, double slope=0.01):
     """out[i] <- f(z[i]) for the activation with code `act`."""
     cdef Py_ssize_t i
     with nogil:
         for i in range(z.shape[0]):
-            out[i] = activation(act, z[i])
+            out[i] = activation(act, z[i], <floating>slope)
 
 
-def activation_backward(int act, const floating[::1] a, floating[::1] out):
+def activation_backward(int act, const floating[::1] a, floating[::1] out,
+                        double slope=0.01):
     """out[i] <- f'(z[i]), computed from the output a[i] = f(z[i])."""
     cdef Py_ssize_t i
     with nogil:
         for i in range(a.shape[0]):
-            out[i] = activation_derivative(act, a[i])
+            out[i] = activation_derivative(act, a[i], <floating>slope)
 
 
 
@@ -478,3 +601,18 @@ cdef bint _all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
         if not isfinite(values[i]):
             return False
     return True
+
+
+def shuffled_order(uint64_t[::1] rng, Py_ssize_t[::1] order):
+    """order <- a fresh Fisher-Yates shuffle of 0 .. n-1 drawn from the generator `rng`."""
+    with nogil:
+        shuffle_indices(&order[0], order.shape[0], &rng[0])
+
+
+def softmax_rows(const floating[:, ::1] z, floating[:, ::1] out):
+    """out[r] <- softmax(z[r]) for every row, max-shifted (no overflow for any finite input)."""
+    cdef Py_ssize_t r, n = z.shape[1]
+    with nogil:
+        for r in range(z.shape[0]):
+            memcpy(&out[r, 0], &z[r, 0], n * sizeof(floating))
+            activate_row(ACT_SOFTMAX, &out[r, 0], n, 0)

@@ -1,14 +1,30 @@
-# Codes shared by every kernel module. The Python layer never writes these numbers itself: it reads
-# them from ``cprop._kernels._mlp.ACTIVATION_CODES`` / ``LOSS_CODES``, so the two cannot drift.
+# Codes and structs shared by every kernel module. The Python layer never writes these numbers
+# itself: it reads them from ``cprop._kernels._mlp.ACTIVATION_CODES`` (etc.), so the two cannot
+# drift apart.
 
 cdef enum ActivationCode:
     ACT_IDENTITY = 0
     ACT_SIGMOID = 1
     ACT_TANH = 2
     ACT_RELU = 3
+    ACT_LEAKY_RELU = 4
+    ACT_SOFTMAX = 5          # output layer only: row-wise, not elementwise
 
 cdef enum LossCode:
-    LOSS_SQUARED_ERROR = 0
+    LOSS_SQUARED_ERROR = 0         # sum_k 1/2 (t_k - y_k)^2, any output
+    LOSS_CROSS_ENTROPY = 1         # -sum_k t_k log y_k, softmax output, from the logits
+    LOSS_BINARY_CROSS_ENTROPY = 2  # -sum_k [t_k log y_k + (1-t_k) log(1-y_k)], sigmoid output
+
+cdef enum OptimizerCode:
+    OPT_SGD = 0      # torch.optim.SGD (dampening 0), momentum and nesterov optional
+    OPT_ADAM = 1     # torch.optim.Adam (amsgrad off)
+    OPT_RPROP = 2    # torch.optim.Rprop (iRprop-)
+
+cdef enum InitCode:
+    INIT_GLOROT_UNIFORM = 0
+    INIT_GLOROT_NORMAL = 1
+    INIT_HE_UNIFORM = 2
+    INIT_HE_NORMAL = 3
 
 # Why a training step was refused (the step is then not applied).
 cdef enum FitFailure:
@@ -21,7 +37,9 @@ cdef enum FitFailure:
 # sizes[l] inputs to sizes[l + 1] outputs; its weights are params[w_off[l] : w_off[l] + n_in*n_out]
 # (row-major (n_in, n_out), so z = a @ W + b) and its biases params[b_off[l] : b_off[l] + n_out].
 # In a workspace of `rows` rows, the activations of layer l (l = 0 is the input) start at
-# rows * a_off[l]; a_off[n_layers + 1] is the total width, the sum of all sizes.
+# rows * a_off[l]; rows * a_off[n_layers + 1] holds the output layer's net input z (kept because
+# the cross-entropy losses are computed from the logits), and a_off[n_layers + 2] is the total
+# width per row.
 cdef struct Layout:
     Py_ssize_t n_layers
     Py_ssize_t n_params
@@ -31,3 +49,20 @@ cdef struct Layout:
     Py_ssize_t* a_off
     int* act
     int loss
+    double slope             # negative slope of leaky_relu
+
+
+# One optimizer and its options (the learning rate is passed per epoch).
+cdef struct OptConfig:
+    int kind
+    double momentum
+    bint nesterov
+    double beta1
+    double beta2
+    double eps
+    double alpha             # L2 on weights only: alpha * W added to the weight gradient
+    double eta_minus
+    double eta_plus
+    double step_min
+    double step_max
+    bint train_biases

@@ -1,0 +1,105 @@
+"""Optimizers by name, their options, and their state.
+
+``"sgd"`` is ``torch.optim.SGD`` (dampening 0) with optional ``momentum`` and ``nesterov``;
+``"adam"`` is ``torch.optim.Adam`` (``beta1``, ``beta2``, ``eps``, bias correction, no amsgrad);
+``"rprop"`` is ``torch.optim.Rprop`` (iRprop−: etas (0.5, 1.2), step sizes clamped to
+[1e-6, 50], ``lr`` the initial step size; meant for full-batch training). ``alpha`` is L2 on the
+weights only, added to the weight gradient as ``alpha * W`` (torch's ``weight_decay``;
+scikit-learn's ``alpha`` is divided by the batch size instead).
+
+The optimizer state lives on the network in one flat buffer beside ``params`` (``slots`` vectors
+of ``n_params`` values: SGD momentum [velocity], Adam [m, v], Rprop [previous gradient, step
+size]) plus a step counter, and carries over between ``fit``/``train_step`` calls for as long as
+the optimizer and its options stay the same; changing them starts fresh state.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from cprop._kernels import _mlp
+
+__all__ = ["OPTIMIZERS", "OptimizerOptions", "check_optimizer"]
+
+OPTIMIZERS = tuple(_mlp.OPTIMIZER_CODES)
+
+RPROP_ETAS = (0.5, 1.2)
+RPROP_STEP_SIZES = (1e-6, 50.0)
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    name: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    alpha: float = 0.0
+
+    @property
+    def slots(self) -> int:
+        """Number of n_params-long state vectors."""
+        if self.name == "sgd":
+            return 1 if self.momentum != 0 else 0
+        return 2
+
+    @property
+    def state_key(self) -> tuple:
+        """What must stay the same for the state to carry over (alpha may change freely)."""
+        if self.name == "sgd":
+            return ("sgd", self.momentum, self.nesterov)
+        if self.name == "adam":
+            return ("adam", self.beta1, self.beta2, self.eps)
+        return ("rprop",)
+
+    def kernel_options(self, train_biases: bool) -> tuple:
+        """The tuple ``_mlp.make_opt_config`` unpacks."""
+        return (_mlp.OPTIMIZER_CODES[self.name], float(self.momentum), bool(self.nesterov),
+                float(self.beta1), float(self.beta2), float(self.eps), float(self.alpha),
+                RPROP_ETAS[0], RPROP_ETAS[1], RPROP_STEP_SIZES[0], RPROP_STEP_SIZES[1],
+                bool(train_biases))
+
+    def fresh_state(self, n_params: int, dtype, lr: float) -> np.ndarray:
+        state = np.zeros(self.slots * n_params, dtype=dtype)
+        if self.name == "rprop":
+            state[n_params:] = lr  # torch.optim.Rprop starts every step size at lr
+        return state
+
+
+def _number(value, name: str, low: float, high: float, low_open=False, high_open=True) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (
+        v < high if high_open else v <= high)
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name}: expected a number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+    return v
+
+
+def check_optimizer(optimizer="sgd", momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999,
+                    eps=1e-8, alpha=0.0) -> OptimizerOptions:
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer: expected one of {', '.join(repr(o) for o in OPTIMIZERS)}, "
+            f"got {optimizer!r}")
+    momentum = _number(momentum, "momentum", 0.0, 1.0)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov: expected True or False, got {nesterov!r}")
+    if nesterov and (optimizer != "sgd" or momentum == 0):
+        raise ValueError("nesterov: Nesterov momentum needs optimizer='sgd' and momentum > 0")
+    if momentum != 0 and optimizer != "sgd":
+        raise ValueError(f"momentum: only optimizer='sgd' takes momentum (got {optimizer!r}; "
+                         "adam has beta1)")
+    beta1 = _number(beta1, "beta1", 0.0, 1.0)
+    beta2 = _number(beta2, "beta2", 0.0, 1.0)
+    eps = _number(eps, "eps", 0.0, math.inf, low_open=True)
+    alpha = _number(alpha, "alpha", 0.0, math.inf)
+    return OptimizerOptions(optimizer, momentum, bool(nesterov), beta1, beta2, eps, alpha)
