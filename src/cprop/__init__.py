@@ -7,6 +7,8 @@ implementation of the same definitions.
 
 from cprop._version import __version__
 from cprop.mlp import MLP, History
-from cprop import activations, examples, oracle
+from cprop.io import load
+from cprop import activations, examples, optimizers, oracle, schedules
 
-__all__ = ["MLP", "History", "activations", "examples", "oracle", "__version__"]
+__all__ = ["MLP", "History", "load", "activations", "examples", "optimizers", "oracle",
+           "schedules", "__version__"]

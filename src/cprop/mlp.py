@@ -623,6 +623,15 @@ class MLP:
         return (np.ascontiguousarray(X2[train]), np.ascontiguousarray(T2[train]),
                 np.ascontiguousarray(X2[val]), np.ascontiguousarray(T2[val]))
 
+    # -- files ----------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the network to ``path`` (an ``.npz``; see :func:`cprop.load`)."""
+        from cprop.io import save
+
+        with self._lock:
+            save(self, path)
+
     # -- explanation ----------------------------------------------------------------------------
 
     def explain(self, x, t, lr: float = 0.5):
