@@ -115,3 +115,49 @@ def test_python_dash_m_and_console_script():
     out = subprocess.run([sys.executable, "-m", "cprop", "--version"], check=True,
                          capture_output=True, text=True).stdout
     assert out.strip() == f"cprop {cprop.__version__}"
+
+
+PAIRINGS = [("sigmoid", "squared_error"), ("softmax", "squared_error"),
+            ("identity", "squared_error"), ("softmax", "cross_entropy"),
+            ("sigmoid", "binary_cross_entropy")]
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "relu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("output,loss", PAIRINGS)
+def test_explain_every_loss_and_activation(hidden, output, loss):
+    net = cprop.MLP([3, 4, 3], hidden=hidden, output=output, loss=loss, seed=11,
+                    negative_slope=0.1)
+    x = [0.3, -0.7, 0.2]
+    t = [0.0, 1.0, 0.0] if output == "softmax" else [0.2, 0.9, 0.0]
+    tr = net.explain(x, t, lr=0.25)
+    assert sum(tr.output_losses) == pytest.approx(net.loss(x, t), rel=1e-13)
+    gw, gb = net.gradients(x, t)
+    for l, ly in enumerate(tr.layers):
+        np.testing.assert_array_equal(ly.grad_W, gw[l])
+        np.testing.assert_array_equal(ly.grad_b, gb[l])
+    out = tr.layers[-1]
+    y, tt = np.array(out.a), np.array(t)
+    if loss != "squared_error":
+        np.testing.assert_allclose(out.delta, y - tt, rtol=0, atol=1e-15)
+        assert out.dE_da is None
+    elif output == "softmax":
+        g = y - tt
+        np.testing.assert_allclose(out.delta, y * (g - g @ y), rtol=1e-14, atol=1e-16)
+    hidden_layer = tr.layers[0]
+    np.testing.assert_allclose(hidden_layer.delta,
+                               np.multiply(hidden_layer.dE_da, hidden_layer.da_dz), rtol=1e-15)
+    text = str(tr)
+    assert "Loss: E" in text and "delta_y3" in text
+    if hidden == "leaky_relu":
+        assert "0.1·[h1 ≤ 0]" in text
+
+
+def test_explain_cli_loss_option(capsys):
+    code, out, _ = run_cli(capsys, "explain", "--layers", "2,3,3", "--output", "softmax",
+                           "--loss", "cross_entropy", "--t", "0,0,1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["delta"][-1] == pytest.approx(
+        [data["out"][-1][0], data["out"][-1][1], data["out"][-1][2] - 1.0], abs=1e-15)
+    code, _, err = run_cli(capsys, "explain", "--layers", "2,3,3", "--loss", "cross_entropy")
+    assert code == 2 and "needs output='softmax'" in err

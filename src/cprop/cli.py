@@ -2,6 +2,7 @@
 
     cprop demo [--network seed|canonical] [--steps N] [--json]
     cprop explain --layers 3,4,2 [--seed 0] [--hidden sigmoid] [--output sigmoid]
+                  [--loss squared_error] [--negative-slope 0.01]
                   [--x 0.1,0.2,0.3] [--t 0,1] [--lr 0.5] [--json]
 """
 
@@ -43,6 +44,7 @@ def _nonnegative_int(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     from cprop import __version__
     from cprop.activations import HIDDEN, OUTPUT
+    from cprop.mlp import LOSSES
 
     p = argparse.ArgumentParser(prog="cprop", description="Backpropagation at C speed.")
     p.add_argument("--version", action="version", version=f"cprop {__version__}")
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seeds the weights, x and t (default 0)")
     e.add_argument("--hidden", choices=HIDDEN, default="sigmoid")
     e.add_argument("--output", choices=OUTPUT, default="sigmoid")
+    e.add_argument("--loss", choices=LOSSES, default="squared_error")
+    e.add_argument("--negative-slope", type=float, default=0.01,
+                   help="slope of leaky_relu for negative inputs (default 0.01)")
     e.add_argument("--x", type=_floats, help="the input (default: uniform in [-1, 1))")
     e.add_argument("--t", type=_floats, help="the target (default: uniform in [0, 1))")
     e.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
@@ -70,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
 def _explain(args) -> str:
     from cprop.mlp import MLP
 
-    net = MLP(args.layers, hidden=args.hidden, output=args.output, seed=args.seed)
+    net = MLP(args.layers, hidden=args.hidden, output=args.output, loss=args.loss,
+              seed=args.seed, negative_slope=args.negative_slope)
     # x and t come from the same seed (NumPy's generator), so a command line repeats exactly.
     rng = np.random.default_rng(args.seed)
     x = args.x if args.x is not None else rng.uniform(-1, 1, net.layer_sizes[0]).round(4)

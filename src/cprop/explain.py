@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 
-from cprop.oracle import activation_derivative
+from cprop.activations import derivative
 
 __all__ = ["Trace", "LayerTrace", "build_trace"]
 
@@ -22,6 +24,7 @@ _DERIVATIVE_TEXT = {
     "tanh": "1 − {a}²",
     "relu": "[{a} > 0]",
     "identity": "1",
+    "leaky_relu": "[{a} > 0] + {slope}·[{a} ≤ 0]",
 }
 
 
@@ -56,9 +59,11 @@ class LayerTrace:
     b: list[float]
     z: list[float]
     a: list[float]
-    dE_da: list[float]  # dE/da_j: for the output layer y - t; below it sum_k W_next[j][k] delta_k
+    # dE/da_j: for the output layer y - t (squared error; None for the cross-entropies, whose
+    # delta y - t is taken through the logits directly); below it sum_k W_next[j][k] delta_k
+    dE_da: list[float] | None
     dE_da_terms: list[list[float]] | None  # the terms W_next[j][k] * delta_next[k] of that sum
-    da_dz: list[float]
+    da_dz: list[float] | None  # None for a softmax output (a Jacobian, not a factor per unit)
     delta: list[float]  # dE/dz_j = dE/da_j * da_j/dz_j
     grad_W: list[list[float]]
     grad_b: list[float]
@@ -77,7 +82,8 @@ class Trace:
     lr: float
     train_biases: bool
     loss: float
-    output_losses: list[float]  # E_k = 1/2 (t_k - y_k)^2
+    output_losses: list[float]  # each output's term of the loss
+    negative_slope: float = 0.01
     layers: list[LayerTrace] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -159,10 +165,20 @@ class Trace:
         w("")
         last = self.layers[-1]
         n_layers = len(self.layers)
-        w("Loss: E = sum_k 1/2 (t_k − y_k)²")
+        w({"squared_error": "Loss: E = sum_k 1/2 (t_k − y_k)²",
+           "cross_entropy": "Loss: E = −sum_k t_k log y_k = sum_k t_k (logsumexp(z) − z_k)",
+           "binary_cross_entropy": "Loss: E = −sum_k [t_k log y_k + (1 − t_k) log(1 − y_k)]"
+                                   " = sum_k softplus(z_k) − t_k z_k"}[self.loss_name])
         for k, e in enumerate(self.output_losses):
             y = self.unit_name(n_layers, k)
-            w(f"  E_{y} = 1/2 ({_num(self.t[k])} − {_num(last.a[k])})² = {_num(e)}")
+            if self.loss_name == "squared_error":
+                w(f"  E_{y} = 1/2 ({_num(self.t[k])} − {_num(last.a[k])})² = {_num(e)}")
+            elif self.loss_name == "cross_entropy":
+                w(f"  E_{y} = {_num(self.t[k])}·(logsumexp(z) − {_factor(last.z[k])}) = "
+                  f"{_num(e)}")
+            else:
+                w(f"  E_{y} = softplus({_num(last.z[k])}) − {_num(self.t[k])}·"
+                  f"{_factor(last.z[k])} = {_num(e)}")
         w(f"  E = " + " + ".join(f"E_{self.unit_name(n_layers, k)}"
                                  for k in range(len(self.output_losses)))
           + f" = {_num(self.loss)}")
@@ -171,6 +187,9 @@ class Trace:
         for ly in reversed(self.layers):
             L = ly.index
             w(f"  layer {L} ({'output' if L == n_layers else 'hidden'}, {ly.activation})")
+            if ly.dE_da is None or ly.da_dz is None:
+                self._format_fused_delta(w, ly)
+                continue
             for j in range(len(ly.a)):
                 u = self.unit_name(L, j)
                 if ly.dE_da_terms is None:
@@ -185,7 +204,7 @@ class Trace:
                     terms = _signed_sum(ly.dE_da_terms[j])
                     w(f"    dE/d{u} = {names}")
                     w(f"           = {terms} = {_num(ly.dE_da[j])}")
-                deriv = _DERIVATIVE_TEXT[ly.activation].format(a=u)
+                deriv = _DERIVATIVE_TEXT[ly.activation].format(a=u, slope=_num(self.negative_slope))
                 w(f"    d{u}/dz_{u} = {deriv} = {_num(ly.da_dz[j])}")
                 w(f"    delta_{u} = {_factor(ly.dE_da[j])} · {_factor(ly.da_dz[j])} = "
                   f"{_num(ly.delta[j])}")
@@ -209,6 +228,25 @@ class Trace:
                 w(f"  dE/d{name} = delta_{self.unit_name(L, j)} = {_num(ly.grad_b[j])}"
                   f"    {update}")
         return "\n".join(out)
+
+    def _format_fused_delta(self, w, ly) -> None:
+        """The output deltas that are not one factor per unit."""
+        L = ly.index
+        names = [self.unit_name(L, j) for j in range(len(ly.a))]
+        if self.loss_name != "squared_error":
+            act = "softmax" if self.loss_name == "cross_entropy" else "sigmoid"
+            w(f"    {self.loss_name} with a {act} output: delta = dE/dz = y − t directly "
+              "(the log's and the activation's derivatives cancel)")
+            for j, u in enumerate(names):
+                w(f"    delta_{u} = {_num(ly.a[j])} − {_num(self.t[j])} = {_num(ly.delta[j])}")
+            return
+        g = [a - t for a, t in zip(ly.a, self.t)]
+        dot = sum(gk * ak for gk, ak in zip(g, ly.a))
+        w("    squared error through softmax: with g = y − t, delta_k = y_k (g_k − sum_j g_j y_j)")
+        w(f"    sum_j g_j y_j = {_num(dot)}")
+        for j, u in enumerate(names):
+            w(f"    delta_{u} = {_num(ly.a[j])}·({_num(g[j])} − {_factor(dot)}) = "
+              f"{_num(ly.delta[j])}")
 
     def __str__(self) -> str:
         return self.format()
@@ -237,9 +275,7 @@ def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
     def block(buf, layer):
         return [float(v) for v in buf[a_off[layer] : a_off[layer + 1]]]
 
-    y = block(A, n_layers)
     tt = [float(v) for v in t]
-    output_losses = [0.5 * (tk - yk) * (tk - yk) for tk, yk in zip(tt, y)]
     layers: list[LayerTrace] = []
     for l, (w_sl, b_sl, n_in, n_out) in enumerate(layer_views):
         W = params[w_sl].reshape(n_in, n_out)
@@ -261,11 +297,18 @@ def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
                 new_b=new_params[b_sl].tolist(),
             )
         )
+    out = layers[-1]
+    output_losses = _output_losses(net.loss_name, out.z, out.a, tt)
     for l in reversed(range(n_layers)):
         ly = layers[l]
-        ly.da_dz = [activation_derivative(ly.activation, a) for a in ly.a]
+        if ly.activation == "softmax":
+            ly.da_dz = None
+        else:
+            ly.da_dz = derivative(ly.activation, ly.a, dtype="float64",
+                                  negative_slope=net.negative_slope).tolist()
         if l == n_layers - 1:
-            ly.dE_da = [ak - tk for ak, tk in zip(ly.a, tt)]
+            ly.dE_da = ([ak - tk for ak, tk in zip(ly.a, tt)]
+                        if net.loss_name == "squared_error" else None)
         else:
             above = layers[l + 1]
             ly.dE_da_terms = [
@@ -276,6 +319,18 @@ def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
     return Trace(
         layer_sizes=list(sizes), loss_name=net.loss_name, x=[float(v) for v in x], t=tt,
         lr=float(lr), train_biases=net.train_biases, loss=loss, output_losses=output_losses,
-        layers=layers,
+        layers=layers, negative_slope=net.negative_slope,
     )
+
+
+def _output_losses(loss_name: str, z, y, t) -> list[float]:
+    """Each output's term of the sample loss, from the logits where the loss is a log-loss."""
+    if loss_name == "cross_entropy":
+        m = max(z)
+        lse = m + math.log(sum(math.exp(zk - m) for zk in z))
+        return [tk * (lse - zk) for tk, zk in zip(t, z)]
+    if loss_name == "binary_cross_entropy":
+        return [(zk if zk > 0 else 0.0) + math.log1p(math.exp(-abs(zk))) - tk * zk
+                for tk, zk in zip(t, z)]
+    return [0.5 * (tk - yk) * (tk - yk) for tk, yk in zip(t, y)]
 
