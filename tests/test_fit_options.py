@@ -287,3 +287,14 @@ def test_stable_losses_at_extreme_logits():
         assert bce.loss(X, [[1.0]]) == 0.0
         gw, _ = bce.gradients(X, [[0.0]])
         np.testing.assert_array_equal(gw[0], [[1.0], [-1.0]])
+
+
+def test_cross_entropy_target_rows_must_sum_to_one():
+    # Regression: rows in [0, 1] summing to s != 1 have gradient s*y - t, not the fused y - t
+    # (found by tests/test_torch.py); they are refused rather than given a wrong gradient.
+    a = cprop.MLP([2, 3], output="softmax", loss="cross_entropy", seed=0)
+    X = np.array([[0.3, -0.7], [0.1, 0.2]])
+    for method in (a.loss, a.gradients, a.train_step):
+        with pytest.raises(ValueError, match="row 0 sums to 0.5"):
+            method(X, [[0.5, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert np.isfinite(a.loss(X, [[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]))  # soft targets are fine

@@ -380,6 +380,15 @@ class MLP:
             if lo < 0 or hi > 1:
                 raise ValueError(f"{name_t}: {self.loss_name} targets must lie in [0, 1], got "
                                  f"values in [{lo:g}, {hi:g}]")
+        if self.loss_name == "cross_entropy":
+            # The fused output delta y - t is the gradient only for target rows that are
+            # probability distributions; a row summing to s has gradient s*y - t.
+            sums = T2.sum(axis=1, dtype=np.float64)
+            worst = int(np.argmax(np.abs(sums - 1.0)))
+            if abs(sums[worst] - 1.0) > (1e-6 if self.dtype == np.float64 else 1e-5):
+                raise ValueError(f"{name_t}: cross_entropy targets must be one-hot or "
+                                 f"probability rows summing to 1 (or integer class labels); "
+                                 f"row {worst} sums to {sums[worst]:.9g}")
         return X2, T2
 
     def _labels_to_one_hot(self, T, n: int, single: bool, name: str):
