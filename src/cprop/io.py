@@ -1,9 +1,547 @@
-"""Saving and loading networks (``MLP.save`` / ``cprop.load``). Being written."""
+"""Saving and loading networks: ``net.save(path)`` and ``cprop.load(path)``.
+
+File format: ``cprop-mlp`` version 1
+------------------------------------
+
+A saved network is a ZIP archive as written by :func:`numpy.savez` (uncompressed), holding
+exactly five ``.npy`` members, each a 1-D array of plain numbers:
+
+===================  ================  ===========================================================
+member               dtype             contents
+===================  ================  ===========================================================
+``header``           uint8             UTF-8 JSON object (below)
+``params``           float64/float32   ``net.params``: for each layer, W row-major then b; the
+                                       header's ``dtype``, length ``n_params``
+``optimizer_state``  as ``params``     the optimizer's ``slots * n_params`` state values (SGD
+                                       with momentum: velocity; Adam: m then v; Rprop: previous
+                                       gradient then step sizes; SGD without momentum: none)
+``optimizer_steps``  int64, length 1   optimizer steps taken (Adam's bias correction)
+``rng_state``        uint64, length 1  the SplitMix64 generator state (the next epoch's shuffle)
+===================  ================  ===========================================================
+
+The header holds exactly these fields::
+
+    {"format": "cprop-mlp", "version": 1, "cprop_version": "0.1.0",
+     "layer_sizes": [2, 3, 1], "hidden": "tanh", "output": "sigmoid",
+     "loss": "squared_error", "dtype": "float64", "train_biases": true,
+     "negative_slope": 0.01, "seed": 12345, "init": "glorot_uniform",
+     "optimizer": {"name": "adam", "momentum": 0.0, "nesterov": false, "beta1": 0.9,
+                   "beta2": 0.999, "eps": 1e-08, "alpha": 0.0},
+     "n_params": 13}
+
+``seed`` is a JSON integer in [0, 2**64); ``init`` is how the network was initialised (an
+initialiser's name, or ``"user"``); floats are written with Python's shortest round-tripping
+repr, so every number comes back bit for bit. A file from a later cprop with another ``version``
+is refused with a message naming both versions.
+
+Saving is atomic: the archive is written to a temporary file in the target's directory, flushed
+to disk and renamed over ``path`` with :func:`os.replace`, so a failure (full disk, an exception,
+a crash) leaves either the old file or no file, never a half-written one, and no temporary file.
+The file lands exactly at ``path`` (no ``.npz`` suffix is added). A network whose parameters or
+optimizer state hold NaN or infinity is refused with ValueError (it could not be loaded back).
+
+Loading reads the archive with ``np.load(..., allow_pickle=False)`` and checks everything before
+building the network: the member names, every ``.npy`` header (dtype, shape; byte order may be
+either), the exact data length, each member's CRC-32, every header field's type and value, the
+consistency of the shapes with ``layer_sizes`` and of the optimizer state with the optimizer,
+and that every number is finite. Nothing in the file is ever executed or unpickled.
+
+Errors of :func:`load`: a path that does not exist raises FileNotFoundError (and one that may
+not be read, PermissionError); anything else that is not a valid cprop model - a directory, an
+empty or text file, a pickle, a lone ``.npy``, a truncated or corrupted archive, missing or
+extra arrays, a header that is not JSON or names another format or version, wrong types or
+unknown names in the header, shapes or dtypes that do not match it, NaN/inf values, object
+arrays - raises ValueError naming the file and saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import math
+import os
+import secrets
+import stat
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from cprop._version import __version__
+
+__all__ = ["save", "load", "FORMAT", "VERSION"]
+
+FORMAT = "cprop-mlp"
+VERSION = 1
+
+_MEMBERS = ("header", "params", "optimizer_state", "optimizer_steps", "rng_state")
+_HEADER_KEYS = ("format", "version", "cprop_version", "layer_sizes", "hidden", "output", "loss",
+                "dtype", "train_biases", "negative_slope", "seed", "init", "optimizer",
+                "n_params")
+_OPTIMIZER_KEYS = ("name", "momentum", "nesterov", "beta1", "beta2", "eps", "alpha")
+_MAX_HEADER_JSON = 1 << 20          # bytes of JSON we are willing to read
+_MAX_NPY_HEADER = 10000             # numpy's own default limit for a .npy header
+_ZIP_PREFIXES = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+try:  # zipfile can read LZMA members if the module exists; its errors are file errors too
+    import lzma
+
+    _LZMA_ERRORS: tuple = (lzma.LZMAError,)
+except ImportError:  # pragma: no cover
+    _LZMA_ERRORS = ()
+
+# What reading a damaged archive can raise from zipfile, zlib, numpy's .npy parser or json.
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+                KeyError, IndexError, TypeError, zlib.error, NotImplementedError, RuntimeError,
+                struct.error, OverflowError, MemoryError, SyntaxError) + _LZMA_ERRORS
 
 
-def save(net, path):
-    raise NotImplementedError("save/load is being implemented")
+class _Invalid(Exception):
+    """Internal: the file is not a valid cprop model, for the given reason."""
+
+
+def _fspath(path) -> str:
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__} "
+                        f"{path!r}") from None
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    if p == "":
+        raise ValueError("path: expected a file name, got ''")
+    return p
+
+
+# -- saving -------------------------------------------------------------------------------------
+
+def _encode(net) -> dict[str, np.ndarray]:
+    """The five arrays of the file; refuses a network that could not be loaded back."""
+    dtype = np.dtype(net.dtype)
+    n_params = int(net.n_params)
+    params = np.ascontiguousarray(net._params, dtype=dtype)
+    opt = net._opt
+    state = np.ascontiguousarray(net._opt_state, dtype=dtype)
+    if params.shape != (n_params,) or state.shape != (opt.slots * n_params,):
+        raise ValueError("save: the network's parameter or optimizer-state buffer has the wrong "
+                         "size (was it replaced instead of assigned into?)")
+    if not np.isfinite(params).all():
+        raise ValueError("save: the network's parameters contain NaN or infinity; such a network "
+                         "cannot be loaded back, so it is not saved")
+    if not np.isfinite(state).all():
+        raise ValueError("save: the optimizer state contains NaN or infinity; call "
+                         "net.reset_optimizer() first to save the network without it")
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "cprop_version": __version__,
+        "layer_sizes": [int(s) for s in net.layer_sizes],
+        "hidden": net.hidden,
+        "output": net.output,
+        "loss": net.loss_name,
+        "dtype": dtype.name,
+        "train_biases": bool(net.train_biases),
+        "negative_slope": float(net.negative_slope),
+        "seed": int(net.seed),
+        "init": net.init,
+        "optimizer": {
+            "name": opt.name,
+            "momentum": float(opt.momentum),
+            "nesterov": bool(opt.nesterov),
+            "beta1": float(opt.beta1),
+            "beta2": float(opt.beta2),
+            "eps": float(opt.eps),
+            "alpha": float(opt.alpha),
+        },
+        "n_params": n_params,
+    }
+    text = json.dumps(header, allow_nan=False).encode("utf-8")
+    return {
+        "header": np.frombuffer(text, dtype=np.uint8),
+        "params": params,
+        "optimizer_state": state,
+        "optimizer_steps": np.array([int(net._opt_steps[0])], dtype=np.int64),
+        "rng_state": np.array([int(net._rng[0])], dtype=np.uint64),
+    }
+
+
+def _create_temp(directory: str) -> tuple[int, str]:
+    # os.open with mode 0o666 gives the permissions an ordinary open() would (umask applied);
+    # O_EXCL never reuses an existing file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(
+        os, "O_BINARY", 0)
+    for _ in range(100):
+        name = os.path.join(directory, f".cprop-save-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"save: could not create a temporary file in {directory!r}")
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save(net, path) -> None:
+    """Write ``net`` to ``path`` atomically (see the module docstring for the format).
+
+    Prefer ``net.save(path)``, which holds the network's lock while saving. ``path`` (str or
+    os.PathLike) is used exactly as given. Raises ValueError, writing nothing, if the parameters
+    or optimizer state are not finite; OSError (e.g. FileNotFoundError for a missing directory)
+    if the file cannot be written, leaving any existing file at ``path`` untouched.
+    """
+    target = _fspath(path)
+    arrays = _encode(net)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, tmp = _create_temp(directory)
+    done = False
+    try:
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except OSError:
+            mode = None
+        f = os.fdopen(fd, "wb")
+        fd = -1  # the file object owns it now
+        with f:
+            # A file object: np.savez would append ".npz" to a name without it.
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:  # overwriting: keep the old file's permissions
+            try:
+                os.chmod(tmp, mode)
+            except OSError:
+                pass
+        os.replace(tmp, target)
+        done = True
+    finally:
+        if not done:
+            if fd >= 0:
+                os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    _fsync_directory(directory)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
+    name = info.filename
+    if info.file_size > max_bytes:
+        raise _Invalid(f"member {name!r} is {info.file_size} bytes, more than the "
+                       f"{max_bytes} the network described by the header needs")
+    if info.flag_bits & 0x1:
+        raise _Invalid(f"member {name!r} is encrypted")
+    with zf.open(info) as member:
+        data = member.read(max_bytes + 1)  # reading to the end checks the CRC-32
+        if len(data) > max_bytes or member.read(1):
+            raise _Invalid(f"member {name!r} is longer than its declared size")
+    return data
+
+
+def _parse_npy(name: str, data: bytes) -> tuple[tuple, np.dtype, bytes]:
+    """(shape, dtype, raw data) of a .npy blob; refuses object arrays without unpickling."""
+    bio = _io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(bio)
+    except ValueError as exc:
+        raise _Invalid(f"array {name!r} is not a .npy array ({exc})") from None
+    if version == (1, 0):
+        read_header = np.lib.format.read_array_header_1_0
+    elif version == (2, 0):
+        read_header = np.lib.format.read_array_header_2_0
+    else:
+        raise _Invalid(f"array {name!r} uses .npy format version {version[0]}.{version[1]}; "
+                       "expected 1.0 or 2.0")
+    try:
+        shape, fortran_order, dtype = read_header(bio, max_header_size=_MAX_NPY_HEADER)
+    except ValueError as exc:
+        raise _Invalid(f"array {name!r} has a corrupt .npy header ({exc})") from None
+    if dtype.hasobject:
+        raise _Invalid(f"array {name!r} holds Python objects (pickled data), which cprop "
+                       "never loads")
+    return shape, dtype, data[bio.tell():]
+
+
+def _array(name: str, blob: bytes, kind: str, itemsize: int, length: int | None,
+           what: str) -> np.ndarray:
+    shape, dtype, raw = _parse_npy(name, blob)
+    if dtype.kind != kind or dtype.itemsize != itemsize or dtype.fields is not None:
+        raise _Invalid(f"array {name!r} has dtype {dtype}; expected {what}")
+    if len(shape) != 1 or (length is not None and shape[0] != length):
+        expected = f"({length},)" if length is not None else "1-D"
+        raise _Invalid(f"array {name!r} has shape {shape}; expected {expected}")
+    if len(raw) != shape[0] * itemsize:
+        raise _Invalid(f"array {name!r} holds {len(raw)} bytes of data; its shape {shape} and "
+                       f"dtype {dtype} need {shape[0] * itemsize}")
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
+
+
+def _reject_constant(token: str):
+    raise ValueError(f"{token} is not a valid JSON number")
+
+
+def _unique_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _float_field(value, field: str, low: float = -math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(f"header field {field!r} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or v < low:
+        raise _Invalid(f"header field {field!r} must be a finite number >= {low:g}, got {value!r}")
+    return v
+
+
+def _str_field(header: dict, field: str, allowed, label: str | None = None) -> str:
+    value = header[field]
+    field = label or field
+    if not isinstance(value, str):
+        raise _Invalid(f"header field {field!r} must be a string, got {value!r}")
+    if value not in allowed:
+        raise _Invalid(f"header field {field!r} is {value!r}; this cprop knows "
+                       f"{', '.join(repr(a) for a in allowed)}")
+    return value
+
+
+def _parse_header(arr: np.ndarray) -> dict:
+    try:
+        text = arr.tobytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Invalid(f"the header is not UTF-8 text ({exc})") from None
+    try:
+        header = json.loads(text, parse_constant=_reject_constant,
+                            object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        raise _Invalid(f"the header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _Invalid(f"the header is a JSON {type(header).__name__}, not an object")
+    fmt = header.get("format")
+    if fmt != FORMAT:
+        if "format" not in header:
+            raise _Invalid(f"the header has no 'format' field (expected {FORMAT!r})")
+        raise _Invalid(f"the header's format is {fmt!r}, not {FORMAT!r}")
+    version = header.get("version")
+    if not _is_int(version):
+        raise _Invalid(f"header field 'version' must be an integer, got {version!r}")
+    if version != VERSION:
+        raise _Invalid(f"it is {FORMAT} format version {version}; this cprop ({__version__}) "
+                       f"reads version {VERSION} only")
+    missing = [k for k in _HEADER_KEYS if k not in header]
+    extra = sorted(k for k in header if k not in _HEADER_KEYS)
+    if missing:
+        raise _Invalid(f"the header lacks field{'s' if len(missing) > 1 else ''} "
+                       f"{', '.join(repr(k) for k in missing)}")
+    if extra:
+        raise _Invalid(f"the header has unknown field{'s' if len(extra) > 1 else ''} "
+                       f"{', '.join(repr(k) for k in extra)}")
+    return header
+
+
+def _check_header(header: dict) -> dict:
+    """Type- and range-check every field; returns the values MLP(...) and the state need."""
+    from cprop.activations import HIDDEN, OUTPUT
+    from cprop.mlp import INITS, LOSSES
+    from cprop.optimizers import OPTIMIZERS, check_optimizer
+
+    if not isinstance(header["cprop_version"], str):
+        raise _Invalid(f"header field 'cprop_version' must be a string, "
+                       f"got {header['cprop_version']!r}")
+    sizes = header["layer_sizes"]
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise _Invalid(f"header field 'layer_sizes' must be a list of at least 2 integers, "
+                       f"got {sizes!r}")
+    for k, s in enumerate(sizes):
+        if not _is_int(s) or s < 1:
+            raise _Invalid(f"header field 'layer_sizes'[{k}] must be an integer >= 1, got {s!r}")
+    hidden = _str_field(header, "hidden", HIDDEN)
+    output = _str_field(header, "output", OUTPUT)
+    loss = _str_field(header, "loss", LOSSES)
+    dtype = np.dtype(_str_field(header, "dtype", ("float64", "float32")))
+    if not isinstance(header["train_biases"], bool):
+        raise _Invalid(f"header field 'train_biases' must be true or false, "
+                       f"got {header['train_biases']!r}")
+    slope = _float_field(header["negative_slope"], "negative_slope", 0.0)
+    seed = header["seed"]
+    if not _is_int(seed) or not 0 <= seed < 2**64:
+        raise _Invalid(f"header field 'seed' must be an integer in [0, 2**64), got {seed!r}")
+    init = _str_field(header, "init", tuple(INITS) + ("user",))
+
+    opt = header["optimizer"]
+    if not isinstance(opt, dict):
+        raise _Invalid(f"header field 'optimizer' must be an object, got {opt!r}")
+    missing = [k for k in _OPTIMIZER_KEYS if k not in opt]
+    extra = sorted(k for k in opt if k not in _OPTIMIZER_KEYS)
+    if missing or extra:
+        raise _Invalid(f"header field 'optimizer' must have exactly the keys "
+                       f"{', '.join(_OPTIMIZER_KEYS)}; "
+                       + (f"missing {', '.join(repr(k) for k in missing)}" if missing else
+                          f"unknown {', '.join(repr(k) for k in extra)}"))
+    _str_field(opt, "name", OPTIMIZERS, "optimizer.name")
+    if not isinstance(opt["nesterov"], bool):
+        raise _Invalid(f"header field 'optimizer.nesterov' must be true or false, "
+                       f"got {opt['nesterov']!r}")
+    numbers = {k: _float_field(opt[k], f"optimizer.{k}")
+               for k in ("momentum", "beta1", "beta2", "eps", "alpha")}
+    try:
+        options = check_optimizer(opt["name"], nesterov=opt["nesterov"], **numbers)
+    except (TypeError, ValueError) as exc:
+        raise _Invalid(f"header field 'optimizer' is not valid ({exc})") from None
+
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if not _is_int(header["n_params"]) or header["n_params"] != n_params:
+        raise _Invalid(f"header field 'n_params' is {header['n_params']!r}, but layer_sizes "
+                       f"{sizes} have {n_params} parameters")
+    return {"layer_sizes": sizes, "hidden": hidden, "output": output, "loss": loss,
+            "dtype": dtype, "train_biases": header["train_biases"], "negative_slope": slope,
+            "seed": seed, "init": init, "options": options, "n_params": n_params}
+
+
+def _read(f) -> tuple[dict, dict[str, np.ndarray]]:
+    """Validated header values and arrays of an open archive, or _Invalid / a library error."""
+    magic = f.read(len(_NPY_MAGIC))
+    if not magic:
+        raise _Invalid("the file is empty")
+    if magic == _NPY_MAGIC:
+        raise _Invalid("it is a single .npy array, not an .npz archive of a saved network")
+    if not magic.startswith(_ZIP_PREFIXES):
+        raise _Invalid("it is not an .npz (ZIP) archive")
+    f.seek(0)
+    with np.load(f, allow_pickle=False) as npz:
+        zf = npz.zip
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        expected = [m + ".npy" for m in _MEMBERS]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        missing = [m for m in expected if m not in names]
+        extra = sorted(n for n in set(names) if n not in expected)
+        if duplicates:
+            raise _Invalid(f"the archive holds {', '.join(map(repr, duplicates))} more than once")
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {', '.join(repr(m[:-4]) for m in missing)}")
+            if extra:
+                parts.append(f"unexpected {', '.join(repr(n) for n in extra)}")
+            raise _Invalid(f"the archive must hold exactly the arrays {', '.join(_MEMBERS)}; "
+                           + "; ".join(parts))
+        info = {i.filename[:-4]: i for i in infos}
+
+        blob = _read_member(zf, info["header"], _MAX_HEADER_JSON + _MAX_NPY_HEADER + 16)
+        header_arr = _array("header", blob, "u", 1, None, "uint8 (UTF-8 JSON)")
+        values = _check_header(_parse_header(header_arr))
+
+        n = values["n_params"]
+        dtype = values["dtype"]
+        slots = values["options"].slots
+        specs = {
+            "params": ("f", dtype.itemsize, n, dtype.name + " (the header's dtype)"),
+            "optimizer_state": ("f", dtype.itemsize, slots * n,
+                                dtype.name + " (the header's dtype)"),
+            "optimizer_steps": ("i", 8, 1, "int64"),
+            "rng_state": ("u", 8, 1, "uint64"),
+        }
+        arrays = {}
+        for name, (kind, itemsize, length, what) in specs.items():
+            blob = _read_member(zf, info[name], length * itemsize + _MAX_NPY_HEADER + 16)
+            try:
+                arrays[name] = _array(name, blob, kind, itemsize, length, what)
+            except _Invalid as exc:
+                if name == "optimizer_state" and "shape" in str(exc):
+                    raise _Invalid(f"{exc} ({slots} state vector{'s' if slots != 1 else ''} of "
+                                   f"{n} values for optimizer {values['options'].name!r})"
+                                   ) from None
+                raise
+    return values, arrays
+
+
+def _check_values(values: dict, arrays: dict[str, np.ndarray]) -> None:
+    n = values["n_params"]
+    opt = values["options"]
+    if not np.isfinite(arrays["params"]).all():
+        raise _Invalid("array 'params' contains NaN or infinity")
+    state = arrays["optimizer_state"]
+    if not np.isfinite(state).all():
+        raise _Invalid("array 'optimizer_state' contains NaN or infinity")
+    if opt.name == "adam" and (state[n:] < 0).any():
+        raise _Invalid("array 'optimizer_state' has a negative Adam second moment")
+    if opt.name == "rprop" and (state[n:] < 0).any():
+        raise _Invalid("array 'optimizer_state' has a negative Rprop step size")
+    if arrays["optimizer_steps"][0] < 0:
+        raise _Invalid(f"array 'optimizer_steps' is negative ({arrays['optimizer_steps'][0]})")
 
 
 def load(path):
-    raise NotImplementedError("save/load is being implemented")
+    """Read a network written by ``net.save`` (see the module docstring for the format).
+
+    Returns a new :class:`cprop.MLP` equal to the saved one - parameters, generator state,
+    optimizer and its state - so training resumes exactly where it stopped. Raises
+    FileNotFoundError if ``path`` does not exist, and ValueError naming the file and the problem
+    for anything that is not a valid cprop model file.
+    """
+    from cprop.mlp import MLP
+    from cprop.optimizers import OptimizerOptions
+
+    filename = _fspath(path)
+    label = repr(filename)
+    try:
+        f = open(filename, "rb")
+    except IsADirectoryError:
+        raise ValueError(f"{label} is a directory, not a saved cprop model") from None
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as exc:
+        raise ValueError(f"{label} cannot be read as a cprop model: {exc}") from exc
+    with f:
+        if os.path.isdir(filename):  # Windows: opening a directory gives PermissionError
+            raise ValueError(f"{label} is a directory, not a saved cprop model")
+        try:
+            values, arrays = _read(f)
+            _check_values(values, arrays)
+        except _Invalid as exc:
+            raise ValueError(f"{label} is not a valid cprop model file: {exc}") from None
+        except _READ_ERRORS as exc:
+            raise ValueError(f"{label} is not a valid cprop model file (truncated or corrupt?): "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+    try:
+        net = MLP(values["layer_sizes"], hidden=values["hidden"], output=values["output"],
+                  loss=values["loss"], dtype=values["dtype"], seed=values["seed"],
+                  train_biases=values["train_biases"],
+                  negative_slope=values["negative_slope"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{label} is not a valid cprop model file: its header describes a "
+                         f"network cprop cannot build ({exc})") from None
+    opt = values["options"]
+    net._params[:] = arrays["params"]
+    net._rng[:] = arrays["rng_state"]
+    net._opt = OptimizerOptions(opt.name, opt.momentum, opt.nesterov, opt.beta1, opt.beta2,
+                                opt.eps, opt.alpha)
+    net._opt_state = np.array(arrays["optimizer_state"], dtype=net.dtype, order="C")
+    net._opt_steps = np.array(arrays["optimizer_steps"], dtype=np.int64, order="C")
+    net.init = values["init"]
+    return net
