@@ -478,11 +478,14 @@ class MLP:
         opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
         with self._lock:
             self._check_params_finite()
+            previous = (self._opt, self._opt_state, self._opt_steps)
             self._use_optimizer(opt, lr)
             A, D, grad = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             loss, failure = self._plan.train_step(
                 self._params, X2, T2, lr, opt.kernel_options(self.train_biases),
                 self._opt_state, self._opt_steps, grad, A, D)
+            if failure:  # a refused step changes nothing, not even which optimizer is held
+                self._opt, self._opt_state, self._opt_steps = previous
         if failure:
             raise _step_refused("train_step", failure, loss, lr)
         return loss

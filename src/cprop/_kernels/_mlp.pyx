@@ -24,7 +24,7 @@ float64 results agree to the last bit or two.
 from cython cimport floating
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.math cimport sqrt, isfinite, log, log1p, fabs, cos
+from libc.math cimport sqrt, isfinite, log, log1p, fabs, cos, pow
 from libc.string cimport memcpy, memset
 
 from cpython.exc cimport PyErr_CheckSignals
@@ -325,8 +325,10 @@ cdef bint optimizer_step(
     cdef double t
     if opt.kind == OPT_ADAM:
         t = <double>(step_count[0] + 1)
-        step_size = <floating>(lr / (1.0 - opt.beta1 ** t))
-        bc2_sqrt = <floating>sqrt(1.0 - opt.beta2 ** t)
+        # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
+        # which differs from beta ** t (torch, the oracle) in the last bit at some t.
+        step_size = <floating>(lr / (1.0 - pow(opt.beta1, t)))
+        bc2_sqrt = <floating>sqrt(1.0 - pow(opt.beta2, t))
     for pass_ in range(2):
         commit = pass_ == 1
         for l in range(lay.n_layers):
