@@ -5,16 +5,37 @@ Every ``src/cprop/**/*.pyx`` becomes one extension module, compiled with the dir
 ``SKLEARN_ENABLE_DEBUG_CYTHON_DIRECTIVES`` does) to hunt a memory bug in a debug build.
 Portable flags only: no ``-march=native`` and no ``-ffast-math`` (fast-math assumes there are no
 inf/NaN, which would break the finiteness checks the kernels rely on).
+
+OpenMP is off, on every platform, on purpose: the kernels have no ``prange`` loops. Parallelism
+comes from the caller's threads (every kernel runs with the GIL released, and each network has
+its own lock), so there is no libgomp/libomp to vendor into wheels and nothing to opt out of.
+If a kernel ever gains a ``prange``, pick the flags per compiler in ``build_ext`` below
+(``-fopenmp`` for gcc, ``-Xpreprocessor -fopenmp`` + ``-lomp`` for Apple clang, ``/openmp`` for
+MSVC) and record ``openmp=True`` in the build info.
+
+Free threading: the modules declare ``freethreading_compatible`` (so importing them does not
+turn the GIL back on in a free-threaded CPython). They hold no global mutable state: the
+module-level tables are read-only, every buffer belongs to one network, and ``cprop.mlp``
+serialises the calls on one network with that network's lock.
+
+The build also writes ``cprop/_build_info.py`` (compiler, flags, versions) next to the compiled
+modules, so ``cprop.show_config()`` can say how a wheel was built. It is generated, never
+committed (``.gitignore``) and never shipped in the sdist (``MANIFEST.in``).
 """
 
 import os
+import pprint
+import subprocess
 from pathlib import Path
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
 
 DEBUG = os.environ.get("CPROP_DEBUG_CYTHON", "0") not in ("", "0")
+OPENMP = False  # see the module docstring
 
 DIRECTIVES = {
     "language_level": 3,
@@ -24,10 +45,14 @@ DIRECTIVES = {
     "initializedcheck": DEBUG,
     "nonecheck": False,
     "embedsignature": True,
+    "freethreading_compatible": True,
 }
 
 HERE = Path(__file__).parent
 SRC = HERE / "src"
+# -g0 (unless debugging) drops the debug info that Python's own CFLAGS ask for with -g: it would
+# triple the size of the compiled module in every wheel.
+OPT_FLAGS = (["-O3"] + ([] if DEBUG else ["-g0"])) if os.name != "nt" else ["/O2"]
 
 
 def extensions():
@@ -40,13 +65,77 @@ def extensions():
                 [str(pyx.relative_to(HERE))],
                 include_dirs=[np.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
-                extra_compile_args=["-O3"] if os.name != "nt" else ["/O2"],
+                extra_compile_args=OPT_FLAGS,
             )
         )
     return exts
 
 
+def _compiler_version(command):
+    try:
+        out = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else None
+
+
+class build_ext(_build_ext):
+    """The stock build_ext, plus a record of how the modules were compiled."""
+
+    def build_extensions(self):
+        print("cprop: OpenMP off (no prange loops; threads run the kernels with the GIL released)")
+        super().build_extensions()
+        self._write_build_info()
+
+    def _build_info_paths(self):
+        # Next to the compiled package: the build directory for a wheel, the source tree for an
+        # in-place build (get_ext_fullpath knows which); an editable install (PEP 660) builds in
+        # the build directory and copies the modules into the source tree, so it gets both.
+        paths = [Path(self.get_ext_fullpath(self.extensions[0].name)).parent.parent]
+        if getattr(self, "editable_mode", False) and not self.inplace:
+            package_dir = self.get_finalized_command("build_py").get_package_dir("cprop")
+            paths.append(Path(package_dir))
+        return [d / "_build_info.py" for d in paths]
+
+    def _write_build_info(self):
+        cc = self.compiler
+        if cc.compiler_type == "msvc":
+            command = [getattr(cc, "cc", "cl.exe")] + list(getattr(cc, "compile_options", []))
+            version = None
+        else:
+            command = list(getattr(cc, "compiler_so", []) or [])
+            version = _compiler_version(command[0]) if command else None
+        ext = self.extensions[0]
+        info = {
+            "compiler_type": cc.compiler_type,
+            "compiler": command[0] if command else None,
+            "compiler_version": version,
+            "compiler_flags": command[1:],
+            "extra_compile_args": list(ext.extra_compile_args or []),
+            "define_macros": [f"{k}={v}" if v is not None else k for k, v in ext.define_macros],
+            "cython_version": Cython.__version__,
+            "cython_directives": dict(DIRECTIVES),
+            "numpy_build_version": np.__version__,
+            "openmp": OPENMP,
+            "debug_cython": DEBUG,
+            "extensions": [e.name for e in self.extensions],
+        }
+        for path in self._build_info_paths():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                '"""Generated by setup.py at build time: how the compiled kernels were built."""\n\n'
+                f"BUILD_INFO = {pprint.pformat(info, sort_dicts=False)}\n",
+                encoding="utf-8",
+            )
+            print(f"cprop: wrote {path}")
+
+    def get_outputs(self):
+        return super().get_outputs() + [str(self._build_info_paths()[0])]
+
+
 setup(
+    cmdclass={"build_ext": build_ext},
     ext_modules=cythonize(
         extensions(),
         compiler_directives=DIRECTIVES,
