@@ -8,7 +8,8 @@ implementation of the same definitions.
 from cprop._version import __version__
 from cprop.mlp import MLP, History
 from cprop.io import load
+from cprop._config import show_config
 from cprop import activations, examples, optimizers, oracle, schedules
 
 __all__ = ["MLP", "History", "load", "activations", "examples", "optimizers", "oracle",
-           "schedules", "__version__"]
+           "schedules", "show_config", "__version__"]

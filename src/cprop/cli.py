@@ -4,6 +4,7 @@
     cprop explain --layers 3,4,2 [--seed 0] [--hidden sigmoid] [--output sigmoid]
                   [--loss squared_error] [--negative-slope 0.01]
                   [--x 0.1,0.2,0.3] [--t 0,1] [--lr 0.5] [--json]
+    cprop info [--json]
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--t", type=_floats, help="the target (default: uniform in [0, 1))")
     e.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
     e.add_argument("--json", action="store_true", help="print the trace as one JSON object")
+
+    i = sub.add_parser("info", help="how cprop was built and what it runs on (show_config)")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
@@ -98,6 +102,11 @@ def main(argv=None) -> int:
                 text = json.dumps(data, indent=2, ensure_ascii=False)
             else:
                 text = format_demo(args.network, args.steps)
+        elif args.command == "info":
+            from cprop._config import config, format_config
+
+            cfg = config()
+            text = json.dumps(cfg, indent=2) if args.json else format_config(cfg)
         else:
             text = _explain(args)
     except (ValueError, TypeError) as exc:

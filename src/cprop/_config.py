@@ -1,0 +1,165 @@
+"""How this copy of cprop was built and what it runs on: ``cprop.show_config()`` / ``cprop info``.
+
+The build half comes from ``cprop/_build_info.py``, which ``setup.py`` writes next to the compiled
+modules at build time (compiler, flags, Cython and NumPy versions, OpenMP). It is generated, so a
+checkout that was never built has none; :func:`config` then says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import sysconfig
+import warnings
+
+__all__ = ["config", "show_config", "openmp_enabled", "format_config"]
+
+_NO_BUILD_INFO = (
+    "no build record: cprop/_build_info.py is written by setup.py when the kernels are compiled "
+    "(a source checkout used without building, or a build made before it existed, has none)"
+)
+
+
+def _build_info() -> dict | None:
+    try:
+        from cprop._build_info import BUILD_INFO
+    except ImportError:
+        return None
+    return dict(BUILD_INFO)
+
+
+def openmp_enabled() -> bool:
+    """Whether the kernels were compiled with OpenMP (they are not: no ``prange`` loops)."""
+    info = _build_info()
+    return bool(info and info.get("openmp"))
+
+
+def _gil_enabled() -> bool:
+    # sys._is_gil_enabled exists from 3.13; before that the GIL is always on.
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return True if is_enabled is None else bool(is_enabled())
+
+
+def _numpy_blas() -> dict | None:
+    import numpy as np
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            deps = np.show_config(mode="dicts")["Build Dependencies"]
+    except (TypeError, KeyError, AttributeError, ValueError):  # NumPy < 1.26 has no mode=
+        return None
+    blas = deps.get("blas") or {}
+    return {"name": blas.get("name"), "version": blas.get("version")}
+
+
+def _threadpools() -> list[dict] | None:
+    # Only if threadpoolctl happens to be installed (scikit-learn brings it); never required.
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return [
+        {k: pool.get(k) for k in ("user_api", "internal_api", "version", "num_threads")}
+        for pool in threadpool_info()
+    ]
+
+
+def config() -> dict:
+    """cprop's build and runtime configuration as a dict (JSON-serialisable)."""
+    import numpy as np
+
+    import cprop
+    from cprop._kernels import _mlp
+    from cprop._validation import _SUPPORTED_DTYPES
+
+    build = _build_info()
+    if build is None:
+        build_section = {"available": False, "note": _NO_BUILD_INFO}
+    else:
+        build_section = {
+            "available": True,
+            "compiler": build.get("compiler"),
+            "compiler_type": build.get("compiler_type"),
+            "compiler_version": build.get("compiler_version"),
+            "flags": list(build.get("compiler_flags", [])) + list(build.get("extra_compile_args", [])),
+            "define_macros": build.get("define_macros", []),
+            "cython_version": build.get("cython_version"),
+            "cython_directives": build.get("cython_directives", {}),
+            "numpy_build_version": build.get("numpy_build_version"),
+            "debug_cython": build.get("debug_cython"),
+        }
+    omp = openmp_enabled()
+    return {
+        "version": cprop.__version__,
+        "location": os.path.dirname(os.path.abspath(cprop.__file__)),
+        "kernels": os.path.abspath(_mlp.__file__),
+        "build": build_section,
+        "openmp": {
+            "enabled": omp,
+            # Threads one kernel call uses: without OpenMP, exactly the calling thread.
+            "threads": 1,
+            "note": "the kernels have no OpenMP (prange) loops; each call runs on the calling "
+                    "thread with the GIL released, so parallelism is one thread per network",
+        },
+        "blas": {
+            "cprop": None,
+            "note": "cprop's kernels use their own loops (no BLAS calls); NumPy's BLAS is listed "
+                    "for reference",
+            "numpy": _numpy_blas(),
+            "threadpools": _threadpools(),
+        },
+        "dtypes": list(_SUPPORTED_DTYPES),
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+            "gil_enabled": _gil_enabled(),
+        },
+        "platform": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+        "numpy_version": np.__version__,
+    }
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if v is None:
+        return "-"
+    if isinstance(v, list):
+        if v and isinstance(v[0], dict):
+            return "; ".join(", ".join(f"{k}={x}" for k, x in d.items()) for d in v) or "-"
+        return " ".join(str(x) for x in v) or "-"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items()) or "-"
+    return str(v)
+
+
+def format_config(cfg: dict | None = None) -> str:
+    """The text :func:`show_config` prints."""
+    cfg = config() if cfg is None else cfg
+    lines = [f"cprop {cfg['version']}"]
+    for key, value in cfg.items():
+        if key == "version":
+            continue
+        if isinstance(value, dict):
+            lines.append(f"{key}:")
+            for k, v in value.items():
+                lines.append(f"  {k + ':':<22}{_value(v)}")
+        else:
+            lines.append(f"{key + ':':<24}{_value(value)}")
+    return "\n".join(lines)
+
+
+def show_config(json_output: bool = False) -> None:
+    """Print how cprop was built (compiler, flags, OpenMP, BLAS) and what it runs on (Python,
+    GIL, platform, supported dtypes). ``json_output=True`` prints one JSON object instead."""
+    cfg = config()
+    print(json.dumps(cfg, indent=2) if json_output else format_config(cfg))
