@@ -173,7 +173,9 @@ def test_forward_2d_equals_row_by_row_across_blocks():
     net = cprop.MLP(SIZES, hidden="tanh", seed=2)
     Y = net.forward(Xb)
     rows = np.stack([net.forward(x) for x in Xb])
-    assert same_bits(Y, rows)
+    # Blocks big enough for BLAS gemm sum in BLAS's own order, so batch and row-by-row results
+    # may differ in the last bit (they are bit-identical on the tight-loop path).
+    np.testing.assert_allclose(Y, rows, rtol=1e-15, atol=0)
     np.testing.assert_allclose(Y, np_forward_all(net, Xb)[-1], rtol=0, atol=1e-12)
 
 

@@ -41,6 +41,10 @@ INITS = tuple(_mlp.INIT_CODES)
 _LOSS_OUTPUT = {"squared_error": None, "cross_entropy": "softmax",
                 "binary_cross_entropy": "sigmoid"}
 
+# Layer blocks of at least this many multiply-adds use BLAS gemm, smaller ones tight loops
+# (read when a network is built; tests set it to 0 or a huge value to force either path).
+_BLAS_MIN_WORK = _mlp.BLAS_MIN_WORK
+
 # Rows per block when a call covers many samples (forward, loss, gradients of a big X): the
 # workspace is block_rows * (sum of layer widths) values, whatever the number of samples.
 _BLOCK_ROWS = 256
@@ -230,7 +234,8 @@ class MLP:
         self.init = "user" if user_init else init
         n_layers = len(sizes) - 1
         codes = [hidden_code] * (n_layers - 1) + [output_code]
-        self._plan = _mlp.Plan(sizes, codes, _mlp.LOSS_CODES[loss], self.negative_slope)
+        self._plan = _mlp.Plan(sizes, codes, _mlp.LOSS_CODES[loss], self.negative_slope,
+                               _BLAS_MIN_WORK)
         assert self._plan.n_params == n_params
         self._params = np.zeros(n_params, dtype=dt)
         self._make_views()

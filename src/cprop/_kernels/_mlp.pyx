@@ -26,8 +26,10 @@ from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.math cimport sqrt, isfinite, log, log1p, fabs, cos, pow
 from libc.string cimport memcpy, memset
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from cpython.exc cimport PyErr_CheckSignals
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from cprop._kernels._types cimport (
     Layout, OptConfig,
@@ -73,10 +75,36 @@ FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
 # is seen at the first batch boundary after at most ~0.1 ms of work.
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 17
 
+# A layer block with at least this many multiply-adds (rows * n_in * n_out) goes through BLAS
+# gemm, smaller ones through the tight loops: gemm's call and packing overhead (~0.3-1 us) only
+# pays off from a few thousand multiply-adds (measured in bench/; see README "Performance").
+BLAS_MIN_WORK = 4096
+
 
 # --------------------------------------------------------------------------------------------
 # (b) layer kernels
 # --------------------------------------------------------------------------------------------
+
+cdef inline void gemm_rowmajor(
+    bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
+    const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating beta,
+    floating* C, Py_ssize_t ldc,
+) noexcept nogil:
+    # Row-major C (m x n) = alpha op(A) @ op(B) + beta C through column-major BLAS: a row-major
+    # matrix is its transpose in column-major, so compute C^T = op(B)^T op(A)^T by swapping the
+    # operands (as scikit-learn's _cython_blas._gemm does); nothing is copied. scipy's signatures
+    # lack const, hence the casts.
+    cdef char ta = b"T" if trans_b else b"N"
+    cdef char tb = b"T" if trans_a else b"N"
+    cdef int im = <int>n, i_n = <int>m, ik = <int>k
+    cdef int ilda = <int>ldb, ildb = <int>lda, ildc = <int>ldc
+    if floating is float:
+        sgemm(&ta, &tb, &im, &i_n, &ik, &alpha, <float*>B, &ilda, <float*>A, &ildb, &beta, C,
+              &ildc)
+    else:
+        dgemm(&ta, &tb, &im, &i_n, &ik, &alpha, <double*>B, &ilda, <double*>A, &ildb, &beta, C,
+              &ildc)
+
 
 cdef inline void dense_forward(
     const floating* a_in,    # IN  (rows, n_in)
@@ -84,12 +112,23 @@ cdef inline void dense_forward(
     const floating* b,       # IN  (n_out,)
     floating* a_out,         # OUT (rows, n_out): z, then f(z) in place
     floating* z_out,         # OUT (rows, n_out) a copy of z before the activation, or NULL
-    Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope,
+    Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope, bint use_blas,
 ) noexcept nogil:
     cdef Py_ssize_t r, i, j
     cdef floating a_i
     cdef floating* z
     cdef const floating* w_row
+    if use_blas:
+        # Wide layers: z = b, then z += a_in @ W in one gemm (the sum's order is BLAS's own).
+        for r in range(rows):
+            memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
+        gemm_rowmajor(False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 1, a_out, n_out)
+        for r in range(rows):
+            z = a_out + r * n_out
+            if z_out != NULL:
+                memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
+            activate_row(act, z, n_out, slope)
+        return
     for r in range(rows):
         z = a_out + r * n_out
         for j in range(n_out):
@@ -187,13 +226,29 @@ cdef inline void backprop_layer(
     floating* grad_b,        # IN/OUT (n_out,)      += column sums of delta
     floating* delta_in,      # OUT (rows, n_in) dE/dz of the layer below, if compute_delta_in
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
-    int act_in, floating slope, bint compute_delta_in,
+    int act_in, floating slope, bint compute_delta_in, bint use_blas,
 ) noexcept nogil:
     cdef Py_ssize_t r, i, j
     cdef floating a_i, s
     cdef const floating* d
     cdef const floating* w_row
     cdef floating* g_row
+    if use_blas:
+        # grad_W += a_in^T @ delta; delta_in = (delta @ W^T) * f'(a_in); grad_b by rows.
+        gemm_rowmajor(True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out, 1,
+                      grad_W, n_out)
+        for r in range(rows):
+            d = delta + r * n_out
+            for j in range(n_out):
+                grad_b[j] += d[j]
+        if compute_delta_in:
+            gemm_rowmajor(False, True, rows, n_in, n_out, 1, delta, n_out, W, n_out, 0,
+                          delta_in, n_in)
+            for r in range(rows):
+                for i in range(n_in):
+                    delta_in[r * n_in + i] *= activation_derivative(
+                        act_in, a_in[r * n_in + i], slope)
+        return
     for r in range(rows):
         d = delta + r * n_out
         for i in range(n_in):
@@ -242,6 +297,7 @@ cdef inline void forward_block(
             A + rows * lay.a_off[l + 1],
             A + rows * lay.a_off[L + 1] if l == L - 1 else NULL,
             rows, lay.sizes[l], lay.sizes[l + 1], lay.act[l], <floating>lay.slope,
+            rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work,
         )
 
 
@@ -288,6 +344,7 @@ cdef double batch_gradient(
                     grad + lay.w_off[l], grad + lay.b_off[l], D + rows * lay.a_off[l],
                     rows, lay.sizes[l], lay.sizes[l + 1],
                     lay.act[l - 1] if l > 0 else ACT_IDENTITY, <floating>lay.slope, l > 0,
+                    rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work,
                 )
                 l -= 1
         c0 += rows
@@ -419,7 +476,8 @@ cdef class Plan:
     cdef readonly Py_ssize_t n_params
     cdef readonly Py_ssize_t total_width
 
-    def __cinit__(self, sizes, activations, int loss, double slope=0.01):
+    def __cinit__(self, sizes, activations, int loss, double slope=0.01,
+                  Py_ssize_t blas_min_work=BLAS_MIN_WORK):
         cdef Py_ssize_t L = len(sizes) - 1, l, offset
         if L < 1 or len(activations) != L:
             raise ValueError("Plan needs len(sizes) >= 2 and one activation per layer")
@@ -435,6 +493,11 @@ cdef class Plan:
         self.lay.act = self._acts
         self.lay.loss = loss
         self.lay.slope = slope
+        # BLAS takes int dimensions: layers wider than that stay on the loops.
+        self.lay.blas_min_work = blas_min_work
+        for l in range(L + 1):
+            if sizes[l] >= 2**31 - 1:
+                self.lay.blas_min_work = PY_SSIZE_T_MAX
         for l in range(L + 1):
             self.lay.sizes[l] = sizes[l]
         offset = 0

@@ -50,6 +50,8 @@ cdef struct Layout:
     int* act
     int loss
     double slope             # negative slope of leaky_relu
+    Py_ssize_t blas_min_work # a layer block of rows * n_in * n_out multiply-adds at least this
+                             # large goes through BLAS gemm; smaller ones through tight loops
 
 
 # One optimizer and its options (the learning rate is passed per epoch).
