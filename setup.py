@@ -50,8 +50,8 @@ DIRECTIVES = {
 
 HERE = Path(__file__).parent
 SRC = HERE / "src"
-# -g0 (unless debugging) drops the debug info that Python's own CFLAGS ask for with -g: it would
-# triple the size of the compiled module in every wheel.
+# -g0 (unless debugging) drops the debug info that Python's own CFLAGS ask for with -g: with it,
+# the Linux wheel was four times larger (928 KiB instead of 236 KiB).
 OPT_FLAGS = (["-O3"] + ([] if DEBUG else ["-g0"])) if os.name != "nt" else ["/O2"]
 
 

@@ -33,7 +33,7 @@ trap cleanup EXIT
 
 say() { echo "::: check_wheel: $*"; }
 die() { echo "check_wheel: FAILED: $*" >&2; exit 1; }
-size() { du -h "$1" | cut -f1; }
+size() { echo "$(( ($(wc -c < "$1") + 1023) / 1024 )) KiB"; }
 
 # --- 1. build: sdist, then the wheel from the sdist ----------------------------------------
 say "build tools in a fresh venv"
