@@ -348,7 +348,7 @@ cdef double batch_gradient(
                 )
                 l -= 1
         c0 += rows
-    if want_grad:
+    if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
         for k in range(lay.n_params):
             grad[k] = grad[k] / count
     return loss_sum / count
@@ -365,8 +365,36 @@ cdef inline floating param_value(
     return sgd_value(opt, p, g, state + k if state != NULL else NULL, lr, commit)
 
 
+cdef inline bint plain_sgd_step(
+    const Layout* lay, const OptConfig* opt, floating* params, floating* grad, floating lr,
+) noexcept nogil:
+    # SGD without momentum keeps no state, so one pass suffices: the new values overwrite the
+    # gradient (scratch from here on) and are copied in only if every one is finite.
+    cdef Py_ssize_t l, k, w_end, b_end
+    cdef bint finite = True
+    cdef floating p_new, alpha = <floating>opt.alpha
+    for l in range(lay.n_layers):
+        w_end = lay.b_off[l]
+        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+        for k in range(lay.w_off[l], w_end):
+            p_new = params[k] - lr * (grad[k] + alpha * params[k] if alpha != 0 else grad[k])
+            grad[k] = p_new
+            finite = finite & isfinite(p_new)
+        for k in range(w_end, b_end):
+            p_new = params[k] - lr * grad[k]
+            grad[k] = p_new
+            finite = finite & isfinite(p_new)
+    if not finite:
+        return False
+    for l in range(lay.n_layers):
+        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else lay.b_off[l]
+        memcpy(params + lay.w_off[l], grad + lay.w_off[l],
+               (b_end - lay.w_off[l]) * sizeof(floating))
+    return True
+
+
 cdef bint optimizer_step(
-    const Layout* lay, const OptConfig* opt, floating* params, const floating* grad,
+    const Layout* lay, const OptConfig* opt, floating* params, floating* grad,
     floating* state, int64_t* step_count, double lr,
 ) noexcept nogil:
     # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
@@ -380,6 +408,11 @@ cdef bint optimizer_step(
     cdef floating g, p_new, alpha = <floating>opt.alpha
     cdef floating step_size = 0, bc2_sqrt = 0
     cdef double t
+    if opt.kind == OPT_SGD and state == NULL:
+        if not plain_sgd_step(lay, opt, params, grad, <floating>lr):
+            return False
+        step_count[0] += 1
+        return True
     if opt.kind == OPT_ADAM:
         t = <double>(step_count[0] + 1)
         # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
