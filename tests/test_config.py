@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import cprop
+import cprop.mlp
 from cprop._config import config, openmp_enabled
 from cprop.cli import main
 
@@ -57,9 +58,21 @@ def test_openmp_and_blas_sections():
     cfg = config()
     assert cfg["openmp"]["enabled"] is openmp_enabled() is False
     assert cfg["openmp"]["threads"] == 1
-    assert cfg["blas"]["cprop"] is None
-    numpy_blas = cfg["blas"]["numpy"]
-    assert numpy_blas is None or set(numpy_blas) == {"name", "version"}
+    blas = cfg["blas"]
+    from cprop._kernels import _mlp
+
+    if hasattr(_mlp, "BLAS_MIN_WORK"):  # wide layers call scipy's gemm
+        import scipy
+
+        assert blas["cprop"].startswith("scipy.linalg.cython_blas")
+        assert blas["min_work"] == _mlp.BLAS_MIN_WORK == cprop.mlp._BLAS_MIN_WORK
+        assert blas["scipy"] == scipy.__version__
+        assert blas["provider"] is None or set(blas["provider"]) == {"name", "version"}
+    else:
+        assert blas["cprop"] is None
+    assert blas["numpy"] is None or set(blas["numpy"]) == {"name", "version"}
+    if blas["threadpools"] is not None:
+        assert all(pool["num_threads"] >= 1 for pool in blas["threadpools"])
 
 
 def test_build_section_matches_the_build_record():

@@ -132,6 +132,12 @@ case "$(basename "$repaired")" in
 esac
 "$work/buildenv/bin/auditwheel" show "$repaired" | tr -s '\n ' ' ' \
   | grep -oE 'consistent with the following platform tag: "[^"]+"' || true
+# Nothing vendored: no OpenMP runtime (off), and BLAS comes from SciPy's wheel at run time.
+vendored=$("$B" -c "
+import sys, zipfile
+print(' '.join(n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.startswith('cprop.libs/')))
+" "$repaired")
+[ -z "$vendored" ] || die "auditwheel vendored shared libraries into the wheel: $vendored"
 
 # --- 4. install it where nothing can be compiled --------------------------------------------
 say "install the repaired wheel in a fresh venv with CC=/bin/false (binaries only)"

@@ -42,14 +42,13 @@ def _gil_enabled() -> bool:
     return True if is_enabled is None else bool(is_enabled())
 
 
-def _numpy_blas() -> dict | None:
-    import numpy as np
-
+def _blas_of(module) -> dict | None:
+    # NumPy >= 1.26 and SciPy >= 1.11 describe their build as a dict (older ones only print).
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            deps = np.show_config(mode="dicts")["Build Dependencies"]
-    except (TypeError, KeyError, AttributeError, ValueError):  # NumPy < 1.26 has no mode=
+            deps = module.show_config(mode="dicts")["Build Dependencies"]
+    except (TypeError, KeyError, AttributeError, ValueError):
         return None
     blas = deps.get("blas") or {}
     return {"name": blas.get("name"), "version": blas.get("version")}
@@ -62,9 +61,31 @@ def _threadpools() -> list[dict] | None:
     except ImportError:
         return None
     return [
-        {k: pool.get(k) for k in ("user_api", "internal_api", "version", "num_threads")}
+        {k: pool.get(k) for k in ("prefix", "internal_api", "version", "num_threads")}
         for pool in threadpool_info()
     ]
+
+
+def _blas_section(kernels) -> dict:
+    import numpy as np
+
+    min_work = getattr(kernels, "BLAS_MIN_WORK", None)
+    if min_work is None:  # kernels built without the gemm path
+        section = {"cprop": None, "note": "cprop's kernels use their own loops (no BLAS calls)"}
+    else:
+        import scipy
+
+        section = {
+            "cprop": "scipy.linalg.cython_blas (sgemm/dgemm)",
+            "min_work": int(min_work),
+            "scipy": scipy.__version__,
+            "provider": _blas_of(scipy),
+            "note": "layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
+                    "SciPy's BLAS gemm; smaller ones use cprop's own loops",
+        }
+    section["numpy"] = _blas_of(np)
+    section["threadpools"] = _threadpools()
+    return section
 
 
 def config() -> dict:
@@ -99,18 +120,13 @@ def config() -> dict:
         "build": build_section,
         "openmp": {
             "enabled": omp,
-            # Threads one kernel call uses: without OpenMP, exactly the calling thread.
+            # Threads one call of cprop's own loops uses: without OpenMP, the calling thread.
             "threads": 1,
-            "note": "the kernels have no OpenMP (prange) loops; each call runs on the calling "
-                    "thread with the GIL released, so parallelism is one thread per network",
+            "note": "the kernels have no OpenMP (prange) loops: they run on the calling thread "
+                    "with the GIL released; only BLAS gemm (wide layers) may use the BLAS "
+                    "library's own threads (blas.threadpools; threadpoolctl limits them)",
         },
-        "blas": {
-            "cprop": None,
-            "note": "cprop's kernels use their own loops (no BLAS calls); NumPy's BLAS is listed "
-                    "for reference",
-            "numpy": _numpy_blas(),
-            "threadpools": _threadpools(),
-        },
+        "blas": _blas_section(_mlp),
         "dtypes": list(_SUPPORTED_DTYPES),
         "python": {
             "version": platform.python_version(),
