@@ -60,10 +60,48 @@ def measure(run, reset=None, *, repeats: int, budget_s: float, long_s: float = 2
     return times
 
 
+def measure_many(methods: dict, *, repeats: int, budget_s: float,
+                 long_s: float = 2.0) -> dict[str, list[float]]:
+    """``measure`` for several methods at once, interleaved: round after round, each method once.
+
+    ``methods`` maps a key to ``(run, reset)``. Each method gets an untimed warm-up (unless it
+    takes ``long_s`` or more: then it is its first timed run); then rounds follow until every
+    method has ``repeats`` timed runs or ``budget_s`` seconds per method have been spent (each
+    method has at least one). Interleaving means a burst of load from another process hits one
+    round of every method rather than every run of one method, and the best of the rounds is
+    what each method does on a quiet machine.
+    """
+    times = {k: [] for k in methods}
+    spent = 0.0
+    for key, (run, reset) in methods.items():
+        if reset is not None:
+            reset()
+        t0 = time.perf_counter()
+        run()
+        dt = time.perf_counter() - t0
+        spent += dt
+        if dt >= long_s:
+            times[key].append(dt)
+    while True:
+        todo = [k for k in methods if len(times[k]) < repeats]
+        if not todo or (spent >= budget_s * len(methods) and all(times.values())):
+            return times
+        for key in todo:
+            run, reset = methods[key]
+            if reset is not None:
+                reset()
+            t0 = time.perf_counter()
+            run()
+            dt = time.perf_counter() - t0
+            times[key].append(dt)
+            spent += dt
+
+
 def summary(times: list[float], per: float) -> dict:
     """Best and median of a list of run times, each divided by ``per`` (steps, samples, ...)."""
     ts = sorted(t / per for t in times)
-    return {"runs": len(ts), "best": ts[0], "median": ts[len(ts) // 2], "all": [t / per for t in times]}
+    return {"runs": len(ts), "best": ts[0], "median": ts[len(ts) // 2],
+            "all": [t / per for t in times]}
 
 
 # ------------------------------------------------------------------------------------------------

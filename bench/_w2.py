@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _common import CLoops, log, measure, summary
+from _common import CLoops, log, measure_many, summary
 from _peers import PEERS, make_problem, mean_loss, run_c_loop
 
 EPOCHS, LR, HIDDEN, BATCHES = 5, 0.1, 32, (1, 32)
@@ -45,16 +45,18 @@ def run(quick: bool, repeats: int, budget_s: float, cloops: CLoops) -> dict:
             exact = run_c_loop(cloops, p, 1, exact=True)
             if "params" in exact:
                 results["c"]["params_exact"] = exact["params"]
+        trainers = {}
         for key in ("cprop", "numpy", "torch", "sklearn"):
-            log(f"W2 batch {batch}: {LABELS[key]}")
             try:
-                trainer = PEERS[key](p)
+                trainers[key] = PEERS[key](p)
             except ImportError as exc:
                 results[key] = {"error": f"not installed ({exc})"}
-                continue
-            times = measure(trainer.run, trainer.reset, repeats=repeats, budget_s=budget_s)
+        log(f"W2 batch {batch}: " + ", ".join(LABELS[k] for k in trainers) + " (interleaved)")
+        times = measure_many({k: (t.run, t.reset) for k, t in trainers.items()},
+                             repeats=repeats, budget_s=budget_s)
+        for key, trainer in trainers.items():
             # Every run starts from reset(): the parameters now are the trained ones.
-            results[key] = {**summary(times, samples / 1e9), "params": trainer.params()}
+            results[key] = {**summary(times[key], samples / 1e9), "params": trainer.params()}
             if key == "cprop":
                 results[key]["epoch_loss"] = trainer.history.loss[-1]
         ref = results["cprop"]["params"]

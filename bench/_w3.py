@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _common import log, measure, summary
+from _common import log, measure_many, summary
 from _peers import PEERS, make_problem, mean_loss
 
 N_IN, N_HID, N_OUT = 784, 256, 10
@@ -87,26 +87,27 @@ def run(quick: bool, repeats: int, budget_s: float, threads_desc: dict) -> dict:
     for dtype in DTYPES:
         p = make_problem(X, y, N_OUT, N_HID, LR, BATCH, cfg["epochs"], np.dtype(dtype))
         res = {}
-        log(f"W3 {dtype}, {threads_desc['requested']} thread(s): ceiling")
-        ceil = Ceiling(p)
-        times = measure(ceil.run, repeats=repeats, budget_s=budget_s)
-        res["ceiling"] = summary(times, 1.0)
+        trainers = {"ceiling": Ceiling(p)}
+        for key in ORDER:
+            try:
+                trainers[key] = PEERS[key](p)
+            except ImportError as exc:
+                res[key] = {"error": f"not installed ({exc})"}
+        log(f"W3 {dtype}, {threads_desc['requested']} thread(s): "
+            + ", ".join(LABELS[k] for k in trainers) + " (interleaved)")
+        methods = {k: (t.run, getattr(t, "reset", None)) for k, t in trainers.items()}
+        times = measure_many(methods, repeats=repeats, budget_s=budget_s)
+        res["ceiling"] = summary(times["ceiling"], 1.0)
         res["ceiling"]["gflops"] = flops / res["ceiling"]["best"] / 1e9
         results_params = {}
         for key in ORDER:
-            log(f"W3 {dtype}, {threads_desc['requested']} thread(s): {LABELS[key]}")
-            try:
-                trainer = PEERS[key](p)
-            except ImportError as exc:
-                res[key] = {"error": f"not installed ({exc})"}
+            if key not in trainers:
                 continue
-            times = measure(trainer.run, trainer.reset, repeats=repeats, budget_s=budget_s)
-            r = summary(times, 1.0)
+            r = summary(times[key], 1.0)
             r["gflops"] = flops / r["best"] / 1e9
             r["fraction_of_ceiling"] = r["gflops"] / res["ceiling"]["gflops"]
-            # The weights after the last timed run are the trained ones (each run starts from
-            # reset()), so no extra run is needed for the agreement check.
-            results_params[key] = trainer.params()
+            # Every run starts from reset(): the parameters now are the trained ones.
+            results_params[key] = trainers[key].params()
             r["final_loss"] = mean_loss(results_params[key], p.X, p.labels)
             res[key] = r
         ref = results_params.get("cprop")

@@ -155,7 +155,8 @@ def print_header(env: dict, args, threads: list[int], workers: dict) -> None:
         print(f"- cprop build: {env['cprop_build']}")
     print(f"- C loop compiler: {env['cc'] or 'none found (C loop skipped)'}, flags -O3 "
           f"-march=native")
-    print(f"- threadpoolctl: {env['threadpoolctl'] or 'not installed (threads set only by env vars)'}"
+    tpc = env["threadpoolctl"] or "not installed (threads set only by env vars)"
+    print(f"- threadpoolctl: {tpc}"
           f"; OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE'] or '(unset)'}, "
           f"OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE'] or '(unset)'}")
     print(f"- Timing: best of up to {args.repeats or (3 if args.quick else 5)} runs after an "
@@ -264,7 +265,8 @@ def print_w3(w3s: dict) -> list[str]:
           f"sigmoid hidden, softmax + cross-entropy, plain SGD lr {any_w3['lr']}, batch "
           f"{any_w3['batch']}, {any_w3['epochs']} epoch(s), all peers from the same weights. "
           f"FLOPs = {any_w3['flops_per_sample']:,} per sample (2 per multiply-add; the five "
-          "matrix products of an SGD step: X·W1, H·W2 forward, Hᵀ·D2, D2·W2ᵀ, Xᵀ·D1 backward). "
+          "matrix products of an SGD step: X·W1, H·W2 forward, Hᵀ·D2, D2·W2ᵀ, Xᵀ·D1 "
+          "backward). "
           "Ceiling = NumPy timing only those five products (same shapes, dtype, threads). "
           "% of ceiling = ceiling's time / peer's time.\n")
     print("| dtype | threads | peer | runs | s/run (best) | GFLOP/s | % of ceiling | final loss | "
