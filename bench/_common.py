@@ -316,6 +316,8 @@ def environment() -> dict:
 # ------------------------------------------------------------------------------------------------
 
 C_FLAGS = ["-O3", "-march=native"]
+# The portable build: what code compiled without -march=native (as cprop's wheels are) reaches.
+C_FLAGS_PORTABLE = ["-O3"]
 
 
 def c_compiler() -> str | None:
@@ -333,16 +335,21 @@ class CLoops:
         self.dir = Path(tempfile.mkdtemp(prefix="cprop-bench-c-"))
         self.error: str | None = None if self.cc else "no C compiler (cc/gcc) on PATH"
 
-    def build(self, source: str, name: str, defines=(), extra_flags=()) -> Path | None:
-        """Compile c_loop/<source> to <tmp>/<name> with cc -O3 -march=native; None on failure."""
+    def _cmd(self, source, defines, extra_flags, native):
+        flags = C_FLAGS if native else C_FLAGS_PORTABLE
+        return [*(self.cc or "cc").split(), *flags, *extra_flags, *(f"-D{d}" for d in defines),
+                source]
+
+    def build(self, source: str, name: str, defines=(), extra_flags=(),
+              native: bool = True) -> Path | None:
+        """Compile c_loop/<source> to <tmp>/<name> (cc -O3 [-march=native]); None on failure."""
         if self.cc is None:
             return None
         src = self.dir / source
         if not src.exists():
             shutil.copy(C_DIR / source, src)
         exe = self.dir / name
-        cmd = [*self.cc.split(), *C_FLAGS, *extra_flags, *(f"-D{d}" for d in defines),
-               str(src), "-o", str(exe), "-lm"]
+        cmd = [*self._cmd(str(src), defines, extra_flags, native), "-o", str(exe), "-lm"]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             self.error = f"{' '.join(cmd)} failed: {res.stderr.strip()[:500]}"
@@ -350,9 +357,8 @@ class CLoops:
             return None
         return exe
 
-    def command(self, source: str, defines=(), extra_flags=()) -> str:
-        return " ".join([*(self.cc or "cc").split(), *C_FLAGS, *extra_flags,
-                         *(f"-D{d}" for d in defines), source, "-lm"])
+    def command(self, source: str, defines=(), extra_flags=(), native: bool = True) -> str:
+        return " ".join([*self._cmd(source, defines, extra_flags, native), "-lm"])
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

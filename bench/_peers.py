@@ -290,16 +290,18 @@ class Sklearn:
 # The hand-written C loop (float64 only)
 # ------------------------------------------------------------------------------------------------
 
-def run_c_loop(cloops: CLoops, p: Problem, repeats: int, exact: bool = False) -> dict:
+def run_c_loop(cloops: CLoops, p: Problem, repeats: int, exact: bool = False,
+               native: bool = True) -> dict:
     """Train in C; returns ns/sample of each repeat, the epoch losses and the final params.
 
-    ``exact`` builds with -ffp-contract=off (bit-identical to cprop) and runs once, untimed.
+    ``exact`` builds with -ffp-contract=off (bit-identical to cprop) and runs once, untimed;
+    ``native=False`` builds without -march=native (portable code, as cprop's wheels).
     """
     n_in, n_hid, n_out = p.sizes
     defines = [f"N_IN={n_in}", f"N_HID={n_hid}", f"N_OUT={n_out}"]
     flags = ["-ffp-contract=off"] if exact else []
-    name = f"mlp_{n_in}_{n_hid}_{n_out}{'_exact' if exact else ''}"
-    exe = cloops.build("mlp.c", name, defines, flags)
+    name = f"mlp_{n_in}_{n_hid}_{n_out}{'_exact' if exact else ''}{'' if native else '_portable'}"
+    exe = cloops.build("mlp.c", name, defines, flags, native=native)
     if exe is None:
         return {"error": cloops.error}
     d = cloops.dir
@@ -318,7 +320,7 @@ def run_c_loop(cloops: CLoops, p: Problem, repeats: int, exact: bool = False) ->
         params.append(flat[offset:offset + size].reshape(shape))
         offset += size
     return {"ns_per_sample": parsed["ns_per_sample"], "epoch_loss": parsed["epoch_loss"],
-            "params": params, "compile": cloops.command("mlp.c", defines, flags)}
+            "params": params, "compile": cloops.command("mlp.c", defines, flags, native)}
 
 
 PEERS = {"cprop": Cprop, "numpy": Numpy, "torch": Torch, "sklearn": Sklearn}

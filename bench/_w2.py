@@ -13,8 +13,9 @@ from _common import CLoops, log, measure_many, summary
 from _peers import PEERS, make_problem, mean_loss, run_c_loop
 
 EPOCHS, LR, HIDDEN, BATCHES = 5, 0.1, 32, (1, 32)
-ORDER = ("c", "cprop", "numpy", "torch", "sklearn")
-LABELS = {"c": "C loop (cc -O3 -march=native)", "cprop": "cprop `fit`", "numpy": "NumPy",
+ORDER = ("c", "c_portable", "cprop", "numpy", "torch", "sklearn")
+LABELS = {"c": "C loop (cc -O3 -march=native)", "c_portable": "C loop, portable (cc -O3)",
+          "cprop": "cprop `fit`", "numpy": "NumPy",
           "torch": "PyTorch (autograd + optim.SGD)", "sklearn": "scikit-learn MLPClassifier"}
 
 
@@ -34,14 +35,16 @@ def run(quick: bool, repeats: int, budget_s: float, cloops: CLoops) -> dict:
         p = make_problem(X, y, 10, HIDDEN, LR, batch, epochs, np.float64)
         samples = p.n * p.epochs
         results = {}
-        log(f"W2 batch {batch}: C loop")
-        c = run_c_loop(cloops, p, repeats)
-        if "error" in c:
-            results["c"] = {"error": c["error"]}
-        else:
-            results["c"] = {**summary([v * samples for v in c["ns_per_sample"]], samples),
+        for key in ("c", "c_portable"):
+            log(f"W2 batch {batch}: {LABELS[key]}")
+            c = run_c_loop(cloops, p, repeats, native=key == "c")
+            if "error" in c:
+                results[key] = {"error": c["error"]}
+                continue
+            results[key] = {**summary([v * samples for v in c["ns_per_sample"]], samples),
                             "compile": c["compile"], "params": c["params"],
                             "epoch_loss": c["epoch_loss"][-1]}
+        if "params" in results["c"]:
             exact = run_c_loop(cloops, p, 1, exact=True)
             if "params" in exact:
                 results["c"]["params_exact"] = exact["params"]

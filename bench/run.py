@@ -253,7 +253,8 @@ def print_w2(w2: dict, n_threads: int) -> list[str]:
             notes.append(f"batch {batch}: {c['max_abs_diff_vs_cprop_fp_contract_off']:.3g}")
         notes_loss = b.get("initial_loss")
     print(f"\nInitial loss {notes_loss:.6f}. The C loop built with `-ffp-contract=off` (untimed) "
-          f"ends this far from cprop (0 = bit-identical): {'; '.join(notes) or 'n/a'}.\n")
+          f"ends this far from cprop: {'; '.join(notes) or 'n/a'} (0 = bit-identical; where "
+          "cprop multiplies a block through BLAS gemm, it adds in BLAS's order).\n")
     return warnings
 
 
