@@ -60,8 +60,8 @@ def measure(run, reset=None, *, repeats: int, budget_s: float, long_s: float = 2
     return times
 
 
-def measure_many(methods: dict, *, repeats: int, budget_s: float,
-                 long_s: float = 2.0) -> dict[str, list[float]]:
+def measure_many(methods: dict, *, repeats: int, budget_s: float, long_s: float = 2.0,
+                 settle_s: float = 0.0) -> dict[str, list[float]]:
     """``measure`` for several methods at once, interleaved: round after round, each method once.
 
     ``methods`` maps a key to ``(run, reset)``. Each method gets an untimed warm-up (unless it
@@ -70,12 +70,18 @@ def measure_many(methods: dict, *, repeats: int, budget_s: float,
     method has at least one). Interleaving means a burst of load from another process hits one
     round of every method rather than every run of one method, and the best of the rounds is
     what each method does on a quiet machine.
+
+    ``settle_s``: sleep this long (untimed) before each run. With more than one thread, BLAS
+    and OpenMP workers keep spinning for up to ~0.1 s after their last call; without a pause,
+    the workers of the previous method's pool (NumPy's OpenBLAS, SciPy's, PyTorch's OpenMP)
+    would compete with the next method's threads for the same cores.
     """
     times = {k: [] for k in methods}
     spent = 0.0
     for key, (run, reset) in methods.items():
         if reset is not None:
             reset()
+        time.sleep(settle_s)
         t0 = time.perf_counter()
         run()
         dt = time.perf_counter() - t0
@@ -90,6 +96,7 @@ def measure_many(methods: dict, *, repeats: int, budget_s: float,
             run, reset = methods[key]
             if reset is not None:
                 reset()
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             run()
             dt = time.perf_counter() - t0

@@ -31,6 +31,9 @@ ORDER = ("cprop", "numpy", "torch", "sklearn")
 LABELS = {"ceiling": "NumPy GEMMs only (the ceiling)", "cprop": "cprop `fit`", "numpy": "NumPy",
           "torch": "PyTorch (autograd + optim.SGD)", "sklearn": "scikit-learn MLPClassifier"}
 
+# Pause before each timed run at more than one thread (see _common.measure_many).
+SETTLE_S = 0.3
+
 FLOPS_PER_SAMPLE = 4 * N_IN * N_HID + 6 * N_HID * N_OUT
 NOMINAL_FLOPS_PER_SAMPLE = 6 * (N_IN * N_HID + N_HID * N_OUT)
 
@@ -96,7 +99,8 @@ def run(quick: bool, repeats: int, budget_s: float, threads_desc: dict) -> dict:
         log(f"W3 {dtype}, {threads_desc['requested']} thread(s): "
             + ", ".join(LABELS[k] for k in trainers) + " (interleaved)")
         methods = {k: (t.run, getattr(t, "reset", None)) for k, t in trainers.items()}
-        times = measure_many(methods, repeats=repeats, budget_s=budget_s)
+        settle = SETTLE_S if threads_desc["requested"] > 1 else 0.0
+        times = measure_many(methods, repeats=repeats, budget_s=budget_s, settle_s=settle)
         res["ceiling"] = summary(times["ceiling"], 1.0)
         res["ceiling"]["gflops"] = flops / res["ceiling"]["best"] / 1e9
         results_params = {}
