@@ -72,18 +72,22 @@ def worker(args) -> int:
     try:
         for w in args.worker.split(","):
             t0 = time.perf_counter()
-            if w == "W1":
-                import _w1
+            try:
+                if w == "W1":
+                    import _w1
 
-                result["W1"] = _w1.run(args.quick, repeats, budget, cloops)
-            elif w == "W2":
-                import _w2
+                    result["W1"] = _w1.run(args.quick, repeats, budget, cloops)
+                elif w == "W2":
+                    import _w2
 
-                result["W2"] = _w2.run(args.quick, repeats, budget, cloops)
-            elif w == "W3":
-                import _w3
+                    result["W2"] = _w2.run(args.quick, repeats, budget, cloops)
+                elif w == "W3":
+                    import _w3
 
-                result["W3"] = _w3.run(args.quick, repeats, 2 * budget, desc)
+                    result["W3"] = _w3.run(args.quick, repeats, 2 * budget, desc)
+            except ImportError as exc:  # e.g. W2 without scikit-learn (its data set)
+                result[w] = {"error": f"skipped: {exc}"}
+                log(f"{w} skipped: {exc}")
             result.setdefault("seconds", {})[w] = time.perf_counter() - t0
     finally:
         cloops.cleanup()
@@ -340,7 +344,9 @@ def chart(report: dict, path: Path) -> str:
     except ImportError:
         return ("no chart: matplotlib is not installed (pip install matplotlib, or the "
                 "'bench' extra)")
-    panels = [k for k in WORKLOADS if k in report]
+    panels = [k for k in WORKLOADS if report.get(k) and "error" not in report[k]]
+    if not panels:
+        return "no chart: no results"
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.8), squeeze=False)
     for ax, wl in zip(axes[0], panels):
         if wl == "W1":
@@ -463,15 +469,21 @@ def main(argv=None) -> int:
     print_header(env, args, threads, workers)
     warnings = []
     lo = str(threads[0])
-    if "W1" in args.only:
-        report["W1"] = workers[lo]["W1"]
-        warnings += print_w1(report["W1"], threads[0])
-    if "W2" in args.only:
-        report["W2"] = workers[lo]["W2"]
-        warnings += print_w2(report["W2"], threads[0])
+    for wl, printer in (("W1", print_w1), ("W2", print_w2)):
+        if wl in args.only:
+            report[wl] = workers[lo][wl]
+            if "error" in report[wl]:
+                print(f"## {wl} — {report[wl]['error']}\n")
+            else:
+                warnings += printer(report[wl], threads[0])
     if "W3" in args.only:
         report["W3"] = {n: w["W3"] for n, w in workers.items() if "W3" in w}
-        warnings += print_w3(report["W3"])
+        errors = {n: w3["error"] for n, w3 in report["W3"].items() if "error" in w3}
+        if errors:
+            print(f"## W3 — {next(iter(errors.values()))}\n")
+            report["W3"] = {n: w3 for n, w3 in report["W3"].items() if "error" not in w3}
+        if report["W3"]:
+            warnings += print_w3(report["W3"])
     for line in warnings:
         print(f"WARNING: {line}")
     if warnings:
