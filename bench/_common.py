@@ -292,6 +292,36 @@ def cpu_busy(seconds: float = 0.5) -> float | None:
     return None if total <= 0 else max(0.0, 1.0 - idle / total)
 
 
+class LoadMeter:
+    """How much of the machine *other* processes used while this process worked (Linux only).
+
+    ``/proc/stat`` gives the CPU time all processes used; ``os.times()`` this process's own
+    (every thread, plus waited-for children such as the C loops). The difference, over the
+    elapsed time times the number of CPUs, is the share other processes took: 0 on an idle
+    machine. ``stop()`` returns it (None where /proc/stat is missing).
+    """
+
+    def __init__(self):
+        self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.start()
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def start(self) -> None:
+        self._stat, self._own0, self._t0 = _cpu_times(), self._own(), time.perf_counter()
+
+    def stop(self) -> float | None:
+        stat, own, t1 = _cpu_times(), self._own(), time.perf_counter()
+        if stat is None or self._stat is None or t1 <= self._t0:
+            return None
+        busy = ((stat[0] - self._stat[0]) - (stat[1] - self._stat[1])) / self._hz
+        other = busy - (own - self._own0)
+        return max(0.0, other / ((t1 - self._t0) * (os.cpu_count() or 1)))
+
+
 def environment() -> dict:
     import cprop
 

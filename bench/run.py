@@ -34,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    BENCH_DIR, CLoops, ThreadControl, cpu_busy, environment, log, pools_by_owner, worker_env,
+    BENCH_DIR, CLoops, LoadMeter, ThreadControl, cpu_busy, environment, log, pools_by_owner,
+    worker_env,
 )
 
 WORKLOADS = ("W1", "W2", "W3")
@@ -72,6 +73,7 @@ def worker(args) -> int:
     try:
         for w in args.worker.split(","):
             t0 = time.perf_counter()
+            meter = LoadMeter()
             try:
                 if w == "W1":
                     import _w1
@@ -89,6 +91,7 @@ def worker(args) -> int:
                 result[w] = {"error": f"skipped: {exc}"}
                 log(f"{w} skipped: {exc}")
             result.setdefault("seconds", {})[w] = time.perf_counter() - t0
+            result.setdefault("other_load", {})[w] = meter.stop()
     finally:
         cloops.cleanup()
     with open(args.worker_out, "w") as f:
@@ -170,25 +173,27 @@ def print_header(env: dict, args, threads: list[int], workers: dict) -> None:
                       for n, w in workers.items()))
     print("\nThread settings of each peer, per worker process (each started with "
           "OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = n):\n")
-    print("| n | workloads | other load before/after | NumPy | scikit-learn | PyTorch | cprop "
+    print("| n | workloads | other processes' CPU use | NumPy | scikit-learn | PyTorch | cprop "
           "| C loop |")
     print("|---:|---|---|---|---|---|---|---|")
     busy_warning = False
     for n, w in workers.items():
         s = w["thread_settings"]
         wl = ", ".join(k for k in WORKLOADS if k in w)
-        before, after = w.get("cpu_busy_before"), w.get("cpu_busy_after")
-        load = ("n/a" if before is None else
-                f"{100 * before:.0f}% / {100 * after:.0f}% of CPUs")
-        busy_warning |= any(b is not None and b > 0.10 for b in (before, after))
+        loads = [w.get("cpu_busy_before"),
+                 *(w.get("other_load", {}).get(k) for k in WORKLOADS if k in w),
+                 w.get("cpu_busy_after")]
+        load = " / ".join("n/a" if x is None else f"{100 * x:.0f}%" for x in loads)
+        busy_warning |= any(x is not None and x > 0.10 for x in loads)
         print(f"| {n} | {wl} | {load} | {s.get('numpy')} | {s.get('sklearn')} | "
               f"{s.get('torch', 'n/a')} | {s.get('cprop')} | {s.get('c')} |")
-    print()
+    print("\n(Other processes' CPU use, as a share of all CPUs: in the 0.5 s before the worker, "
+          "during each of its workloads (/proc/stat minus the worker's own CPU time), and in the "
+          "0.5 s after it. 0% = the machine was otherwise idle.)\n")
     if busy_warning:
-        print("**WARNING: other processes were using the CPUs around this run** (\"other "
-              "load\": the CPUs' busy fraction over 0.5 s just before and after each worker). "
-              "Timings, above all at more than one thread, measure contention as well as code; "
-              "re-run on an idle machine.\n")
+        print("**WARNING: other processes used more than 10% of the CPUs around or during this "
+              "run.** Timings, above all at more than one thread, measure contention as well as "
+              "code; re-run on an idle machine.\n")
 
 
 def print_w1(w1: dict, n_threads: int) -> list[str]:
