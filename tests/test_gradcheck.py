@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 import cprop
+from _helpers import fd4, fd_gradient, flat
 from cprop import oracle
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
@@ -43,11 +44,6 @@ H = 1e-4
 GRAD_RTOL = 1e-8
 RELU_MARGIN = 1e-2
 TINY = np.finfo(np.float64).tiny
-
-
-def fd4(f, x0, h=H):
-    """Fourth-order central difference of the scalar function f at x0."""
-    return (-f(x0 + 2 * h) + 8 * f(x0 + h) - 8 * f(x0 - h) + f(x0 - 2 * h)) / (12 * h)
 
 
 def rel_err(actual, expected) -> float:
@@ -104,31 +100,7 @@ def relu_sides(net, X):
 
 def compiled_fd_gradient(net, X, T):
     """The FD gradient of net.loss over every entry of net.params (perturbed in place)."""
-    p = net.params
-    sides = relu_sides(net, X)
-    fd = np.empty(p.shape[0])
-    for k in range(p.shape[0]):
-        x0 = float(p[k])
-
-        def loss_at(v, k=k):
-            p[k] = v
-            if sides is not None:
-                now = relu_sides(net, X)
-                assert all(np.array_equal(s, t) for s, t in zip(sides, now)), (
-                    f"FD step on params[{k}] crosses a relu kink; raise RELU_MARGIN")
-            return net.loss(X, T)
-
-        try:
-            fd[k] = fd4(loss_at, x0)
-        finally:
-            p[k] = x0
-    return fd
-
-
-def flat(grad_weights, grad_biases):
-    return np.concatenate([np.concatenate([np.asarray(gW, dtype=np.float64).ravel(),
-                                           np.asarray(gb, dtype=np.float64).ravel()])
-                           for gW, gb in zip(grad_weights, grad_biases)])
+    return fd_gradient(net, X, T, relu_sides, H, "raise RELU_MARGIN")
 
 
 CASES = [pytest.param(h, o, s, id=f"{h}-{o}-{s}") for h, o in PAIRS for s in range(SEEDS_PER_PAIR)]
@@ -181,7 +153,7 @@ def test_oracle_gradients_match_finite_differences(hidden, output):
             o.set_params_flat(p)
             return o.loss(Xo, To)
 
-        fd[k] = fd4(loss_at, base[k])
+        fd[k] = fd4(loss_at, base[k], H)
     o.set_params_flat(base)
     err = rel_err(g, fd)
     assert err <= GRAD_RTOL, f"oracle {o!r}: gradients vs FD, relative error {err:.3e}"

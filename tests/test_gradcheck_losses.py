@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 import cprop
+from _helpers import fd_gradient as _fd_gradient, flat, hidden_pre_activations
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 PAIRINGS = (
@@ -47,32 +48,12 @@ LEAKY_SLOPE = 0.1
 KINKED = ("relu", "leaky_relu")
 
 
-def fd4(f, x0, h=H):
-    """Fourth-order central difference of the scalar function f at x0."""
-    return (-f(x0 + 2 * h) + 8 * f(x0 + h) - 8 * f(x0 - h) + f(x0 - 2 * h)) / (12 * h)
-
-
 def rel_err(actual, expected) -> float:
     """``max|a - b| / max(max|b|, 1e-300)`` (norm-wise, relative to the FD gradient)."""
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     assert a.shape == b.shape
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
-
-
-def hidden_pre_activations(net, X):
-    """Every hidden layer's z = a @ W + b, in NumPy."""
-    slope = net.negative_slope
-    f = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh,
-         "relu": lambda z: np.maximum(z, 0.0),
-         "leaky_relu": lambda z: np.where(z > 0, z, slope * z),
-         "identity": lambda z: z}[net.hidden]
-    a, zs = X, []
-    for W, b in zip(net.weights[:-1], net.biases[:-1]):
-        z = a @ W + b
-        zs.append(z)
-        a = f(z)
-    return zs
 
 
 def make_targets(rng, output, loss, n, n_out, seed):
@@ -127,31 +108,7 @@ def kink_sides(net, X):
 
 def fd_gradient(net, X, T):
     """The FD gradient of net.loss over every entry of net.params (perturbed in place)."""
-    p = net.params
-    sides = kink_sides(net, X)
-    fd = np.empty(p.shape[0])
-    for k in range(p.shape[0]):
-        x0 = float(p[k])
-
-        def loss_at(v, k=k):
-            p[k] = v
-            if sides is not None:
-                now = kink_sides(net, X)
-                assert all(np.array_equal(s, t) for s, t in zip(sides, now)), (
-                    f"FD step on params[{k}] crosses a {net.hidden} kink; raise KINK_MARGIN")
-            return net.loss(X, T)
-
-        try:
-            fd[k] = fd4(loss_at, x0)
-        finally:
-            p[k] = x0
-    return fd
-
-
-def flat(grad_weights, grad_biases):
-    return np.concatenate([np.concatenate([np.asarray(gW, dtype=np.float64).ravel(),
-                                           np.asarray(gb, dtype=np.float64).ravel()])
-                           for gW, gb in zip(grad_weights, grad_biases)])
+    return _fd_gradient(net, X, T, kink_sides, H, f"raise KINK_MARGIN ({net.hidden})")
 
 
 def case_error(hidden, output, loss, seed):

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import cprop
+from _helpers import hidden_pre_activations
 
 F64 = torch.float64
 RTOL = 1e-10          # gradients and float64 trajectories, per parameter array, norm-wise
@@ -154,21 +155,6 @@ def make_targets(rng, output, loss, n, n_out, kind=0):
     return rng.uniform(0.0, 1.0, size=(n, n_out))
 
 
-def numpy_hidden_z(net, X):
-    """Every hidden layer's pre-activation, in NumPy (to keep relu units away from their kink)."""
-    slope = net.negative_slope
-    f = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh,
-         "relu": lambda z: np.maximum(z, 0.0),
-         "leaky_relu": lambda z: np.where(z > 0, z, slope * z),
-         "identity": lambda z: z}[net.hidden]
-    a, zs = X, []
-    for W, b in zip(net.weights[:-1], net.biases[:-1]):
-        z = a @ W + b
-        zs.append(z)
-        a = f(z)
-    return zs
-
-
 # --------------------------------------------------------------------------------------------
 # 1. gradients and loss vs autograd
 # --------------------------------------------------------------------------------------------
@@ -193,7 +179,7 @@ def gradient_errors(hidden, output, loss, seed):
     """(loss relative error, [(name, cprop grad, torch grad)]) for one case."""
     net, X, T = gradient_case(hidden, output, loss, seed)
     if hidden in ("relu", "leaky_relu"):
-        zmin = min(float(np.min(np.abs(z))) for z in numpy_hidden_z(net, X))
+        zmin = min(float(np.min(np.abs(z))) for z in hidden_pre_activations(net, X))
         assert zmin > RELU_KINK, f"{net!r}: a hidden |z| = {zmin:.2e} is at a relu kink"
     gW, gb = net.gradients(X, T)
     value = net.loss(X, T)
@@ -228,12 +214,12 @@ def test_gradient_cases_cover_every_depth_and_stay_off_relu_kinks():
     for h, (o, lo), s in itertools.product(("relu", "leaky_relu"), PAIRINGS, GRAD_SEEDS):
         net, X, _ = gradient_case(h, o, lo, s)
         depths.add(len(net.layer_sizes) - 2)
-        zs = numpy_hidden_z(net, X)
+        zs = hidden_pre_activations(net, X)
         assert min(float(np.min(np.abs(z))) for z in zs) > RELU_KINK
     assert depths == {1, 2, 3}
     # and both sides of the kink occur (otherwise relu would be tested as identity or zero)
     zs = np.concatenate([z.ravel() for s in GRAD_SEEDS
-                         for z in numpy_hidden_z(*gradient_case("relu", "sigmoid",
+                         for z in hidden_pre_activations(*gradient_case("relu", "sigmoid",
                                                                 "squared_error", s)[:2])])
     assert np.any(zs > 0) and np.any(zs < 0)
 
