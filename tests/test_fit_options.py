@@ -298,3 +298,19 @@ def test_cross_entropy_target_rows_must_sum_to_one():
         with pytest.raises(ValueError, match="row 0 sums to 0.5"):
             method(X, [[0.5, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert np.isfinite(a.loss(X, [[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]))  # soft targets are fine
+
+
+def test_every_callback_runs_and_numpy_true_stops():
+    X, T = data()
+    calls = []
+
+    def first(model, history):
+        calls.append(("first", history.epochs))
+        return np.float64(history.loss[-1]) < np.float64(10.0)  # np.True_ at epoch 1
+
+    def second(model, history):
+        calls.append(("second", history.epochs))
+
+    h = net().fit(X, T, epochs=5, callbacks=[first, second])
+    assert h.stop_reason == "callback" and h.epochs == 1
+    assert calls == [("first", 1), ("second", 1)]

@@ -516,7 +516,7 @@ class MLP:
         rows). ``early_stopping`` stops when the validation loss (the training loss if there is
         no validation data) has not improved by more than ``min_delta`` for ``patience`` epochs,
         and restores the parameters of the best epoch. Each of ``callbacks`` is called as
-        ``callback(net, history)`` after every epoch; returning True stops training.
+        ``callback(net, history)`` after every epoch; a true return value stops training.
         ``progress=True`` shows a tqdm bar with the loss (``None``: only on a terminal).
 
         Returns a :class:`History`. A step whose loss is not finite or whose update would
@@ -614,7 +614,8 @@ class MLP:
                             if waited >= patience:
                                 history.stop_reason = "early_stopping"
                                 break
-                    if any(cb(self, history) is True for cb in callbacks):
+                    # every callback runs each epoch; any true result (np.True_ too) stops
+                    if any([bool(cb(self, history)) for cb in callbacks]):
                         history.stop_reason = "callback"
                         break
             finally:

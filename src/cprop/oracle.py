@@ -1251,7 +1251,7 @@ class MLP:
                     if waited >= patience:
                         history.stop_reason = "early_stopping"
                         break
-            if any(cb(self, history) is True for cb in callbacks):
+            if any([bool(cb(self, history)) for cb in callbacks]):  # all run; any true stops
                 history.stop_reason = "callback"
                 break
         if early_stopping and best_params is not None:
