@@ -1160,7 +1160,8 @@ class MLP:
         (monitoring the validation loss, else the epoch's training loss: an improvement is a
         value ``< best - min_delta``; stop after ``patience`` epochs without one, then restore
         the best epoch's parameters); then each callback ``callback(net, history)`` in turn,
-        the first returning True stopping training. ``progress`` is accepted and ignored.
+        all of them every epoch; any true result stops training. ``progress`` is accepted and
+        ignored.
 
         A non-finite batch loss or an update that would overflow raises ``FloatingPointError``
         (naming the epoch, with the history so far as its ``history`` attribute) before that
