@@ -440,6 +440,72 @@ cdef bint optimizer_step(
     return True
 
 
+cdef int single_row_sgd_step(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
+    const floating* T, const Py_ssize_t* order, Py_ssize_t start, floating* A, floating* D,
+    floating* backup, floating lr, double* batch_loss,
+) noexcept nogil:
+    # Stateless SGD on a one-row batch, fused: the gradient of one sample is a_i * delta_j
+    # exactly (0 + a_i d_j), so each weight can be updated in the backward sweep itself, right
+    # after the layer's delta_in has been computed from its old W - the same numbers as
+    # batch_gradient + plain_sgd_step, without clearing, filling and re-reading a gradient
+    # buffer. `backup` keeps the old parameters so that a step whose new values are not all
+    # finite is undone whole, as everywhere else.
+    cdef Py_ssize_t l, i, j, L = lay.n_layers, n_in, n_out
+    cdef bint finite = True
+    cdef floating a_i, s, p_new, alpha = <floating>opt.alpha
+    cdef floating slope = <floating>lay.slope
+    cdef floating* W
+    cdef floating* b
+    cdef floating* w_row
+    cdef const floating* a_in
+    cdef const floating* d
+    cdef floating* d_in
+    load_rows(lay, X, order, start, 1, A)
+    forward_block(lay, params, A, 1)
+    batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
+                                 D + lay.a_off[L], 1, 0.0)
+    if not isfinite(batch_loss[0]):
+        return FIT_LOSS_NOT_FINITE
+    memcpy(backup, params, lay.n_params * sizeof(floating))
+    l = L - 1
+    while l >= 0:
+        n_in = lay.sizes[l]
+        n_out = lay.sizes[l + 1]
+        W = params + lay.w_off[l]
+        b = params + lay.b_off[l]
+        a_in = A + lay.a_off[l]
+        d = D + lay.a_off[l + 1]
+        if l > 0:  # the delta of the layer below, from this layer's W before its update
+            d_in = D + lay.a_off[l]
+            for i in range(n_in):
+                w_row = W + i * n_out
+                s = 0
+                for j in range(n_out):
+                    s += w_row[j] * d[j]
+                d_in[i] = s * activation_derivative(lay.act[l - 1], a_in[i], slope)
+        for i in range(n_in):
+            a_i = a_in[i]
+            w_row = W + i * n_out
+            for j in range(n_out):
+                if alpha != 0:
+                    p_new = w_row[j] - lr * (a_i * d[j] + alpha * w_row[j])
+                else:
+                    p_new = w_row[j] - lr * (a_i * d[j])
+                w_row[j] = p_new
+                finite = finite & isfinite(p_new)
+        if opt.train_biases:
+            for j in range(n_out):
+                p_new = b[j] - lr * d[j]
+                b[j] = p_new
+                finite = finite & isfinite(p_new)
+        l -= 1
+    if not finite:
+        memcpy(params, backup, lay.n_params * sizeof(floating))
+        return FIT_UPDATE_NOT_FINITE
+    return FIT_OK
+
+
 cdef int train_epoch(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, Py_ssize_t n, double lr, Py_ssize_t batch_size, bint shuffle,
@@ -457,6 +523,7 @@ cdef int train_epoch(
     cdef Py_ssize_t work = 0
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef double total = 0.0
+    cdef int failure
     if shuffle:
         shuffle_indices(order, n, rng)
     else:
@@ -465,6 +532,20 @@ cdef int train_epoch(
     start = 0
     while start < n:
         count = min(batch_size, n - start)
+        if count == 1 and opt.kind == OPT_SGD and state == NULL:
+            failure = single_row_sgd_step(lay, opt, params, X, T, order, start, A, D, grad,
+                                          <floating>lr, batch_loss)
+            if failure != FIT_OK:
+                return failure
+            step_count[0] += 1
+            total += batch_loss[0]
+            start += 1
+            work += work_per_sample
+            if work >= SIGNAL_CHECK_WORK:
+                work = 0
+                with gil:
+                    PyErr_CheckSignals()
+            continue
         batch_loss[0] = batch_gradient(lay, params, X, T, order, start, count, grad, A, D,
                                        chunk, True)
         if not isfinite(batch_loss[0]):
