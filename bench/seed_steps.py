@@ -37,6 +37,9 @@ import time
 import numpy as np
 
 import cprop
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import cpu_model  # noqa: E402
 from cprop import oracle
 from cprop.examples import seed_network
 
@@ -235,17 +238,6 @@ def time_method(key, n_steps, repeats, min_time_ns):
 # --------------------------------------------------------------------------------------------
 # Environment header
 # --------------------------------------------------------------------------------------------
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
 
 def blas_info():
     """(library description, thread count or a reason it is unknown)."""

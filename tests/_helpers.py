@@ -3,6 +3,20 @@
 import numpy as np
 
 
+TINY = np.finfo(np.float64).tiny
+
+
+def rel_err(actual, expected) -> float:
+    """Norm-wise relative error ``max|a - b| / max(max|b|, tiny)``."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        raise AssertionError(f"shape {a.shape} != expected shape {b.shape}")
+    diff = np.max(np.abs(a - b), initial=0.0)
+    scale = max(float(np.max(np.abs(b), initial=0.0)), TINY)
+    return float(diff / scale)
+
+
 def fd4(f, x0, h):
     """Fourth-order central difference of the scalar function f at x0."""
     return (-f(x0 + 2 * h) + 8 * f(x0 + h) - 8 * f(x0 - h) + f(x0 - 2 * h)) / (12 * h)

@@ -37,6 +37,7 @@ import pytest
 
 import cprop
 from cprop import oracle
+from _helpers import rel_err
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 OUTPUT = ("sigmoid", "identity")
@@ -44,7 +45,6 @@ DTYPES = ("float64", "float32")
 N_CASES = 200  # random networks per dtype
 CASE_SEEDS = range(N_CASES)
 RTOL = {"float64": 1e-12, "float32": 1e-5}
-TINY = np.finfo(np.float64).tiny
 
 # float32 fit: the largest learning rate, and the exclusion rule for training runs that are not
 # float32-reproducible (see float32_fit_reference).
@@ -57,17 +57,6 @@ MAX_F32_FIT_EXCLUDED = 0.15  # fraction of the cases, per fit variant
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-def rel_err(actual, expected) -> float:
-    """Norm-wise relative error ``max|a - b| / max(max|b|, tiny)`` (see :func:`assert_rel`)."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    if a.shape != b.shape:
-        raise AssertionError(f"shape {a.shape} != expected shape {b.shape}")
-    diff = np.max(np.abs(a - b), initial=0.0)
-    scale = max(float(np.max(np.abs(b), initial=0.0)), TINY)
-    return float(diff / scale)
-
 
 def assert_rel(actual, expected, rtol, what):
     """Assert that ``actual`` equals ``expected`` to a norm-wise relative error of at most ``rtol``.

@@ -42,6 +42,7 @@ import pytest
 
 import cprop
 from cprop import oracle
+from _helpers import rel_err
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 PAIRINGS = (  # (loss, output)
@@ -65,7 +66,6 @@ INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 SCHEDULES = ("constant", "invscaling", "step", "cosine")
 DTYPES = ("float64", "float32")
 RTOL = {"float64": 1e-12, "float32": 1e-5}
-TINY = np.finfo(np.float64).tiny
 EPOCHS = 3
 
 COMBOS = list(itertools.product(HIDDEN, PAIRINGS, OPTIMIZER_CONFIGS))
@@ -85,17 +85,6 @@ WORST: dict[tuple[str, str], float] = {}
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-def rel_err(actual, expected) -> float:
-    """Norm-wise relative error ``max|a - b| / max(max|b|, tiny)``."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    if a.shape != b.shape:
-        raise AssertionError(f"shape {a.shape} != expected shape {b.shape}")
-    diff = np.max(np.abs(a - b), initial=0.0)
-    scale = max(float(np.max(np.abs(b), initial=0.0)), TINY)
-    return float(diff / scale)
-
 
 def assert_rel(actual, expected, dtype, what, quantity):
     """``actual`` (compiled) equals ``expected`` (oracle) to ``RTOL[dtype]`` (see rel_err); a
