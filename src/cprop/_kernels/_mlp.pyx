@@ -29,6 +29,8 @@ from libc.string cimport memcpy, memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.float cimport PyFloat_AS_DOUBLE
+cimport numpy as cnp
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from cprop._kernels._types cimport (
@@ -45,6 +47,8 @@ from cprop._kernels._activations cimport (
 from cprop._kernels._optimizers cimport sgd_value, adam_value, rprop_value
 from cprop._kernels._random cimport uniform01, shuffle_indices
 
+
+cnp.import_array()
 
 ACTIVATION_CODES = {
     "identity": ACT_IDENTITY,
@@ -893,6 +897,218 @@ cdef class Plan:
                                   &D[0], chunk, state_ptr, &step_count[0], &epoch_loss,
                                   &batch_loss)
         return failure, epoch_loss, batch_loss
+
+
+# The kernels process batches in blocks of at most this many rows (MLP sizes its workspaces
+# with it), so memory stays bounded whatever the batch size.
+cdef Py_ssize_t BLOCK_ROWS_C = 256
+BLOCK_ROWS = BLOCK_ROWS_C
+
+# A step on at most this many multiply-adds keeps the GIL: releasing and retaking it (~0.2 us)
+# would cost more than the step (FastStep.step).
+NOGIL_MIN_WORK = 20000
+
+
+cdef inline Py_ssize_t usable_rows(object value, int typenum, Py_ssize_t width, bint* single):
+    # The number of rows if `value` is already exactly what a kernel takes - an ndarray (not a
+    # subclass) of the network's dtype in native byte order, C-contiguous and aligned, of shape
+    # (rows, width) or (width,) (then *single) - else 0. No conversion, no exception.
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_CheckExact(value):
+        return 0
+    arr = <cnp.ndarray>value
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY_RO(arr):
+        return 0
+    if cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIM(arr, 1) == width:
+        single[0] = False
+        return cnp.PyArray_DIM(arr, 0)
+    if cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == width:
+        single[0] = True
+        return 1
+    return 0
+
+
+cdef bint targets_valid(const floating* T, Py_ssize_t rows, Py_ssize_t n_out, int loss) noexcept nogil:
+    # What MLP._xt asks of float targets for each loss (finite; in [0, 1] for the log-losses;
+    # cross-entropy rows summing to 1 within 1e-6 / 1e-5, the sum taken in double).
+    cdef Py_ssize_t r, k
+    cdef double v, row_sum
+    cdef double tol = 1e-5 if floating is float else 1e-6
+    for r in range(rows):
+        row_sum = 0.0
+        for k in range(n_out):
+            v = T[r * n_out + k]
+            if not isfinite(v):
+                return False
+            if loss != LOSS_SQUARED_ERROR and not (0.0 <= v <= 1.0):
+                return False
+            row_sum += v
+        if loss == LOSS_CROSS_ENTROPY and fabs(row_sum - 1.0) > tol:
+            return False
+    return True
+
+
+cdef class FastStep:
+    """``MLP.train_step`` without the Python-level checks, for the call that repeats the last one.
+
+    Built by :class:`cprop.mlp.MLP` after a checked train_step succeeded; holds that step's
+    workspaces, optimizer state and options as C pointers. :meth:`step` takes the fast route only
+    when the new call is one the checked route would accept unchanged - the same optimizer
+    arguments (identical objects or equal floats), ``train_biases`` and block size, ``X`` and
+    ``T`` already ndarrays of the network's dtype, native order, C-contiguous and aligned, of
+    the right shapes, finite, targets valid for the loss, finite parameters - and the step
+    succeeds. In every other case it changes nothing and returns None, and the checked route
+    (which raises the proper errors) runs instead. A refused step changes nothing either (the
+    kernels check before they commit), so the checked route repeats it and raises.
+    """
+
+    cdef Plan plan
+    cdef object arrays            # keeps every buffer below alive
+    cdef object lock
+    cdef object args              # (optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
+    cdef OptConfig opt
+    cdef bint train_biases, double_type, needs_steps
+    cdef int typenum
+    cdef Py_ssize_t chunk, n_in, n_out
+    cdef char* params
+    cdef char* A
+    cdef char* D
+    cdef char* grad
+    cdef char* state
+    cdef int64_t* steps
+
+    def __cinit__(self, Plan plan, cnp.ndarray params, cnp.ndarray A, cnp.ndarray D,
+                  cnp.ndarray grad, cnp.ndarray state, cnp.ndarray steps, tuple options,
+                  tuple args, bint train_biases, object lock):
+        cdef int typenum = cnp.PyArray_TYPE(params)
+        if typenum not in (cnp.NPY_DOUBLE, cnp.NPY_FLOAT):
+            raise TypeError("FastStep: params must be float64 or float32")
+        for arr in (params, A, D, grad, state):
+            if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY(arr):
+                raise ValueError("FastStep: buffers must share params' dtype, C-contiguous")
+        if (cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_ISCARRAY(steps)
+                or cnp.PyArray_SIZE(steps) != 1):
+            raise ValueError("FastStep: steps must be one int64")
+        if (cnp.PyArray_SIZE(params) != plan.n_params or cnp.PyArray_SIZE(grad) != plan.n_params
+                or cnp.PyArray_SIZE(A) != cnp.PyArray_SIZE(D)
+                or cnp.PyArray_SIZE(A) < plan.total_width
+                or cnp.PyArray_SIZE(A) % plan.total_width != 0):
+            raise ValueError("FastStep: buffer sizes do not match the plan")
+        self.plan = plan
+        self.arrays = (params, A, D, grad, state, steps)
+        self.lock = lock
+        self.args = args
+        self.opt = make_opt_config(options)
+        self.needs_steps = self.opt.kind == OPT_RPROP
+        if self.opt.kind != OPT_SGD or self.opt.momentum != 0:
+            if cnp.PyArray_SIZE(state) < plan.n_params:
+                raise ValueError("FastStep: the optimizer needs its state buffer")
+        self.train_biases = train_biases
+        self.typenum = typenum
+        self.double_type = typenum == cnp.NPY_DOUBLE
+        self.chunk = cnp.PyArray_SIZE(A) // plan.total_width
+        self.n_in = plan.lay.sizes[0]
+        self.n_out = plan.lay.sizes[plan.lay.n_layers]
+        self.params = <char*>cnp.PyArray_DATA(params)
+        self.A = <char*>cnp.PyArray_DATA(A)
+        self.D = <char*>cnp.PyArray_DATA(D)
+        self.grad = <char*>cnp.PyArray_DATA(grad)
+        self.state = (<char*>cnp.PyArray_DATA(state) if cnp.PyArray_SIZE(state) > 0
+                      else NULL)
+        self.steps = <int64_t*>cnp.PyArray_DATA(steps)
+
+    cdef inline bint same_args(self, tuple args):
+        # Identical objects (the defaults always are) or equal floats/bools/strings.
+        cdef Py_ssize_t k
+        cdef object a, b
+        for k in range(7):
+            a = args[k]
+            b = (<tuple>self.args)[k]
+            if a is b:
+                continue
+            if type(a) is not type(b):
+                return False
+            if type(a) is float:
+                if PyFloat_AS_DOUBLE(a) != PyFloat_AS_DOUBLE(b):
+                    return False
+            elif type(a) is str:
+                if a != b:
+                    return False
+            else:
+                return False
+        return True
+
+    def step(self, X, T, lr, optimizer, momentum, nesterov, beta1, beta2, eps, alpha,
+             train_biases):
+        """The loss before the step, or None: see the class docstring."""
+        cdef bint single_x = False, single_t = False, ok = True, release
+        cdef Py_ssize_t rows, t_rows
+        cdef double lr_value, loss = 0.0
+        cdef float lr_float
+        cdef int failure = FIT_OK
+        if type(lr) is not float or train_biases is not self.train_biases:
+            return None
+        lr_value = PyFloat_AS_DOUBLE(lr)
+        if not (isfinite(lr_value) and lr_value > 0):
+            return None
+        if not self.double_type:
+            lr_float = <float>lr_value
+            if not (isfinite(lr_float) and lr_float > 0):
+                return None
+        if not self.same_args((optimizer, momentum, nesterov, beta1, beta2, eps, alpha)):
+            return None
+        rows = usable_rows(X, self.typenum, self.n_in, &single_x)
+        if rows == 0 or min(rows, BLOCK_ROWS_C) != self.chunk:
+            return None
+        t_rows = usable_rows(T, self.typenum, self.n_out, &single_t)
+        # T: (rows, n_out), or (n_out,) for one sample; (rows,) for n_out == 1 goes the long way.
+        if t_rows != rows or (single_t and not single_x):
+            return None
+        release = rows * (self.plan.n_params + self.n_in) >= NOGIL_MIN_WORK
+        self.lock.acquire()
+        try:
+            if self.needs_steps and self.steps[0] == 0:
+                return None  # Rprop's first step sets its step sizes from lr: the long way
+            if release:
+                with nogil:
+                    ok = self.run(<char*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                                  <char*>cnp.PyArray_DATA(<cnp.ndarray>T), rows, lr_value,
+                                  &loss, &failure)
+            else:
+                ok = self.run(<char*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                              <char*>cnp.PyArray_DATA(<cnp.ndarray>T), rows, lr_value, &loss,
+                              &failure)
+        finally:
+            self.lock.release()
+        if not ok or failure != FIT_OK:
+            return None
+        return loss
+
+    cdef bint run(self, char* X, char* T, Py_ssize_t rows, double lr, double* loss,
+                  int* failure) noexcept nogil:
+        if self.double_type:
+            return self.run_typed(<double*>X, <double*>T, rows, lr, loss, failure,
+                                  <double*>self.params)
+        return self.run_typed(<float*>X, <float*>T, rows, lr, loss, failure,
+                              <float*>self.params)
+
+    cdef bint run_typed(self, floating* X, floating* T, Py_ssize_t rows, double lr,
+                        double* loss, int* failure, floating* params) noexcept nogil:
+        # False: an input the checked route must see (it raises); else the step's outcome.
+        cdef Layout* lay = &self.plan.lay
+        cdef Py_ssize_t n_x = rows * self.n_in
+        if not _all_finite(X, n_x) or not _all_finite(params, lay.n_params):
+            return False
+        if not targets_valid(T, rows, self.n_out, lay.loss):
+            return False
+        loss[0] = batch_gradient(lay, params, X, T, NULL, 0, rows, <floating*>self.grad,
+                                 <floating*>self.A, <floating*>self.D, self.chunk, True)
+        if not isfinite(loss[0]):
+            failure[0] = FIT_LOSS_NOT_FINITE
+        elif not optimizer_step(lay, &self.opt, params, <floating*>self.grad,
+                                <floating*>self.state, self.steps, lr, NULL):
+            failure[0] = FIT_UPDATE_NOT_FINITE
+        return True
 
 
 def activation_forward(int act, const floating[::1] z, floating[::1] out, double slope=0.01):
