@@ -109,3 +109,41 @@ def test_overflowing_step_is_refused_whole(dtype, lr, batch_size):
     with pytest.raises(FloatingPointError, match="update"):
         net.fit(X, T, epochs=1, lr=lr, batch_size=batch_size, shuffle=False)
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
+    # _dense.h picks AVX2 or SSE2 at import; both must produce identical results. Run the same
+    # training in a child process forced onto SSE2 (CPROP_NO_AVX2=1) and compare bit for bit.
+    import os
+    import subprocess
+    import sys
+
+    from cprop._kernels import _mlp
+
+    script = (
+        "import sys, numpy as np, cprop\n"
+        "from cprop._kernels import _mlp\n"
+        "out = [_mlp.simd_isa()]\n"
+        "for dtype in ('float64', 'float32'):\n"
+        "    for b in (1, 5):\n"
+        "        rng = np.random.default_rng(0)\n"
+        "        X = rng.uniform(-1, 1, (40, 37)).astype(dtype)\n"
+        "        T = np.eye(19, dtype=dtype)[rng.integers(0, 19, 40)]\n"
+        "        net = cprop.MLP([37, 70, 19], hidden='tanh', output='softmax',\n"
+        "                        loss='cross_entropy', dtype=dtype, seed=1)\n"
+        "        net.fit(X, T, epochs=3, lr=0.05, batch_size=b, seed=2)\n"
+        "        out.append(net.params.tobytes().hex())\n"
+        "        out.append(net.forward(X).tobytes().hex())\n"
+        "sys.stdout.write('\\n'.join(out))\n"
+    )
+    runs = {}
+    for forced in ("", "1"):
+        env = dict(os.environ, CPROP_NO_AVX2=forced)
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, check=True)
+        isa, *hexes = proc.stdout.split("\n")
+        runs[forced] = (isa, hexes)
+    assert runs["1"][0] in ("sse2", "portable vectors", "scalar")
+    assert runs[""][0] == _mlp.simd_isa()
+    assert len(runs[""][1]) == 8
+    assert runs[""][1] == runs["1"][1]

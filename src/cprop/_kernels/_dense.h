@@ -1,11 +1,11 @@
-/* Row kernels of a dense layer for one sample, written with explicit 16-byte vectors.
+/* Row kernels of a dense layer for one sample, written with explicit vectors.
  *
  * Why C and not Cython: inlined into the large step kernels of _mlp.pyx, these loops spilled
  * their registers and lost their vectorisation (callgrind: 3.1 instructions per multiply-add),
  * and Cython cannot mark a function noinline or a pointer restrict. Here each loop is compiled
- * on its own, keeps a block of 16 columns in registers across the whole sweep over the inputs,
- * and is vectorised by construction (GCC/Clang vector extensions: SSE2 on x86-64, NEON on
- * aarch64, both baseline, so the wheel stays portable; other compilers get the scalar loops).
+ * on its own, keeps a block of columns in registers across the whole sweep over the inputs, and
+ * is vectorised by construction (GCC/Clang vector extensions: SSE2 or, chosen at run time,
+ * AVX2 on x86-64; NEON on aarch64; other compilers get the scalar loops).
  *
  * The arithmetic is exactly the scalar one, lane by lane: z_j = b_j, then z_j += a_i * W_ij for
  * i = 0, 1, ... (the oracle's order); W_ij <- W_ij - lr * (a_i * d_j). setup.py compiles with
@@ -16,6 +16,7 @@
 #define CPROP_DENSE_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -24,14 +25,16 @@
 #define CPROP_RESTRICT __restrict__
 typedef double cprop_vd __attribute__((vector_size(16)));
 typedef float cprop_vf __attribute__((vector_size(16)));
+typedef double cprop_vd32 __attribute__((vector_size(32)));
+typedef float cprop_vf32 __attribute__((vector_size(32)));
 #else
 #define CPROP_VECTORS 0
 #define CPROP_NOINLINE
 #define CPROP_RESTRICT
 #endif
 
-/* CPROP_DENSE_KERNELS(T, V, LANES, SUFFIX) defines, for element type T and its 16-byte vector
- * type V of LANES lanes:
+/* CPROP_DENSE_KERNELS(T, V, LANES, SUFFIX, TARGET) defines, for element type T and its vector
+ * type V of LANES lanes, compiled with the function attribute TARGET (may be empty):
  *
  *   cprop_net_input_row_SUFFIX(a, W, b, z, n_in, n_out)
  *       z[j] = b[j] + sum_i a[i] * W[i, j]           (W row-major (n_in, n_out))
@@ -45,8 +48,8 @@ typedef float cprop_vf __attribute__((vector_size(16)));
 
 #if CPROP_VECTORS
 
-#define CPROP_DENSE_KERNELS(T, V, LANES, SUFFIX)                                               \
-static CPROP_NOINLINE void cprop_net_input_row_##SUFFIX(                                      \
+#define CPROP_DENSE_KERNELS(T, V, LANES, SUFFIX, TARGET)                                       \
+static CPROP_NOINLINE TARGET void cprop_net_input_row_##SUFFIX(                                      \
     const T* CPROP_RESTRICT a, const T* CPROP_RESTRICT W, const T* CPROP_RESTRICT b,          \
     T* CPROP_RESTRICT z, ptrdiff_t n_in, ptrdiff_t n_out)                                      \
 {                                                                                              \
@@ -86,7 +89,7 @@ static CPROP_NOINLINE void cprop_net_input_row_##SUFFIX(                        
     }                                                                                          \
 }                                                                                              \
                                                                                                \
-static CPROP_NOINLINE void cprop_rank1_sgd_##SUFFIX(                                          \
+static CPROP_NOINLINE TARGET void cprop_rank1_sgd_##SUFFIX(                                          \
     T* CPROP_RESTRICT W, const T* CPROP_RESTRICT a, const T* CPROP_RESTRICT d,                \
     ptrdiff_t n_in, ptrdiff_t n_out, T lr)                                                     \
 {                                                                                              \
@@ -113,7 +116,7 @@ static CPROP_NOINLINE void cprop_rank1_sgd_##SUFFIX(                            
         for (i = 0; i < n_in; i++) W[i * n_out + j] = W[i * n_out + j] - lr * (a[i] * d[j]);  \
 }                                                                                              \
                                                                                                \
-static CPROP_NOINLINE void cprop_rank1_add_##SUFFIX(                                          \
+static CPROP_NOINLINE TARGET void cprop_rank1_add_##SUFFIX(                                          \
     T* CPROP_RESTRICT G, const T* CPROP_RESTRICT a, const T* CPROP_RESTRICT d,                \
     ptrdiff_t n_in, ptrdiff_t n_out)                                                           \
 {                                                                                              \
@@ -138,8 +141,60 @@ static CPROP_NOINLINE void cprop_rank1_add_##SUFFIX(                            
         for (i = 0; i < n_in; i++) G[i * n_out + j] = G[i * n_out + j] + a[i] * d[j];         \
 }
 
-CPROP_DENSE_KERNELS(double, cprop_vd, 2, d)
-CPROP_DENSE_KERNELS(float, cprop_vf, 4, f)
+#if defined(__x86_64__) && !defined(CPROP_NO_DISPATCH)
+/* Run-time CPU dispatch on x86-64: the portable build (SSE2, 16-byte vectors) and an AVX2 build
+ * (32-byte vectors) of every kernel; cprop_dense_init() picks one at import. The wheel stays
+ * baseline x86-64. Both do the same IEEE operations lane by lane (AVX2 without FMA, and
+ * -ffp-contract=off), so they give the same bits; CPROP_NO_AVX2=1 in the environment forces
+ * the portable build (the tests compare the two). */
+#define CPROP_DISPATCH 1
+CPROP_DENSE_KERNELS(double, cprop_vd, 2, d_base, )
+CPROP_DENSE_KERNELS(float, cprop_vf, 4, f_base, )
+CPROP_DENSE_KERNELS(double, cprop_vd32, 4, d_avx2, __attribute__((target("avx2"))))
+CPROP_DENSE_KERNELS(float, cprop_vf32, 8, f_avx2, __attribute__((target("avx2"))))
+
+static int cprop_use_avx2 = 0;
+
+static void cprop_dense_init(void)
+{
+    const char* off = getenv("CPROP_NO_AVX2");
+    __builtin_cpu_init();
+    cprop_use_avx2 = __builtin_cpu_supports("avx2") && !(off && off[0] && off[0] != '0');
+}
+
+static const char* cprop_dense_isa(void) { return cprop_use_avx2 ? "avx2" : "sse2"; }
+
+#define CPROP_DISPATCH_KERNELS(T, SUFFIX)                                                      \
+static void cprop_net_input_row_##SUFFIX(const T* a, const T* W, const T* b, T* z,            \
+                                         ptrdiff_t n_in, ptrdiff_t n_out)                      \
+{                                                                                              \
+    if (cprop_use_avx2) cprop_net_input_row_##SUFFIX##_avx2(a, W, b, z, n_in, n_out);          \
+    else cprop_net_input_row_##SUFFIX##_base(a, W, b, z, n_in, n_out);                         \
+}                                                                                              \
+static void cprop_rank1_sgd_##SUFFIX(T* W, const T* a, const T* d, ptrdiff_t n_in,            \
+                                     ptrdiff_t n_out, T lr)                                    \
+{                                                                                              \
+    if (cprop_use_avx2) cprop_rank1_sgd_##SUFFIX##_avx2(W, a, d, n_in, n_out, lr);             \
+    else cprop_rank1_sgd_##SUFFIX##_base(W, a, d, n_in, n_out, lr);                            \
+}                                                                                              \
+static void cprop_rank1_add_##SUFFIX(T* G, const T* a, const T* d, ptrdiff_t n_in,            \
+                                     ptrdiff_t n_out)                                          \
+{                                                                                              \
+    if (cprop_use_avx2) cprop_rank1_add_##SUFFIX##_avx2(G, a, d, n_in, n_out);                 \
+    else cprop_rank1_add_##SUFFIX##_base(G, a, d, n_in, n_out);                                \
+}
+
+CPROP_DISPATCH_KERNELS(double, d)
+CPROP_DISPATCH_KERNELS(float, f)
+
+#else /* other architectures (aarch64: NEON is baseline): one portable build */
+
+CPROP_DENSE_KERNELS(double, cprop_vd, 2, d, )
+CPROP_DENSE_KERNELS(float, cprop_vf, 4, f, )
+static void cprop_dense_init(void) {}
+static const char* cprop_dense_isa(void) { return "portable vectors"; }
+
+#endif
 
 #else /* no vector extensions: the same loops, scalar */
 
@@ -169,6 +224,8 @@ static void cprop_rank1_add_##SUFFIX(T* G, const T* a, const T* d, ptrdiff_t n_i
 
 CPROP_DENSE_KERNELS(double, d)
 CPROP_DENSE_KERNELS(float, f)
+static void cprop_dense_init(void) {}
+static const char* cprop_dense_isa(void) { return "scalar"; }
 
 #endif
 

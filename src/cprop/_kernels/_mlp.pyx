@@ -49,6 +49,12 @@ from cprop._kernels._random cimport uniform01, shuffle_indices
 
 
 cnp.import_array()
+cprop_dense_init()  # picks the row kernels' instruction set (see _dense.h)
+
+
+def simd_isa():
+    """The instruction set of the one-sample row kernels in use: "avx2", "sse2", ..."""
+    return cprop_dense_isa().decode("ascii")
 
 ACTIVATION_CODES = {
     "identity": ACT_IDENTITY,
@@ -117,6 +123,8 @@ cdef inline void gemm_rowmajor(
 
 cdef extern from "_dense.h" nogil:
     # One sample's row kernels, vectorised in C (see the header for why).
+    void cprop_dense_init()
+    const char* cprop_dense_isa()
     void cprop_net_input_row_d(const double* a, const double* W, const double* b, double* z,
                                Py_ssize_t n_in, Py_ssize_t n_out)
     void cprop_net_input_row_f(const float* a, const float* W, const float* b, float* z,
