@@ -67,7 +67,7 @@ problems = []
 
 # Sources the build needs: every .pyx and .pxd of the package, as the checkout has them.
 sources = sorted(p.relative_to(root).as_posix()
-                 for ext in ("*.pyx", "*.pxd") for p in (root / "src" / "cprop").rglob(ext))
+                 for ext in ("*.pyx", "*.pxd", "*.h") for p in (root / "src" / "cprop").rglob(ext))
 pyx = [s for s in sources if s.endswith(".pyx")]
 if not pyx:
     problems.append("no .pyx in the checkout?")

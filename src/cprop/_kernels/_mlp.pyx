@@ -29,6 +29,8 @@ from libc.string cimport memcpy, memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.float cimport PyFloat_AS_DOUBLE
+cimport numpy as cnp
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from cprop._kernels._types cimport (
@@ -45,6 +47,14 @@ from cprop._kernels._activations cimport (
 from cprop._kernels._optimizers cimport sgd_value, adam_value, rprop_value
 from cprop._kernels._random cimport uniform01, shuffle_indices
 
+
+cnp.import_array()
+cprop_dense_init()  # picks the row kernels' instruction set (see _dense.h)
+
+
+def simd_isa():
+    """The instruction set of the one-sample row kernels in use: "avx2", "sse2", ..."""
+    return cprop_dense_isa().decode("ascii")
 
 ACTIVATION_CODES = {
     "identity": ACT_IDENTITY,
@@ -74,6 +84,11 @@ FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
 # the GIL (~0.1 us); 2**17 multiply-adds take ~50-100 us, so checks cost < 0.5% and an interrupt
 # is seen at the first batch boundary after at most ~0.1 ms of work.
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 17
+
+# The largest magnitude an SGD step may bring any value to without checking each one (see
+# update_is_safe): far below DBL_MAX (1.8e308) and FLT_MAX (3.4e38).
+cdef double SAFE_MAGNITUDE_DOUBLE = 1e300
+cdef double SAFE_MAGNITUDE_FLOAT = 1e36
 
 # A layer block with at least this many multiply-adds (rows * n_in * n_out) goes through BLAS
 # gemm, smaller ones through the tight loops: gemm's call and packing overhead (~0.3-1 us) only
@@ -106,6 +121,94 @@ cdef inline void gemm_rowmajor(
               &ildc)
 
 
+cdef extern from "_dense.h" nogil:
+    # One sample's row kernels, vectorised in C (see the header for why).
+    void cprop_dense_init()
+    const char* cprop_dense_isa()
+    void cprop_net_input_row_d(const double* a, const double* W, const double* b, double* z,
+                               Py_ssize_t n_in, Py_ssize_t n_out)
+    void cprop_net_input_row_f(const float* a, const float* W, const float* b, float* z,
+                               Py_ssize_t n_in, Py_ssize_t n_out)
+    void cprop_rank1_sgd_d(double* W, const double* a, const double* d, Py_ssize_t n_in,
+                           Py_ssize_t n_out, double lr)
+    void cprop_rank1_sgd_f(float* W, const float* a, const float* d, Py_ssize_t n_in,
+                           Py_ssize_t n_out, float lr)
+    void cprop_rank1_add_d(double* G, const double* a, const double* d, Py_ssize_t n_in,
+                           Py_ssize_t n_out)
+    void cprop_rank1_add_f(float* G, const float* a, const float* d, Py_ssize_t n_in,
+                           Py_ssize_t n_out)
+
+
+cdef inline void net_input_row(
+    const floating* a, const floating* W, const floating* b, floating* z, Py_ssize_t n_in,
+    Py_ssize_t n_out,
+) noexcept nogil:
+    # z[j] = b[j] + sum_i a[i] W[i, j], terms added in input order i = 0, 1, ... (the oracle's).
+    if floating is float:
+        cprop_net_input_row_f(a, W, b, z, n_in, n_out)
+    else:
+        cprop_net_input_row_d(a, W, b, z, n_in, n_out)
+
+
+cdef inline void rank1_sgd(
+    floating* W, const floating* a, const floating* d, Py_ssize_t n_in, Py_ssize_t n_out,
+    floating lr,
+) noexcept nogil:
+    # W[i, j] <- W[i, j] - lr (a[i] d[j]): one sample's plain SGD step on a weight matrix.
+    if floating is float:
+        cprop_rank1_sgd_f(W, a, d, n_in, n_out, lr)
+    else:
+        cprop_rank1_sgd_d(W, a, d, n_in, n_out, lr)
+
+
+cdef inline void rank1_add(
+    floating* G, const floating* a, const floating* d, Py_ssize_t n_in, Py_ssize_t n_out,
+) noexcept nogil:
+    # G[i, j] <- G[i, j] + a[i] d[j]: one sample's term of a weight gradient.
+    if floating is float:
+        cprop_rank1_add_f(G, a, d, n_in, n_out)
+    else:
+        cprop_rank1_add_d(G, a, d, n_in, n_out)
+
+
+cdef inline void delta_below(
+    const floating* W,       # IN  (n_in, n_out) this layer's weights
+    const floating* d,       # IN  (n_out,) this layer's delta for one sample
+    const floating* a_in,    # IN  (n_in,) the layer below's output a = f(z)
+    floating* d_in,          # OUT (n_in,) (W d)_i * f'(a_i): the layer below's delta
+    Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
+) noexcept nogil:
+    # Each sum runs over j in order (as the oracle adds); four rows at a time so that four
+    # independent sums are in flight instead of one long chain of dependent additions.
+    cdef Py_ssize_t i = 0, j
+    cdef floating s0, s1, s2, s3, d_j
+    cdef const floating* w0
+    while i + 4 <= n_in:
+        w0 = W + i * n_out
+        s0 = 0
+        s1 = 0
+        s2 = 0
+        s3 = 0
+        for j in range(n_out):
+            d_j = d[j]
+            s0 += w0[j] * d_j
+            s1 += w0[n_out + j] * d_j
+            s2 += w0[2 * n_out + j] * d_j
+            s3 += w0[3 * n_out + j] * d_j
+        d_in[i] = s0 * activation_derivative(act_in, a_in[i], slope)
+        d_in[i + 1] = s1 * activation_derivative(act_in, a_in[i + 1], slope)
+        d_in[i + 2] = s2 * activation_derivative(act_in, a_in[i + 2], slope)
+        d_in[i + 3] = s3 * activation_derivative(act_in, a_in[i + 3], slope)
+        i += 4
+    while i < n_in:
+        w0 = W + i * n_out
+        s0 = 0
+        for j in range(n_out):
+            s0 += w0[j] * d[j]
+        d_in[i] = s0 * activation_derivative(act_in, a_in[i], slope)
+        i += 1
+
+
 cdef inline void dense_forward(
     const floating* a_in,    # IN  (rows, n_in)
     const floating* W,       # IN  (n_in, n_out)
@@ -114,10 +217,8 @@ cdef inline void dense_forward(
     floating* z_out,         # OUT (rows, n_out) a copy of z before the activation, or NULL
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope, bint use_blas,
 ) noexcept nogil:
-    cdef Py_ssize_t r, i, j
-    cdef floating a_i
+    cdef Py_ssize_t r
     cdef floating* z
-    cdef const floating* w_row
     if use_blas:
         # Wide layers: z = b, then z += a_in @ W in one gemm (the sum's order is BLAS's own).
         for r in range(rows):
@@ -131,15 +232,7 @@ cdef inline void dense_forward(
         return
     for r in range(rows):
         z = a_out + r * n_out
-        for j in range(n_out):
-            z[j] = b[j]
-        # i-j order: the inner loop runs along a row of W (contiguous, vectorisable), and each
-        # z[j] still receives its terms in input order i = 0, 1, ..., as the oracle adds them.
-        for i in range(n_in):
-            a_i = a_in[r * n_in + i]
-            w_row = W + i * n_out
-            for j in range(n_out):
-                z[j] += a_i * w_row[j]
+        net_input_row(a_in + r * n_in, W, b, z, n_in, n_out)
         if z_out != NULL:
             memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
         activate_row(act, z, n_out, slope)
@@ -229,10 +322,7 @@ cdef inline void backprop_layer(
     int act_in, floating slope, bint compute_delta_in, bint use_blas,
 ) noexcept nogil:
     cdef Py_ssize_t r, i, j
-    cdef floating a_i, s
     cdef const floating* d
-    cdef const floating* w_row
-    cdef floating* g_row
     if use_blas:
         # grad_W += a_in^T @ delta; delta_in = (delta @ W^T) * f'(a_in); grad_b by rows.
         gemm_rowmajor(True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out, 1,
@@ -251,21 +341,11 @@ cdef inline void backprop_layer(
         return
     for r in range(rows):
         d = delta + r * n_out
-        for i in range(n_in):
-            a_i = a_in[r * n_in + i]
-            g_row = grad_W + i * n_out
-            for j in range(n_out):
-                g_row[j] += a_i * d[j]
+        rank1_add(grad_W, a_in + r * n_in, d, n_in, n_out)
         for j in range(n_out):
             grad_b[j] += d[j]
         if compute_delta_in:
-            for i in range(n_in):
-                w_row = W + i * n_out
-                s = 0
-                for j in range(n_out):
-                    s += w_row[j] * d[j]
-                delta_in[r * n_in + i] = s * activation_derivative(
-                    act_in, a_in[r * n_in + i], slope)
+            delta_below(W, d, a_in + r * n_in, delta_in + r * n_in, n_in, n_out, act_in, slope)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,15 +367,20 @@ cdef inline void load_rows(
 
 
 cdef inline void forward_block(
-    const Layout* lay, const floating* params, floating* A, Py_ssize_t rows,
+    const Layout* lay, const floating* params, const floating* x_in, floating* A,
+    Py_ssize_t rows,
 ) noexcept nogil:
-    # Layer 0 of A holds the inputs; fills layers 1 .. n_layers and the output logits.
+    # Fills layers 1 .. n_layers of A from the block's inputs x_in (rows, n_in): A's layer-0 slot
+    # when gathered by load_rows, or a row of X read in place. The output layer's logits are
+    # kept only for the log-losses, the one place that reads them.
     cdef Py_ssize_t l, L = lay.n_layers
+    cdef floating* logits = (A + rows * lay.a_off[L + 1]
+                             if lay.loss != LOSS_SQUARED_ERROR else NULL)
     for l in range(L):
         dense_forward(
-            A + rows * lay.a_off[l], params + lay.w_off[l], params + lay.b_off[l],
-            A + rows * lay.a_off[l + 1],
-            A + rows * lay.a_off[L + 1] if l == L - 1 else NULL,
+            x_in if l == 0 else A + rows * lay.a_off[l], params + lay.w_off[l],
+            params + lay.b_off[l], A + rows * lay.a_off[l + 1],
+            logits if l == L - 1 else NULL,
             rows, lay.sizes[l], lay.sizes[l + 1], lay.act[l], <floating>lay.slope,
             rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work,
         )
@@ -310,7 +395,7 @@ cdef void forward_rows(
     while start < n:
         rows = min(chunk, n - start)
         load_rows(lay, X, NULL, start, rows, A)
-        forward_block(lay, params, A, rows)
+        forward_block(lay, params, A, A, rows)
         memcpy(out + start * n_out, A + rows * lay.a_off[L], rows * n_out * sizeof(floating))
         start += rows
 
@@ -331,7 +416,7 @@ cdef double batch_gradient(
     while c0 < count:
         rows = min(chunk, count - c0)
         load_rows(lay, X, idx, start + c0, rows, A)
-        forward_block(lay, params, A, rows)
+        forward_block(lay, params, A, A, rows)
         loss_sum = output_delta(
             lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, idx, start + c0,
             D + rows * lay.a_off[L] if want_grad else NULL, rows, loss_sum,
@@ -367,12 +452,32 @@ cdef inline floating param_value(
 
 cdef inline bint plain_sgd_step(
     const Layout* lay, const OptConfig* opt, floating* params, floating* grad, floating lr,
+    double* p_bound,
 ) noexcept nogil:
-    # SGD without momentum keeps no state, so one pass suffices: the new values overwrite the
-    # gradient (scratch from here on) and are copied in only if every one is finite.
+    # SGD without momentum keeps no state. If the step provably cannot overflow (update_is_safe,
+    # from max |grad| and p_bound, a bound on max |params| that the caller keeps, or NULL to take
+    # it exactly here) it is one unchecked, vectorisable pass. Otherwise the new values overwrite
+    # the gradient (scratch from here on) and are copied in only if every one is finite.
     cdef Py_ssize_t l, k, w_end, b_end
     cdef bint finite = True
     cdef floating p_new, alpha = <floating>opt.alpha
+    cdef double g_bound = abs_max(grad, lay.n_params)
+    cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
+    if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
+        for l in range(lay.n_layers):
+            w_end = lay.b_off[l]
+            b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+            if alpha != 0:
+                for k in range(lay.w_off[l], w_end):
+                    params[k] = params[k] - lr * (grad[k] + alpha * params[k])
+            else:
+                for k in range(lay.w_off[l], w_end):
+                    params[k] = params[k] - lr * grad[k]
+            for k in range(w_end, b_end):
+                params[k] = params[k] - lr * grad[k]
+        if p_bound != NULL:
+            p_bound[0] = bound + lr * (g_bound + opt.alpha * bound)
+        return True
     for l in range(lay.n_layers):
         w_end = lay.b_off[l]
         b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
@@ -390,18 +495,21 @@ cdef inline bint plain_sgd_step(
         b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else lay.b_off[l]
         memcpy(params + lay.w_off[l], grad + lay.w_off[l],
                (b_end - lay.w_off[l]) * sizeof(floating))
+    if p_bound != NULL:
+        p_bound[0] = abs_max(params, lay.n_params)
     return True
 
 
 cdef bint optimizer_step(
     const Layout* lay, const OptConfig* opt, floating* params, floating* grad,
-    floating* state, int64_t* step_count, double lr,
+    floating* state, int64_t* step_count, double lr, double* p_bound,
 ) noexcept nogil:
     # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
     # gradient `grad`, with L2 alpha * W added to the weights' gradient. Two passes: the first
     # only checks that every new value is finite; the second (identical arithmetic) writes the
     # parameters and the optimizer state. Returns False, changing nothing, if a value would be
     # inf/NaN. state: SGD momentum [velocity], Adam [m, v], Rprop [prev grad, step size].
+    # p_bound: see plain_sgd_step (the other optimizers check every value and leave it alone).
     cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
     cdef int pass_
     cdef bint commit, finite = True
@@ -409,7 +517,7 @@ cdef bint optimizer_step(
     cdef floating step_size = 0, bc2_sqrt = 0
     cdef double t
     if opt.kind == OPT_SGD and state == NULL:
-        if not plain_sgd_step(lay, opt, params, grad, <floating>lr):
+        if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound):
             return False
         step_count[0] += 1
         return True
@@ -440,50 +548,104 @@ cdef bint optimizer_step(
     return True
 
 
+cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    # max |x_i| (0 when n = 0), or NaN as soon as any x_i is NaN (`v > NaN` is false, so NaN
+    # then stays), so that a bound built on it fails every `<=` test of update_is_safe.
+    cdef double m = 0.0, v
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = fabs(<double>x[i])
+        if v > m or v != v:
+            m = v
+    return m
+
+
+cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, double lr,
+                                bint single) noexcept nogil:
+    # True if w - lr * (g + alpha * w) cannot overflow for any |w| <= p_bound and |g| <= g_bound
+    # (nor any of its partial results), so that an SGD step may skip checking each new value.
+    # The limit is far below DBL_MAX / FLT_MAX (x 1e8 / x 340), so the rounding of this bound's
+    # own arithmetic cannot matter. NaN bounds fail every comparison.
+    cdef double limit = SAFE_MAGNITUDE_FLOAT if single else SAFE_MAGNITUDE_DOUBLE
+    cdef double inc = g_bound + alpha * p_bound
+    return (p_bound <= limit and g_bound <= limit and inc <= limit and lr * inc <= limit
+            and p_bound + lr * inc <= limit)
+
+
 cdef int single_row_sgd_step(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, const Py_ssize_t* order, Py_ssize_t start, floating* A, floating* D,
-    floating* backup, floating lr, double* batch_loss,
+    floating* backup, floating lr, double* batch_loss, double* p_bound,
 ) noexcept nogil:
     # Stateless SGD on a one-row batch, fused: the gradient of one sample is a_i * delta_j
-    # exactly (0 + a_i d_j), so each weight can be updated in the backward sweep itself, right
-    # after the layer's delta_in has been computed from its old W - the same numbers as
-    # batch_gradient + plain_sgd_step, without clearing, filling and re-reading a gradient
-    # buffer. `backup` keeps the old parameters so that a step whose new values are not all
-    # finite is undone whole, as everywhere else.
+    # exactly (0 + a_i d_j), so each weight is updated straight from the activations and
+    # deltas - the same numbers as batch_gradient + plain_sgd_step, without clearing, filling
+    # and re-reading a gradient buffer. The input row is read in place (no copy).
+    #
+    # A step whose new values are not all finite is refused whole, as everywhere else. Checking
+    # every new value would keep the update loops scalar, so instead: p_bound bounds max |params|
+    # (kept by train_epoch), and if max|a_i| max|d_j| + alpha p_bound cannot take any value past
+    # SAFE_MAGNITUDE the loops run unchecked; otherwise (in practice: only on the way to a
+    # divergence) the old parameters are backed up, every value checked, and restored on failure.
     cdef Py_ssize_t l, i, j, L = lay.n_layers, n_in, n_out
-    cdef bint finite = True
+    cdef bint finite = True, safe
     cdef floating a_i, s, p_new, alpha = <floating>opt.alpha
     cdef floating slope = <floating>lay.slope
+    cdef double g_bound = 0.0, term
     cdef floating* W
     cdef floating* b
     cdef floating* w_row
     cdef const floating* a_in
     cdef const floating* d
     cdef floating* d_in
-    load_rows(lay, X, order, start, 1, A)
-    forward_block(lay, params, A, 1)
+    cdef const floating* x = X + order[start] * lay.sizes[0]
+    forward_block(lay, params, x, A, 1)
     batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
                                  D + lay.a_off[L], 1, 0.0)
     if not isfinite(batch_loss[0]):
         return FIT_LOSS_NOT_FINITE
-    memcpy(backup, params, lay.n_params * sizeof(floating))
+    # Every layer's delta first, each from the weights above it before their update.
     l = L - 1
-    while l >= 0:
+    while l > 0:
+        n_in = lay.sizes[l]
+        n_out = lay.sizes[l + 1]
+        W = params + lay.w_off[l]
+        a_in = A + lay.a_off[l]
+        d = D + lay.a_off[l + 1]
+        delta_below(W, d, a_in, D + lay.a_off[l], n_in, n_out, lay.act[l - 1], slope)
+        l -= 1
+    # A bound on every gradient term a_i d_j (biases: a = 1).
+    for l in range(L):
+        a_in = x if l == 0 else A + lay.a_off[l]
+        term = abs_max(a_in, lay.sizes[l])
+        if term < 1.0:
+            term = 1.0
+        term = term * abs_max(D + lay.a_off[l + 1], lay.sizes[l + 1])
+        if term > g_bound or term != term:
+            g_bound = term
+    safe = update_is_safe(p_bound[0], g_bound, opt.alpha, lr, floating is float)
+    if not safe:
+        memcpy(backup, params, lay.n_params * sizeof(floating))
+    for l in range(L):
         n_in = lay.sizes[l]
         n_out = lay.sizes[l + 1]
         W = params + lay.w_off[l]
         b = params + lay.b_off[l]
-        a_in = A + lay.a_off[l]
+        a_in = x if l == 0 else A + lay.a_off[l]
         d = D + lay.a_off[l + 1]
-        if l > 0:  # the delta of the layer below, from this layer's W before its update
-            d_in = D + lay.a_off[l]
-            for i in range(n_in):
-                w_row = W + i * n_out
-                s = 0
+        if safe:
+            if alpha != 0:
+                for i in range(n_in):
+                    a_i = a_in[i]
+                    w_row = W + i * n_out
+                    for j in range(n_out):
+                        w_row[j] = w_row[j] - lr * (a_i * d[j] + alpha * w_row[j])
+            else:
+                rank1_sgd(W, a_in, d, n_in, n_out, lr)
+            if opt.train_biases:
                 for j in range(n_out):
-                    s += w_row[j] * d[j]
-                d_in[i] = s * activation_derivative(lay.act[l - 1], a_in[i], slope)
+                    b[j] = b[j] - lr * d[j]
+            continue
         for i in range(n_in):
             a_i = a_in[i]
             w_row = W + i * n_out
@@ -499,11 +661,13 @@ cdef int single_row_sgd_step(
                 p_new = b[j] - lr * d[j]
                 b[j] = p_new
                 finite = finite & isfinite(p_new)
-        l -= 1
+    if safe:
+        p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
+        return FIT_OK
     if not finite:
         memcpy(params, backup, lay.n_params * sizeof(floating))
-        return FIT_UPDATE_NOT_FINITE
-    return FIT_OK
+    p_bound[0] = abs_max(params, lay.n_params)
+    return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
 
 
 cdef int train_epoch(
@@ -523,6 +687,9 @@ cdef int train_epoch(
     cdef Py_ssize_t work = 0
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef double total = 0.0
+    # An upper bound on max |params| for the unchecked SGD updates (see update_is_safe): taken
+    # exactly here, then grown by each step's largest possible change.
+    cdef double p_bound = abs_max(params, lay.n_params)
     cdef int failure
     if shuffle:
         shuffle_indices(order, n, rng)
@@ -534,7 +701,7 @@ cdef int train_epoch(
         count = min(batch_size, n - start)
         if count == 1 and opt.kind == OPT_SGD and state == NULL:
             failure = single_row_sgd_step(lay, opt, params, X, T, order, start, A, D, grad,
-                                          <floating>lr, batch_loss)
+                                          <floating>lr, batch_loss, &p_bound)
             if failure != FIT_OK:
                 return failure
             step_count[0] += 1
@@ -550,7 +717,7 @@ cdef int train_epoch(
                                        chunk, True)
         if not isfinite(batch_loss[0]):
             return FIT_LOSS_NOT_FINITE
-        if not optimizer_step(lay, opt, params, grad, state, step_count, lr):
+        if not optimizer_step(lay, opt, params, grad, state, step_count, lr, &p_bound):
             return FIT_UPDATE_NOT_FINITE
         total += batch_loss[0] * count
         start += count
@@ -715,7 +882,7 @@ cdef class Plan:
             if not isfinite(result):
                 failure = FIT_LOSS_NOT_FINITE
             elif not optimizer_step(&self.lay, &opt, &params[0], &grad[0], state_ptr,
-                                    &step_count[0], lr):
+                                    &step_count[0], lr, NULL):
                 failure = FIT_UPDATE_NOT_FINITE
         return result, failure
 
@@ -738,6 +905,218 @@ cdef class Plan:
                                   &D[0], chunk, state_ptr, &step_count[0], &epoch_loss,
                                   &batch_loss)
         return failure, epoch_loss, batch_loss
+
+
+# The kernels process batches in blocks of at most this many rows (MLP sizes its workspaces
+# with it), so memory stays bounded whatever the batch size.
+cdef Py_ssize_t BLOCK_ROWS_C = 256
+BLOCK_ROWS = BLOCK_ROWS_C
+
+# A step on at most this many multiply-adds keeps the GIL: releasing and retaking it (~0.2 us)
+# would cost more than the step (FastStep.step).
+NOGIL_MIN_WORK = 20000
+
+
+cdef inline Py_ssize_t usable_rows(object value, int typenum, Py_ssize_t width, bint* single):
+    # The number of rows if `value` is already exactly what a kernel takes - an ndarray (not a
+    # subclass) of the network's dtype in native byte order, C-contiguous and aligned, of shape
+    # (rows, width) or (width,) (then *single) - else 0. No conversion, no exception.
+    cdef cnp.ndarray arr
+    if not cnp.PyArray_CheckExact(value):
+        return 0
+    arr = <cnp.ndarray>value
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY_RO(arr):
+        return 0
+    if cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIM(arr, 1) == width:
+        single[0] = False
+        return cnp.PyArray_DIM(arr, 0)
+    if cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == width:
+        single[0] = True
+        return 1
+    return 0
+
+
+cdef bint targets_valid(const floating* T, Py_ssize_t rows, Py_ssize_t n_out, int loss) noexcept nogil:
+    # What MLP._xt asks of float targets for each loss (finite; in [0, 1] for the log-losses;
+    # cross-entropy rows summing to 1 within 1e-6 / 1e-5, the sum taken in double).
+    cdef Py_ssize_t r, k
+    cdef double v, row_sum
+    cdef double tol = 1e-5 if floating is float else 1e-6
+    for r in range(rows):
+        row_sum = 0.0
+        for k in range(n_out):
+            v = T[r * n_out + k]
+            if not isfinite(v):
+                return False
+            if loss != LOSS_SQUARED_ERROR and not (0.0 <= v <= 1.0):
+                return False
+            row_sum += v
+        if loss == LOSS_CROSS_ENTROPY and fabs(row_sum - 1.0) > tol:
+            return False
+    return True
+
+
+cdef class FastStep:
+    """``MLP.train_step`` without the Python-level checks, for the call that repeats the last one.
+
+    Built by :class:`cprop.mlp.MLP` after a checked train_step succeeded; holds that step's
+    workspaces, optimizer state and options as C pointers. :meth:`step` takes the fast route only
+    when the new call is one the checked route would accept unchanged - the same optimizer
+    arguments (identical objects or equal floats), ``train_biases`` and block size, ``X`` and
+    ``T`` already ndarrays of the network's dtype, native order, C-contiguous and aligned, of
+    the right shapes, finite, targets valid for the loss, finite parameters - and the step
+    succeeds. In every other case it changes nothing and returns None, and the checked route
+    (which raises the proper errors) runs instead. A refused step changes nothing either (the
+    kernels check before they commit), so the checked route repeats it and raises.
+    """
+
+    cdef Plan plan
+    cdef object arrays            # keeps every buffer below alive
+    cdef object lock
+    cdef object args              # (optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
+    cdef OptConfig opt
+    cdef bint train_biases, double_type, needs_steps
+    cdef int typenum
+    cdef Py_ssize_t chunk, n_in, n_out
+    cdef char* params
+    cdef char* A
+    cdef char* D
+    cdef char* grad
+    cdef char* state
+    cdef int64_t* steps
+
+    def __cinit__(self, Plan plan, cnp.ndarray params, cnp.ndarray A, cnp.ndarray D,
+                  cnp.ndarray grad, cnp.ndarray state, cnp.ndarray steps, tuple options,
+                  tuple args, bint train_biases, object lock):
+        cdef int typenum = cnp.PyArray_TYPE(params)
+        if typenum not in (cnp.NPY_DOUBLE, cnp.NPY_FLOAT):
+            raise TypeError("FastStep: params must be float64 or float32")
+        for arr in (params, A, D, grad, state):
+            if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISCARRAY(arr):
+                raise ValueError("FastStep: buffers must share params' dtype, C-contiguous")
+        if (cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_ISCARRAY(steps)
+                or cnp.PyArray_SIZE(steps) != 1):
+            raise ValueError("FastStep: steps must be one int64")
+        if (cnp.PyArray_SIZE(params) != plan.n_params or cnp.PyArray_SIZE(grad) != plan.n_params
+                or cnp.PyArray_SIZE(A) != cnp.PyArray_SIZE(D)
+                or cnp.PyArray_SIZE(A) < plan.total_width
+                or cnp.PyArray_SIZE(A) % plan.total_width != 0):
+            raise ValueError("FastStep: buffer sizes do not match the plan")
+        self.plan = plan
+        self.arrays = (params, A, D, grad, state, steps)
+        self.lock = lock
+        self.args = args
+        self.opt = make_opt_config(options)
+        self.needs_steps = self.opt.kind == OPT_RPROP
+        if self.opt.kind != OPT_SGD or self.opt.momentum != 0:
+            if cnp.PyArray_SIZE(state) < plan.n_params:
+                raise ValueError("FastStep: the optimizer needs its state buffer")
+        self.train_biases = train_biases
+        self.typenum = typenum
+        self.double_type = typenum == cnp.NPY_DOUBLE
+        self.chunk = cnp.PyArray_SIZE(A) // plan.total_width
+        self.n_in = plan.lay.sizes[0]
+        self.n_out = plan.lay.sizes[plan.lay.n_layers]
+        self.params = <char*>cnp.PyArray_DATA(params)
+        self.A = <char*>cnp.PyArray_DATA(A)
+        self.D = <char*>cnp.PyArray_DATA(D)
+        self.grad = <char*>cnp.PyArray_DATA(grad)
+        self.state = (<char*>cnp.PyArray_DATA(state) if cnp.PyArray_SIZE(state) > 0
+                      else NULL)
+        self.steps = <int64_t*>cnp.PyArray_DATA(steps)
+
+    cdef inline bint same_args(self, tuple args):
+        # Identical objects (the defaults always are) or equal floats/bools/strings.
+        cdef Py_ssize_t k
+        cdef object a, b
+        for k in range(7):
+            a = args[k]
+            b = (<tuple>self.args)[k]
+            if a is b:
+                continue
+            if type(a) is not type(b):
+                return False
+            if type(a) is float:
+                if PyFloat_AS_DOUBLE(a) != PyFloat_AS_DOUBLE(b):
+                    return False
+            elif type(a) is str:
+                if a != b:
+                    return False
+            else:
+                return False
+        return True
+
+    def step(self, X, T, lr, optimizer, momentum, nesterov, beta1, beta2, eps, alpha,
+             train_biases):
+        """The loss before the step, or None: see the class docstring."""
+        cdef bint single_x = False, single_t = False, ok = True, release
+        cdef Py_ssize_t rows, t_rows
+        cdef double lr_value, loss = 0.0
+        cdef float lr_float
+        cdef int failure = FIT_OK
+        if type(lr) is not float or train_biases is not self.train_biases:
+            return None
+        lr_value = PyFloat_AS_DOUBLE(lr)
+        if not (isfinite(lr_value) and lr_value > 0):
+            return None
+        if not self.double_type:
+            lr_float = <float>lr_value
+            if not (isfinite(lr_float) and lr_float > 0):
+                return None
+        if not self.same_args((optimizer, momentum, nesterov, beta1, beta2, eps, alpha)):
+            return None
+        rows = usable_rows(X, self.typenum, self.n_in, &single_x)
+        if rows == 0 or min(rows, BLOCK_ROWS_C) != self.chunk:
+            return None
+        t_rows = usable_rows(T, self.typenum, self.n_out, &single_t)
+        # T: (rows, n_out), or (n_out,) for one sample; (rows,) for n_out == 1 goes the long way.
+        if t_rows != rows or (single_t and not single_x):
+            return None
+        release = rows * (self.plan.n_params + self.n_in) >= NOGIL_MIN_WORK
+        self.lock.acquire()
+        try:
+            if self.needs_steps and self.steps[0] == 0:
+                return None  # Rprop's first step sets its step sizes from lr: the long way
+            if release:
+                with nogil:
+                    ok = self.run(<char*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                                  <char*>cnp.PyArray_DATA(<cnp.ndarray>T), rows, lr_value,
+                                  &loss, &failure)
+            else:
+                ok = self.run(<char*>cnp.PyArray_DATA(<cnp.ndarray>X),
+                              <char*>cnp.PyArray_DATA(<cnp.ndarray>T), rows, lr_value, &loss,
+                              &failure)
+        finally:
+            self.lock.release()
+        if not ok or failure != FIT_OK:
+            return None
+        return loss
+
+    cdef bint run(self, char* X, char* T, Py_ssize_t rows, double lr, double* loss,
+                  int* failure) noexcept nogil:
+        if self.double_type:
+            return self.run_typed(<double*>X, <double*>T, rows, lr, loss, failure,
+                                  <double*>self.params)
+        return self.run_typed(<float*>X, <float*>T, rows, lr, loss, failure,
+                              <float*>self.params)
+
+    cdef bint run_typed(self, floating* X, floating* T, Py_ssize_t rows, double lr,
+                        double* loss, int* failure, floating* params) noexcept nogil:
+        # False: an input the checked route must see (it raises); else the step's outcome.
+        cdef Layout* lay = &self.plan.lay
+        cdef Py_ssize_t n_x = rows * self.n_in
+        if not _all_finite(X, n_x) or not _all_finite(params, lay.n_params):
+            return False
+        if not targets_valid(T, rows, self.n_out, lay.loss):
+            return False
+        loss[0] = batch_gradient(lay, params, X, T, NULL, 0, rows, <floating*>self.grad,
+                                 <floating*>self.A, <floating*>self.D, self.chunk, True)
+        if not isfinite(loss[0]):
+            failure[0] = FIT_LOSS_NOT_FINITE
+        elif not optimizer_step(lay, &self.opt, params, <floating*>self.grad,
+                                <floating*>self.state, self.steps, lr, NULL):
+            failure[0] = FIT_UPDATE_NOT_FINITE
+        return True
 
 
 def activation_forward(int act, const floating[::1] z, floating[::1] out, double slope=0.01):
