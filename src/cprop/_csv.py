@@ -104,9 +104,10 @@ def read_table(path) -> Table:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise CSVError(name, f"not UTF-8 text (byte 0x{data[exc.start]:02x}; column counts "
-                       "bytes here)", line, column) from None
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        field = data[line_start : exc.start].count(b",") + 1  # (ignores quoting)
+        raise CSVError(name, f"not UTF-8 text (byte 0x{data[exc.start]:02x}, byte "
+                       f"{exc.start - line_start + 1} of the line)", line, field) from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = None
     rows, lines = [], []
