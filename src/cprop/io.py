@@ -451,9 +451,11 @@ def _names(value, field: str, length: int) -> list[str]:
         if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAME:
             raise _Invalid(f"header field {field!r}[{k}] must be a non-empty string of at most "
                            f"{_MAX_NAME} characters, got {_short(name)}")
-    if len(set(value)) != len(value):
-        dup = next(v for v in value if value.count(v) > 1)
-        raise _Invalid(f"header field {field!r} names {_short(dup)} more than once")
+    seen = set()
+    for name in value:  # linear: a hostile header may list many names
+        if name in seen:
+            raise _Invalid(f"header field {field!r} names {_short(name)} more than once")
+        seen.add(name)
     return list(value)
 
 
