@@ -200,6 +200,8 @@ BAD_FILES = [
     ("overflow", "x,y,t\n1,2,a\n3,1e999,b\n", ":3:2: expected a finite number"),
     ("field-count", "x,y,t\n1,2,a\n3,4\n", ":3: expected 3 fields as in the header, got 2"),
     ("blank-lines-counted", "x,y,t\n\n1,2,a\n\n3,x,b\n", ":5:2: expected a number"),
+    ("first-bad-line-wins", "x,y,t\n1,2,a\n3,?,b\n!,4,c\n", ":3:2: expected a number"),
+    ("then-leftmost", "x,y,t\n1,2,a\n3,?,b\n!,4,c\n".replace("3,?", "#,?"), ":3:1: expected"),
     ("quoted-newline", 'x,y,t\n1,2,"a\nb"\n3,?,b\n', ":4:2: expected a number"),
     ("target-missing", "x,y,t\n1,2,a\n3,4,\n", ":3:3: missing value in the target column 't'"),
     ("no-header", "1,2,3\n4,5,6\n", ":1: the first row holds only numbers"),

@@ -62,16 +62,25 @@ class Table:
     def numbers(self, columns: list[int]) -> np.ndarray:
         """The given columns as a float64 ``(n_rows, len(columns))`` array, or CSVError."""
         out = np.empty((len(self.rows), len(columns)), dtype=np.float64)
+        first_error = None  # the bad cell nearest the top of the file (then the leftmost)
         for j, c in enumerate(columns):
             cells = [row[c] for row in self.rows]
-            try:  # fast path; on failure find the first bad cell for the message
+            try:  # fast path; on failure find the column's first bad cell for the message
                 values = np.array(cells, dtype=np.str_).astype(np.float64)
             except ValueError:
                 values = None
             if values is None or not np.isfinite(values).all():
                 for i, cell in enumerate(cells):
-                    self._number(cell, i, c)
+                    try:
+                        self._number(cell, i, c)
+                    except CSVError as exc:
+                        if first_error is None or (i, c) < first_error[:2]:
+                            first_error = (i, c, exc)
+                        break
+                continue
             out[:, j] = values
+        if first_error is not None:
+            raise first_error[2]
         return out
 
     def _number(self, cell: str, i: int, c: int) -> float:
