@@ -148,12 +148,14 @@ T="$work/testenv/bin/python"
 CC=/bin/false CXX=/bin/false LDSHARED=/bin/false \
   "$T" -m pip install -q --disable-pip-version-check --only-binary=:all: \
   "$repaired" "pytest>=7" "scikit-learn>=1.3" "tqdm>=4.60" "torch==2.13.0" \
+  "matplotlib>=3.7" "onnx>=1.16" "onnxruntime>=1.17" \
   > "$work/pip-test.log" 2>&1 || { cat "$work/pip-test.log" >&2; die "pip install (binaries only)"; }
 
 run="$work/run"
 mkdir -p "$run"
 cp -R "$root/tests" "$run/tests"
 cp "$root/pyproject.toml" "$run/"   # the pytest settings (filterwarnings = error, ...)
+cp -R "$root/docs" "$run/docs"      # tests/test_docs.py runs docs/tutorial.md
 find "$run" -name __pycache__ -prune -exec rm -rf {} +
 
 "$T" - "$repaired" "$root" <<'PY'

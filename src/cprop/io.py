@@ -29,6 +29,17 @@ The header holds exactly these fields::
                    "beta2": 0.999, "eps": 1e-08, "alpha": 0.0},
      "n_params": 13}
 
+One more field is optional: ``"dataset"``, written only for a network that carries it
+(``net.dataset``, set by ``cprop train``), so files without it load as before::
+
+    "dataset": {"features": ["x1", "x2"], "target": "species", "task": "classify",
+                "classes": ["setosa", "versicolor", "virginica"]}
+
+``features`` names the ``layer_sizes[0]`` input columns in order (distinct non-empty strings);
+``target`` the predicted column; ``task`` is ``"classify"`` (then ``classes`` lists the
+``layer_sizes[-1]`` >= 2 distinct labels, output ``k`` being ``classes[k]``) or ``"regress"``
+(then ``classes`` is null). Every string is at most 1024 characters; anything else is refused.
+
 ``seed`` is a JSON integer in [0, 2**64); ``init`` is how the network was initialised (an
 initialiser's name, or ``"user"``); floats are written with Python's shortest round-tripping
 repr, so every number comes back bit for bit. A file from a later cprop with another ``version``
@@ -79,6 +90,9 @@ _MEMBERS = ("header", "params", "optimizer_state", "optimizer_steps", "rng_state
 _HEADER_KEYS = ("format", "version", "cprop_version", "layer_sizes", "hidden", "output", "loss",
                 "dtype", "train_biases", "negative_slope", "seed", "init", "optimizer",
                 "n_params")
+_OPTIONAL_KEYS = ("dataset",)
+_DATASET_KEYS = ("features", "target", "task", "classes")
+_MAX_NAME = 1024                    # characters in a column name or class label
 _OPTIMIZER_KEYS = ("name", "momentum", "nesterov", "beta1", "beta2", "eps", "alpha")
 _MAX_HEADER_JSON = 1 << 20          # bytes of JSON we are willing to read
 _MAX_NPY_HEADER = 10000             # numpy's own default limit for a .npy header
@@ -157,6 +171,12 @@ def _encode(net) -> dict[str, np.ndarray]:
         },
         "n_params": n_params,
     }
+    dataset = getattr(net, "dataset", None)
+    if dataset is not None:
+        try:
+            header["dataset"] = _check_dataset(dataset, net.layer_sizes)
+        except _Invalid as exc:
+            raise ValueError(f"save: net.dataset is not valid: {exc}") from None
     text = json.dumps(header, allow_nan=False).encode("utf-8")
     return {
         "header": np.frombuffer(text, dtype=np.uint8),
@@ -352,7 +372,7 @@ def _parse_header(arr: np.ndarray) -> dict:
         raise _Invalid(f"it is {FORMAT} format version {version}; this cprop ({__version__}) "
                        f"reads version {VERSION} only")
     missing = [k for k in _HEADER_KEYS if k not in header]
-    extra = sorted(k for k in header if k not in _HEADER_KEYS)
+    extra = sorted(k for k in header if k not in _HEADER_KEYS + _OPTIONAL_KEYS)
     if missing:
         raise _Invalid(f"the header lacks field{'s' if len(missing) > 1 else ''} "
                        f"{', '.join(repr(k) for k in missing)}")
@@ -416,9 +436,61 @@ def _check_header(header: dict) -> dict:
     if not _is_int(header["n_params"]) or header["n_params"] != n_params:
         raise _Invalid(f"header field 'n_params' is {header['n_params']!r}, but layer_sizes "
                        f"{sizes} have {n_params} parameters")
+    dataset = _check_dataset(header["dataset"], sizes) if "dataset" in header else None
     return {"layer_sizes": sizes, "hidden": hidden, "output": output, "loss": loss,
             "dtype": dtype, "train_biases": header["train_biases"], "negative_slope": slope,
-            "seed": seed, "init": init, "options": options, "n_params": n_params}
+            "seed": seed, "init": init, "options": options, "n_params": n_params,
+            "dataset": dataset}
+
+
+def _names(value, field: str, length: int) -> list[str]:
+    if not isinstance(value, list) or len(value) != length:
+        raise _Invalid(f"header field {field!r} must be a list of {length} strings, got "
+                       f"{_short(value)}")
+    for k, name in enumerate(value):
+        if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAME:
+            raise _Invalid(f"header field {field!r}[{k}] must be a non-empty string of at most "
+                           f"{_MAX_NAME} characters, got {_short(name)}")
+    seen = set()
+    for name in value:  # linear: a hostile header may list many names
+        if name in seen:
+            raise _Invalid(f"header field {field!r} names {_short(name)} more than once")
+        seen.add(name)
+    return list(value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_dataset(dataset, layer_sizes) -> dict:
+    """The validated ``"dataset"`` header field (see the module docstring), or :class:`_Invalid`.
+
+    Also checks ``net.dataset`` before saving, so a file that could not be loaded is never
+    written.
+    """
+    if not isinstance(dataset, dict):
+        raise _Invalid(f"header field 'dataset' must be an object, got {_short(dataset)}")
+    keys = sorted(dataset)
+    if keys != sorted(_DATASET_KEYS):
+        raise _Invalid(f"header field 'dataset' must have exactly the keys "
+                       f"{', '.join(_DATASET_KEYS)}; got {', '.join(map(repr, keys))}")
+    features = _names(dataset["features"], "dataset.features", layer_sizes[0])
+    target = _names([dataset["target"]], "dataset.target", 1)[0]
+    if target in features:
+        raise _Invalid(f"header field 'dataset.target' {_short(target)} is also a feature")
+    task = _str_field(dataset, "task", ("classify", "regress"), "dataset.task")
+    classes = dataset["classes"]
+    if task == "classify":
+        if layer_sizes[-1] < 2:
+            raise _Invalid("header field 'dataset.task' is 'classify' but the network has "
+                           "1 output (a classifier needs one per class, >= 2)")
+        classes = _names(classes, "dataset.classes", layer_sizes[-1])
+    elif classes is not None:
+        raise _Invalid(f"header field 'dataset.classes' must be null for task 'regress', got "
+                       f"{_short(classes)}")
+    return {"features": features, "target": target, "task": task, "classes": classes}
 
 
 def _read(f) -> tuple[dict, dict[str, np.ndarray]]:
@@ -544,4 +616,5 @@ def load(path):
     net._opt_state = np.array(arrays["optimizer_state"], dtype=net.dtype, order="C")
     net._opt_steps = np.array(arrays["optimizer_steps"], dtype=np.int64, order="C")
     net.init = values["init"]
+    net.dataset = values["dataset"]
     return net

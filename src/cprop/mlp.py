@@ -174,6 +174,10 @@ class MLP:
     weights, biases : tuple of ndarray
         Writable views into ``params``: ``weights[l]`` has shape ``(n_in, n_out)`` (so
         ``z = a @ W + b``) and ``biases[l]`` shape ``(n_out,)``.
+    dataset : dict or None
+        What the inputs and outputs mean, for a network trained by ``cprop train``: the input
+        column names, the target, the task and the class labels (see :mod:`cprop.io`); saved
+        and loaded with the network. None for a network built in Python.
 
     Calls on one network are serialised by a per-network lock (two threads may share a network
     safely; they take turns). Different networks run in parallel: kernels release the GIL.
@@ -232,6 +236,7 @@ class MLP:
         self.train_biases = train_biases
         self.negative_slope = float(negative_slope)
         self.init = "user" if user_init else init
+        self.dataset = None
         n_layers = len(sizes) - 1
         codes = [hidden_code] * (n_layers - 1) + [output_code]
         self._plan = _mlp.Plan(sizes, codes, _mlp.LOSS_CODES[loss], self.negative_slope,
@@ -672,6 +677,18 @@ class MLP:
 
         with self._lock:
             save(self, path)
+
+    def to_onnx(self, path) -> None:
+        """Write the network as an ONNX model to ``path`` (needs ``pip install "cprop[onnx]"``).
+
+        The graph computes :meth:`forward` on a batch: input ``"input"`` of shape
+        ``("batch", n_in)``, output ``"output"`` of shape ``("batch", n_out)``, in the network's
+        dtype (float32 or float64); see :mod:`cprop.onnx_export`. Written atomically.
+        """
+        from cprop.onnx_export import save_onnx
+
+        with self._lock:
+            save_onnx(self, path)
 
     # -- explanation ----------------------------------------------------------------------------
 
