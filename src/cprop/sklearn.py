@@ -50,7 +50,7 @@ try:
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
-    from sklearn.utils import check_random_state, column_or_1d, gen_batches, shuffle
+    from sklearn.utils import check_random_state, column_or_1d, gen_batches
     from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import (
@@ -425,7 +425,11 @@ class _BaseMLP(BaseEstimator):
                 if self.shuffle:
                     # scikit-learn's shuffle from the same RandomState, applied to the rows once
                     # per epoch so that every batch is a contiguous block for the kernel
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # = sklearn.utils.shuffle(sample_idx, random_state=...) (the same draws),
+                    # without its input checks, which cost more than a small epoch's training
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
                     Xe, Te = X_train[sample_idx], T_train[sample_idx]
                 else:
                     Xe, Te = X_train, T_train
