@@ -571,9 +571,13 @@ _PARAMS_DOC = """
     dtype : {'float64', 'float32'} or None, default=None
         cprop extra: the network's precision. None follows scikit-learn: float32 data trains
         in float32, anything else in float64.
+"""
 
-    Differences from scikit-learn
-    -----------------------------
+_NOTES_DOC = """
+    Notes
+    -----
+    Differences from scikit-learn:
+
     - No ``sample_weight`` (cprop's kernels weigh every sample equally).
     - Sparse input is accepted and converted to a dense array (the kernels take dense rows).
     - Losses are computed from the logits, not from probabilities clipped to
@@ -592,16 +596,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Multiclass targets train a softmax output with cross-entropy, binary and multilabel targets
     sigmoid outputs with binary cross-entropy (as scikit-learn).
-    """ + _PARAMS_DOC + """
-    Attributes
-    ----------
-    classes_, coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
-    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
-    n_features_in_, feature_names_in_
-        As scikit-learn's. ``coefs_[l]``/``intercepts_[l]`` are writable views into the
-        network's parameters (assigning a list copies it in).
-    net_ : cprop.MLP
-        The fitted network itself.
     """
 
     _is_classifier = True
@@ -721,17 +715,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Identity output with squared error. ``loss`` takes only ``'squared_error'`` (cprop has no
     exponential output for scikit-learn's ``'poisson'``).
-    """ + _PARAMS_DOC + """
-    Attributes
-    ----------
-    coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
-    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
-    n_features_in_, feature_names_in_
-        As scikit-learn's: ``loss_curve_`` is the mean over samples *and outputs* of
-        ``(y - t)**2 / 2`` plus the L2 term (the gradient, as in scikit-learn, is that of the
-        sum over outputs).
-    net_ : cprop.MLP
-        The fitted network itself.
     """
 
     _is_classifier = False
@@ -808,3 +791,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred
+
+
+# The class docstrings share their Parameters and Notes sections (appended, so that they stay
+# real docstrings: a concatenation in the class body would not be one).
+MLPClassifier.__doc__ += _PARAMS_DOC + """
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
+    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_, feature_names_in_
+        As scikit-learn's. ``coefs_[l]``/``intercepts_[l]`` are writable views into the
+        network's parameters (assigning a list copies it in).
+    net_ : cprop.MLP
+        The fitted network itself.
+""" + _NOTES_DOC
+MLPRegressor.__doc__ += _PARAMS_DOC + """
+    Attributes
+    ----------
+    coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
+    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_, feature_names_in_
+        As scikit-learn's: ``loss_curve_`` is the mean over samples *and outputs* of
+        ``(y - t)**2 / 2`` plus the L2 term (the gradient, as in scikit-learn, is that of the
+        sum over outputs).
+    net_ : cprop.MLP
+        The fitted network itself.
+""" + _NOTES_DOC
