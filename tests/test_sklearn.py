@@ -133,13 +133,18 @@ def test_classifier_matches_sklearn_constant_lr_no_shuffle(digits, case):
 @pytest.mark.parametrize("params", [
     dict(solver="sgd", learning_rate="invscaling", power_t=0.25, learning_rate_init=0.5,
          momentum=0.9, activation="logistic"),
+    # alpha=0 with sgd: each epoch is one kernel call (and the momentum buffer is rescaled
+    # between epochs as the rate falls)
+    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5, alpha=0.0,
+         momentum=0.9, activation="tanh"),
     dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.2, momentum=0.5,
          tol=1e-2, n_iter_no_change=2, activation="relu"),
     dict(solver="adam", learning_rate_init=0.01, early_stopping=True, validation_fraction=0.2,
          n_iter_no_change=3, tol=1e-2, activation="relu"),
     dict(solver="adam", learning_rate_init=0.01, hidden_layer_sizes=(12, 9), activation="identity",
          batch_size=7),
-], ids=["invscaling-momentum", "adaptive", "early-stopping", "two-layers-identity-batch7"])
+], ids=["invscaling-momentum", "invscaling-nesterov-whole-epoch-kernel", "adaptive",
+        "early-stopping", "two-layers-identity-batch7"])
 def test_classifier_matches_sklearn_schedules_shuffle_stopping(digits, params):
     X, y = digits
     params = dict(dict(hidden_layer_sizes=(16,), batch_size=50, max_iter=25, random_state=3),
