@@ -12,10 +12,10 @@ training, so both searches must give the same scores; the table says whether the
 ``--quick`` (a smoke run: 1 repeat, 5 epochs per fit) only checks that the script runs.
 
 Prints two Markdown tables: the search (median wall time of the repeats), and two independent
-fits one after the other vs in 2 threads (the plainest view of whether the GIL is released). Timings on a machine other
-processes are using are noisy: the "other load" column is the share of the CPUs they took;
-"CPU s / wall s" is this process's CPU time over the wall time (near 2 when both threads run at
-once, i.e. the GIL is not what they wait for).
+fits one after the other vs in 2 threads (the plainest view of whether the GIL is released).
+Timings on a machine other processes are using are noisy: the "other load" column is the share
+of the CPUs they took; "CPU s / wall s" is this process's CPU time over the wall time (near 2
+when both threads run at once, i.e. the GIL is not what they wait for).
 Nothing here asserts a speed.
 """
 
