@@ -236,6 +236,29 @@ def test_partial_fit_and_warm_start_match_sklearn(digits):
     assert len(ours.loss_curve_) == 8
 
 
+def test_same_training_from_weights_copied_from_sklearn(digits):
+    # Independent of the initialisation: start cprop from sklearn's weights via coefs_ and
+    # intercepts_, then train both on (warm_start: the weights stay, the optimizer is fresh).
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", momentum=0.9, learning_rate_init=0.05,
+              batch_size=64, shuffle=False, warm_start=True, max_iter=1)
+    ref = neural_network.MLPClassifier(random_state=5, **kw)
+    ours = MLPClassifier(random_state=6, **kw)  # other initial weights
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)  # max_iter=1, then 10
+        ref.fit(X, y)
+        ours.fit(X, y)
+        assert _rel(ours.coefs_[0], ref.coefs_[0]) > 0.1
+        ours.coefs_ = ref.coefs_
+        ours.intercepts_ = ref.intercepts_
+        ref.set_params(max_iter=10).fit(X, y)
+        ours.set_params(max_iter=10).fit(X, y)
+    assert len(ours.loss_curve_) == len(ref.loss_curve_) == 11
+    assert _rel(ours.loss_curve_[1:], ref.loss_curve_[1:]) <= 1e-10
+    for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
+        assert _rel(a, b) <= 1e-10
+
+
 def test_float32_trains_in_float32_and_tracks_float64(digits):
     X, y = digits
     kw = dict(hidden_layer_sizes=(16,), solver="adam", learning_rate_init=0.01, max_iter=8,
