@@ -318,8 +318,8 @@ def test_bad_parameters_name_the_parameter(digits):
 def test_diverging_sgd_raises_and_keeps_finite_weights():
     X = np.array([[1e3, -1e3], [2e3, 1e3], [-1e3, 5e2]])
     y = np.array([1e6, -1e6, 3e5])
-    est = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=1e3, momentum=0.0, max_iter=50,
-                       random_state=0)
+    est = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=1e3,
+                       momentum=0.0, max_iter=50, random_state=0)
     with pytest.raises(ValueError, match="non-finite parameter weights.*epoch"):
         est.fit(X, y)
     assert all(np.isfinite(c).all() for c in est.coefs_)

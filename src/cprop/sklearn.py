@@ -589,7 +589,8 @@ _NOTES_DOC = """
     - L-BFGS on a multi-output regression: scikit-learn pairs its loss (averaged over outputs)
       with a gradient whose data term is that of the sum over outputs (n_outputs times too
       large), so its line search works on an inconsistent pair; here L-BFGS minimises that
-      same loss with its exact gradient. Single-output regression and classification are unaffected (identical).
+      same loss with its exact gradient. Single-output regression and classification are
+      unaffected (identical).
     - Floating-point rounding: the kernels sum in their own order, so results agree with
       scikit-learn's to ~1e-12 relative per step, not bit for bit.
 """
