@@ -147,8 +147,8 @@ T="$work/testenv/bin/python"
 # would stop any build that slipped through: whatever gets installed was prebuilt.
 CC=/bin/false CXX=/bin/false LDSHARED=/bin/false \
   "$T" -m pip install -q --disable-pip-version-check --only-binary=:all: \
-  "$repaired" "pytest>=7" "scikit-learn>=1.3" "tqdm>=4.60" "torch==2.13.0" \
-  "matplotlib>=3.7" "onnx>=1.16" "onnxruntime>=1.17" \
+  "$repaired" "pytest>=7" "scikit-learn>=1.6" "tqdm>=4.60" "torch==2.13.0" \
+  "matplotlib>=3.7" "onnx>=1.16" "onnxruntime>=1.17" "dask[distributed]" "pandas" \
   > "$work/pip-test.log" 2>&1 || { cat "$work/pip-test.log" >&2; die "pip install (binaries only)"; }
 
 run="$work/run"

@@ -1,0 +1,825 @@
+"""scikit-learn estimators trained by cprop's compiled kernels.
+
+``cprop.sklearn.MLPClassifier`` and ``cprop.sklearn.MLPRegressor`` take scikit-learn's
+parameters, attributes and methods (``sklearn.neural_network.MLPClassifier`` /
+``MLPRegressor``) and reproduce its training: the same initial weights for the same
+``random_state``, the same shuffles, minibatches, L2 term, optimizers, learning-rate schedules
+and stopping rules, so ``loss_curve_`` and ``coefs_`` agree with scikit-learn's to rounding
+(``tests/test_sklearn.py`` checks ~1e-10). The forward pass, backpropagation and the update of
+every minibatch run in cprop's kernels without the GIL; the epoch loop, shuffles and stopping
+rules run here in Python, as scikit-learn runs them.
+
+scikit-learn is an optional dependency: ``pip install "cprop[sklearn]"``. ``import cprop`` does
+not import this module.
+
+How scikit-learn's definitions map onto cprop's (all checked numerically by the tests):
+
+- L2: scikit-learn adds ``alpha * W / batch_len`` to a batch's weight gradient (and
+  ``alpha/2 * ||W||^2 / batch_len`` to its loss), cprop's kernels ``alpha * W``; each step is
+  given ``alpha / len(that batch)``, so a short last batch is exact too.
+- SGD momentum: scikit-learn's velocity ``v <- momentum v - lr g`` is ``-lr`` times torch's
+  buffer ``b <- momentum b + g`` that the kernels keep; when the learning rate changes
+  (``invscaling``, ``adaptive``) the buffer is rescaled by ``lr_old / lr_new`` so the step is
+  scikit-learn's exactly.
+- Adam: scikit-learn adds ``epsilon`` to ``sqrt(v)``, torch (the kernels) to
+  ``sqrt(v / (1 - beta_2**t))``; each step is given ``epsilon / sqrt(1 - beta_2**t)``, which
+  makes the two updates equal.
+- Squared error: scikit-learn's gradient is that of ``sum_k (y_k - t_k)**2 / 2`` per sample
+  (cprop's ``squared_error``), but the loss it reports divides by the number of outputs;
+  ``loss_curve_``/``loss_`` here report that (scaled) value too.
+
+This module drives :class:`cprop.MLP`'s compiled ``Plan`` one minibatch at a time with its own
+optimizer state (it needs a per-step ``epsilon`` and ``alpha``, which ``MLP.train_step`` treats
+as part of the optimizer's identity); it uses ``MLP``'s private ``_plan``, ``_params``,
+``_workspace`` and ``_lock``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+
+try:
+    import scipy.optimize
+    import scipy.sparse
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state, column_or_1d, gen_batches
+    from sklearn.utils._param_validation import Interval, Options, StrOptions
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import (
+        _check_partial_fit_first_call,
+        type_of_target,
+        unique_labels,
+    )
+    from sklearn.utils.optimize import _check_optimize_result
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
+        f"{exc}") from exc
+
+from cprop._kernels import _mlp
+from cprop.mlp import _BLOCK_ROWS, MLP
+from cprop.optimizers import OptimizerOptions
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# scikit-learn's hidden activation names -> cprop's.
+_HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+class _Solver:
+    """scikit-learn's stochastic optimizer state, in the kernels' (torch's) form.
+
+    ``lr`` is scikit-learn's current ``learning_rate``; ``state``/``steps`` are what the kernel
+    updates (SGD: the momentum buffer b, with scikit-learn's velocity = -``buffer_lr`` * b;
+    Adam: m, v and the step count t).
+    """
+
+    def __init__(self, est, n_params: int, dtype):
+        self.solver = est.solver
+        self.lr_init = float(est.learning_rate_init)
+        self.lr = self.lr_init
+        self.schedule = est.learning_rate
+        self.power_t = float(est.power_t)
+        self.momentum = float(est.momentum) if est.solver == "sgd" else 0.0
+        self.nesterov = bool(est.nesterovs_momentum) and self.momentum > 0
+        self.beta_1, self.beta_2 = float(est.beta_1), float(est.beta_2)
+        self.epsilon = float(est.epsilon)
+        self.options = OptimizerOptions(
+            est.solver, self.momentum, self.nesterov, self.beta_1, self.beta_2, self.epsilon)
+        self.state = self.options.fresh_state(n_params, dtype, self.lr)
+        self.steps = np.zeros(1, dtype=np.int64)
+        self.buffer_lr = self.lr
+
+    def kernel_options(self, alpha: float) -> tuple:
+        """Options for the next step: this batch's L2 and (Adam) this step's epsilon."""
+        eps = self.epsilon
+        if self.solver == "adam":
+            t = float(self.steps[0] + 1)
+            eps = self.epsilon / math.sqrt(1.0 - math.pow(self.beta_2, t))
+        elif self.momentum and self.lr != self.buffer_lr:
+            # keep scikit-learn's velocity (-lr * b) across a change of the learning rate
+            self.state *= self.buffer_lr / self.lr
+            self.buffer_lr = self.lr
+        return OptimizerOptions(self.solver, self.momentum, self.nesterov, self.beta_1,
+                                self.beta_2, eps, alpha).kernel_options(True)
+
+    def iteration_ends(self, time_step: int) -> None:
+        if self.solver == "sgd" and self.schedule == "invscaling":
+            self.lr = self.lr_init / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg: str, verbose) -> bool:
+        if self.solver != "sgd" or self.schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.lr <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.lr /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.lr)
+        return False
+
+
+def _non_finite(detail: str) -> ValueError:
+    return ValueError(
+        "Solver produced non-finite parameter weights. The input data may contain large values "
+        f"and need to be preprocessed. ({detail}; that step was not applied)")
+
+
+class _BaseMLP(BaseEstimator):
+    """What MLPClassifier and MLPRegressor share (scikit-learn's BaseMultilayerPerceptron)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dtype": [StrOptions({"float64", "float32"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+                 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dtype):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    # -- the parameters live in a cprop.MLP; coefs_/intercepts_ are views into it --------------
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "_net" in self.__dict__
+
+    @property
+    def coefs_(self) -> list:
+        """``coefs_[l]``: the ``(n_in, n_out)`` weights of layer l (a writable view)."""
+        net = self.__dict__.get("_net")
+        if net is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute 'coefs_' before fit")
+        return list(net.weights)
+
+    @coefs_.setter
+    def coefs_(self, values) -> None:
+        self._assign("coefs_", values, self._fitted_net().weights)
+
+    @property
+    def intercepts_(self) -> list:
+        """``intercepts_[l]``: the ``(n_out,)`` biases of layer l (a writable view)."""
+        net = self.__dict__.get("_net")
+        if net is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute 'intercepts_' before fit")
+        return list(net.biases)
+
+    @intercepts_.setter
+    def intercepts_(self, values) -> None:
+        self._assign("intercepts_", values, self._fitted_net().biases)
+
+    def _fitted_net(self) -> MLP:
+        check_is_fitted(self)
+        return self._net
+
+    @staticmethod
+    def _assign(name: str, values, targets) -> None:
+        values = list(values)
+        if len(values) != len(targets):
+            raise ValueError(f"{name}: expected {len(targets)} arrays, one per layer, "
+                             f"got {len(values)}")
+        arrays = []
+        for l, (v, t) in enumerate(zip(values, targets)):
+            a = np.asarray(v, dtype=np.float64)
+            if a.shape != t.shape:
+                raise ValueError(f"{name}[{l}]: expected shape {t.shape}, got {a.shape}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name}[{l}]: contains NaN or infinity")
+            arrays.append(a)
+        for a, t in zip(arrays, targets):
+            t[...] = a
+
+    @property
+    def net_(self) -> MLP:
+        """The fitted :class:`cprop.MLP` (shared, not a copy: ``net_.save(path)`` saves it)."""
+        return self._fitted_net()
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__
+        net = state.pop("_net", None)
+        if net is not None:
+            # cprop.MLP holds a compiled plan and a lock: pickle what rebuilds it.
+            state["_net_spec"] = {
+                "layer_sizes": list(net.layer_sizes), "hidden": net.hidden,
+                "output": net.output, "loss": net.loss_name, "dtype": net.dtype.name,
+                "params": net.params.copy()}
+        return state
+
+    def __setstate__(self, state):
+        spec = state.pop("_net_spec", None)
+        super().__setstate__(state)
+        if spec is not None:
+            net = MLP(spec["layer_sizes"], hidden=spec["hidden"], output=spec["output"],
+                      loss=spec["loss"], dtype=spec["dtype"], seed=0)
+            net.params[:] = spec["params"]
+            self._net = net
+
+    # -- fitting (scikit-learn's BaseMultilayerPerceptron._fit, on cprop's kernels) ---------------
+
+    def _loss_scale(self) -> float:
+        """scikit-learn's reported data loss / cprop's (1/n_outputs for squared error)."""
+        return 1.0
+
+    def _fit(self, X, y, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if scipy.sparse.issparse(X):
+            X = X.toarray()  # the kernels take dense rows
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        n_features = X.shape[1]
+        self.n_outputs_ = y.shape[1]
+        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            dtype = np.dtype(self.dtype) if self.dtype is not None else (
+                np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64))
+            self._initialize(y, layer_units, dtype)
+        net = self._net
+        if net.layer_sizes != layer_units:
+            raise ValueError(f"The fitted network has layer sizes {net.layer_sizes}; this call "
+                             f"needs {layer_units} (warm_start/partial_fit keep the shapes)")
+        net._check_params_finite()
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        T = np.ascontiguousarray(y, dtype=net.dtype)
+
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, T)
+        else:
+            self._fit_stochastic(X, T, incremental)
+        return self
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_, output, loss = self._output_layer()
+        # scikit-learn's initialisation, drawn from the same RandomState in the same order:
+        # uniform(-b, b) weights and biases, b = sqrt(factor / (fan_in + fan_out)).
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        pairs = []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            W = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            b = self._random_state.uniform(-bound, bound, fan_out)
+            pairs.append((W.astype(dtype), b.astype(dtype)))
+        # The network's own generator is unused (shuffles come from random_state), so seed 0.
+        self._net = MLP(layer_units, hidden=_HIDDEN[self.activation], output=output, loss=loss,
+                        dtype=dtype, seed=0, init=pairs)
+        self._best_params = self._net.params.copy()
+        self._solver = None
+        if self.solver != "lbfgs":
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _penalty(self) -> float:
+        """sum ||W_l||^2 over the weight matrices (biases are not penalised)."""
+        return float(sum(np.dot(w.ravel(), w.ravel()) for w in self._net.weights))
+
+    def _fit_lbfgs(self, X, T):
+        net = self._net
+        n = X.shape[0]
+        scale = self._loss_scale()
+        alpha = float(self.alpha)
+        is_weight = np.zeros(net.n_params, dtype=bool)
+        offset = 0
+        for n_in, n_out in zip(net.layer_sizes[:-1], net.layer_sizes[1:]):
+            is_weight[offset:offset + n_in * n_out] = True
+            offset += n_in * n_out + n_out
+        grad = np.empty(net.n_params, dtype=net.dtype)
+
+        def loss_grad(p):
+            # scikit-learn's objective: reported data loss + alpha/2 ||W||^2 / n, and its
+            # exact gradient.
+            with net._lock:
+                net._params[:] = p
+                A, D, _ = net._workspace(min(n, _BLOCK_ROWS))
+                loss = net._plan.gradient(net._params, X, T, grad, A, D)
+            g = grad.astype(np.float64) * scale
+            w = p[is_weight]
+            g[is_weight] += (alpha / n) * w
+            return loss * scale + 0.5 * alpha * float(np.dot(w, w)) / n, g
+
+        res = scipy.optimize.minimize(
+            loss_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
+        self.loss_ = float(res.fun)
+        if not np.isfinite(res.x).all():
+            raise _non_finite("L-BFGS-B returned non-finite parameters")
+        net.params[:] = res.x
+
+    def _fit_stochastic(self, X, T, incremental):
+        net = self._net
+        if not incremental or self.__dict__.get("_solver") is None:
+            self._solver = _Solver(self, net.n_params, net.dtype)
+        solver = self._solver
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # don't stratify in multilabel classification (as scikit-learn)
+            stratify = T if self._is_classifier and self.n_outputs_ == 1 else None
+            X_train, X_val, T_train, T_val = train_test_split(
+                X, T, random_state=self._random_state, test_size=self.validation_fraction,
+                stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            y_val = self._targets_to_labels(T_val)
+            X_train = np.ascontiguousarray(X_train)
+            T_train = np.ascontiguousarray(T_train)
+        else:
+            X_train, T_train, X_val, y_val = X, T, None, None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        scale = self._loss_scale()
+        alpha = float(self.alpha)
+        try:
+            self.n_iter_ = 0
+            for it in range(self.max_iter):
+                if self.shuffle:
+                    # scikit-learn's shuffle from the same RandomState, applied to the rows once
+                    # per epoch so that every batch is a contiguous block for the kernel
+                    # = sklearn.utils.shuffle(sample_idx, random_state=...) (the same draws),
+                    # without its input checks, which cost more than a small epoch's training
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                    Xe, Te = X_train[sample_idx], T_train[sample_idx]
+                else:
+                    Xe, Te = X_train, T_train
+                accumulated_loss = self._run_epoch(Xe, Te, batch_size, solver, alpha, scale)
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                solver.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if solver.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            net.params[:] = self._best_params
+
+    def _run_epoch(self, X, T, batch_size, solver, alpha, scale) -> float:
+        """One pass over (X, T) in order; returns sum over batches of loss * batch length."""
+        net = self._net
+        n = X.shape[0]
+        if alpha == 0 and solver.solver == "sgd":
+            # Nothing changes between steps (no L2 term to report, no per-step epsilon): the
+            # whole epoch is one kernel call.
+            options = solver.kernel_options(0.0)
+            with net._lock:
+                A, D, grad = net._workspace(min(batch_size, _BLOCK_ROWS))
+                order = np.empty(n, dtype=np.intp)
+                failure, epoch_loss, batch_loss = net._plan.fit_epoch(
+                    net._params, X, T, solver.lr, batch_size, False, net._rng, options,
+                    solver.state, solver.steps, order, grad, A, D)
+            if failure:
+                raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
+                                  f"with learning rate {solver.lr}")
+            return epoch_loss * scale * n
+        accumulated = 0.0
+        for batch in gen_batches(n, batch_size):
+            Xb, Tb = X[batch], T[batch]
+            m = Xb.shape[0]
+            penalty = 0.5 * alpha * self._penalty() / m if alpha else 0.0
+            options = solver.kernel_options(alpha / m)
+            with net._lock:
+                A, D, grad = net._workspace(min(m, _BLOCK_ROWS))
+                loss, failure = net._plan.train_step(net._params, Xb, Tb, solver.lr, options,
+                                                     solver.state, solver.steps, grad, A, D)
+            if failure:
+                raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {loss:g} with "
+                                  f"learning rate {solver.lr}")
+            accumulated += (loss * scale + penalty) * m
+        return accumulated
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+        if early_stopping:
+            val_score = self._score(X_val, y_val)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last_valid_score = self.validation_scores_[-1]
+            if last_valid_score < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_params = self._net.params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _forward(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        return self._net.forward(np.ascontiguousarray(X, dtype=self._net.dtype))
+
+    def _score(self, X, y):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return self._score_function(y, y_pred)
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Width of each hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Hidden activation (cprop's ``identity``, ``sigmoid``, ``tanh``, ``relu``).
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        ``'sgd'`` and ``'adam'`` train minibatches in cprop's kernels; ``'lbfgs'`` runs
+        ``scipy.optimize.minimize(method='L-BFGS-B', jac=True)`` on the full batch, loss and
+        gradient from cprop's kernels (``max_iter``, ``max_fun``, ``tol`` as scikit-learn).
+    alpha : float, default=1e-4
+        L2 strength, scikit-learn's definition (divided by the batch length).
+    batch_size : int or 'auto', default='auto'
+        Minibatch size; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        scikit-learn's schedules for ``solver='sgd'`` (per epoch; ``invscaling`` uses the
+        number of samples seen, ``adaptive`` divides by 5 when progress stalls).
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start,
+    momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+    n_iter_no_change, max_fun
+        As in scikit-learn, with the same meaning and defaults. ``random_state`` draws the
+        initial weights, the early-stopping split and every epoch's shuffle exactly as
+        scikit-learn does, so the same ``random_state`` gives the same initial weights.
+    dtype : {'float64', 'float32'} or None, default=None
+        cprop extra: the network's precision. None follows scikit-learn: float32 data trains
+        in float32, anything else in float64.
+"""
+
+_NOTES_DOC = """
+    Notes
+    -----
+    Differences from scikit-learn:
+
+    - No ``sample_weight`` (cprop's kernels weigh every sample equally).
+    - Sparse input is accepted and converted to a dense array (the kernels take dense rows).
+    - Losses are computed from the logits, not from probabilities clipped to
+      ``[eps, 1 - eps]``: they differ from scikit-learn's only when a predicted probability is
+      within ~1e-16 of 0 or 1 (cprop's is then the exact, larger value), and the gradients do
+      not differ.
+    - A step whose loss or update is not finite stops ``fit`` with ``ValueError`` at once and
+      is not applied (scikit-learn trains on with NaN and raises at the end).
+    - L-BFGS on a multi-output regression: scikit-learn pairs its loss (averaged over outputs)
+      with a gradient whose data term is that of the sum over outputs (n_outputs times too
+      large), so its line search works on an inconsistent pair; here L-BFGS minimises that
+      same loss with its exact gradient. Single-output regression and classification are
+      unaffected (identical).
+    - Floating-point rounding: the kernels sum in their own order, so results agree with
+      scikit-learn's to ~1e-12 relative per step, not bit for bit.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier`` on cprop's kernels.
+
+    Multiclass targets train a softmax output with cross-entropy, binary and multilabel targets
+    sigmoid outputs with binary cross-entropy (as scikit-learn).
+    """
+
+    _is_classifier = True
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dtype=dtype)
+
+    def _output_layer(self):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax", "softmax", "cross_entropy"
+        return "logistic", "sigmoid", "binary_cross_entropy"
+
+    def _score_function(self, y, y_pred):
+        return accuracy_score(y, y_pred)
+
+    def _targets_to_labels(self, T):
+        return self._label_binarizer.inverse_transform(T)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to data matrix X and target(s) y (class labels).
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y); ``classes`` (all labels) is required on the first call.
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,) (or (n_samples, n_labels) multilabel)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        check_is_fitted(self)
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on cprop's kernels.
+
+    Identity output with squared error. ``loss`` takes only ``'squared_error'`` (cprop has no
+    exponential output for scikit-learn's ``'poisson'``).
+    """
+
+    _is_classifier = False
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None):
+        self.loss = loss
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dtype=dtype)
+
+    def _output_layer(self):
+        return "identity", "identity", "squared_error"
+
+    def _loss_scale(self) -> float:
+        return 1.0 / self.n_outputs_
+
+    def _score_function(self, y, y_pred):
+        return r2_score(y, y_pred)
+
+    def _targets_to_labels(self, T):
+        return T[:, 0] if T.shape[1] == 1 else T
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to data matrix X and target(s) y.
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the current weights and optimizer state.
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predictions, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+
+# The class docstrings share their Parameters and Notes sections (appended, so that they stay
+# real docstrings: a concatenation in the class body would not be one).
+MLPClassifier.__doc__ += _PARAMS_DOC + """
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
+    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_, feature_names_in_
+        As scikit-learn's. ``coefs_[l]``/``intercepts_[l]`` are writable views into the
+        network's parameters (assigning a list copies it in).
+    net_ : cprop.MLP
+        The fitted network itself.
+""" + _NOTES_DOC
+MLPRegressor.__doc__ += _PARAMS_DOC + """
+    Attributes
+    ----------
+    coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
+    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_, feature_names_in_
+        As scikit-learn's: ``loss_curve_`` is the mean over samples *and outputs* of
+        ``(y - t)**2 / 2`` plus the L2 term (the gradient, as in scikit-learn, is that of the
+        sum over outputs).
+    net_ : cprop.MLP
+        The fitted network itself.
+""" + _NOTES_DOC
