@@ -1025,26 +1025,18 @@ cdef class FastStep:
                       else NULL)
         self.steps = <int64_t*>cnp.PyArray_DATA(steps)
 
-    cdef inline bint same_args(self, tuple args):
-        # Identical objects (the defaults always are) or equal floats/bools/strings.
-        cdef Py_ssize_t k
-        cdef object a, b
-        for k in range(7):
-            a = args[k]
-            b = (<tuple>self.args)[k]
-            if a is b:
-                continue
-            if type(a) is not type(b):
-                return False
-            if type(a) is float:
-                if PyFloat_AS_DOUBLE(a) != PyFloat_AS_DOUBLE(b):
-                    return False
-            elif type(a) is str:
-                if a != b:
-                    return False
-            else:
-                return False
-        return True
+    cdef inline bint same_arg(self, Py_ssize_t k, object a):
+        # Identical objects (the defaults always are) or equal floats/strings; no allocation.
+        cdef object b = (<tuple>self.args)[k]
+        if a is b:
+            return True
+        if type(a) is not type(b):
+            return False
+        if type(a) is float:
+            return PyFloat_AS_DOUBLE(a) == PyFloat_AS_DOUBLE(b)
+        if type(a) is str:
+            return a == b
+        return False
 
     def step(self, X, T, lr, optimizer, momentum, nesterov, beta1, beta2, eps, alpha,
              train_biases):
@@ -1063,7 +1055,10 @@ cdef class FastStep:
             lr_float = <float>lr_value
             if not (isfinite(lr_float) and lr_float > 0):
                 return None
-        if not self.same_args((optimizer, momentum, nesterov, beta1, beta2, eps, alpha)):
+        if not (self.same_arg(0, optimizer) and self.same_arg(1, momentum)
+                and self.same_arg(2, nesterov) and self.same_arg(3, beta1)
+                and self.same_arg(4, beta2) and self.same_arg(5, eps)
+                and self.same_arg(6, alpha)):
             return None
         rows = usable_rows(X, self.typenum, self.n_in, &single_x)
         if rows == 0 or min(rows, BLOCK_ROWS_C) != self.chunk:
