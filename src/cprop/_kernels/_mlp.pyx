@@ -215,6 +215,7 @@ cdef inline void dense_forward(
     const floating* b,       # IN  (n_out,)
     floating* a_out,         # OUT (rows, n_out): z, then f(z) in place
     floating* z_out,         # OUT (rows, n_out) a copy of z before the activation, or NULL
+    floating* lse_out,       # OUT (rows,) log-sum-exp of each row's z (softmax only), or NULL
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope, bint use_blas,
 ) noexcept nogil:
     cdef Py_ssize_t r
@@ -228,14 +229,37 @@ cdef inline void dense_forward(
             z = a_out + r * n_out
             if z_out != NULL:
                 memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
-            activate_row(act, z, n_out, slope)
+            if lse_out != NULL:
+                lse_out[r] = softmax_row_lse(z, n_out)
+            else:
+                activate_row(act, z, n_out, slope)
         return
     for r in range(rows):
         z = a_out + r * n_out
         net_input_row(a_in + r * n_in, W, b, z, n_in, n_out)
         if z_out != NULL:
             memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
-        activate_row(act, z, n_out, slope)
+        if lse_out != NULL:
+            lse_out[r] = softmax_row_lse(z, n_out)
+        else:
+            activate_row(act, z, n_out, slope)
+
+
+cdef inline double softmax_row_lse(floating* z, Py_ssize_t n) noexcept nogil:
+    # activate_row's softmax, in place (the same operations, so the same y), returning the row's
+    # log-sum-exp m + log(sum_j exp(z_j - m)) for the cross-entropy loss: in float64 exactly the
+    # value output_delta would compute from the logits, without a second round of exp().
+    cdef Py_ssize_t j
+    cdef floating m = z[0], s = 0
+    for j in range(1, n):
+        if z[j] > m:
+            m = z[j]
+    for j in range(n):
+        z[j] = exp_(z[j] - m)
+        s += z[j]
+    for j in range(n):
+        z[j] = z[j] / s
+    return <double>m + log(<double>s)
 
 
 cdef inline double softplus(double z) noexcept nogil:
@@ -251,6 +275,7 @@ cdef inline double output_delta(
     const Py_ssize_t* idx,   # IN  sample indices of the rows (NULL: rows start..start+rows-1)
     Py_ssize_t start,
     floating* delta,         # OUT (rows, n_out) dE/dz of each sample; NULL: loss only
+    const floating* lse,     # IN  (rows,) the forward pass's log-sum-exp of z, or NULL
     Py_ssize_t rows, double loss_sum,
 ) noexcept nogil:
     # Returns loss_sum plus each row's loss, added one sample at a time (in double) so that the
@@ -275,7 +300,11 @@ cdef inline double output_delta(
         z_r = z + r * n_out
         d_r = delta + r * n_out if delta != NULL else NULL
         sample_loss = 0.0
-        if lay.loss == LOSS_CROSS_ENTROPY:
+        if lay.loss == LOSS_CROSS_ENTROPY and lse != NULL:
+            m = lse[r]
+            for k in range(n_out):
+                sample_loss += t[k] * (m - z_r[k])
+        elif lay.loss == LOSS_CROSS_ENTROPY:
             m = z_r[0]
             for k in range(1, n_out):
                 if z_r[k] > m:
@@ -366,6 +395,14 @@ cdef inline void load_rows(
         memcpy(A + r * n_in, X + idx[start + r] * n_in, n_in * sizeof(floating))
 
 
+cdef inline floating* output_lse(const Layout* lay, floating* A, Py_ssize_t rows) noexcept nogil:
+    # Where the softmax keeps each row's log-sum-exp for the cross-entropy loss, or NULL. float64
+    # only: float32 sums its exp() in float, and the loss wants the double sum (output_delta).
+    if floating is double and lay.loss == LOSS_CROSS_ENTROPY:
+        return A + rows * lay.a_off[lay.n_layers + 2]
+    return NULL
+
+
 cdef inline void forward_block(
     const Layout* lay, const floating* params, const floating* x_in, floating* A,
     Py_ssize_t rows,
@@ -381,6 +418,7 @@ cdef inline void forward_block(
             x_in if l == 0 else A + rows * lay.a_off[l], params + lay.w_off[l],
             params + lay.b_off[l], A + rows * lay.a_off[l + 1],
             logits if l == L - 1 else NULL,
+            output_lse(lay, A, rows) if l == L - 1 else NULL,
             rows, lay.sizes[l], lay.sizes[l + 1], lay.act[l], <floating>lay.slope,
             rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work,
         )
@@ -419,7 +457,8 @@ cdef double batch_gradient(
         forward_block(lay, params, A, A, rows)
         loss_sum = output_delta(
             lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, idx, start + c0,
-            D + rows * lay.a_off[L] if want_grad else NULL, rows, loss_sum,
+            D + rows * lay.a_off[L] if want_grad else NULL, output_lse(lay, A, rows), rows,
+            loss_sum,
         )
         if want_grad:
             l = L - 1
@@ -601,7 +640,7 @@ cdef int single_row_sgd_step(
     cdef const floating* x = X + order[start] * lay.sizes[0]
     forward_block(lay, params, x, A, 1)
     batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
-                                 D + lay.a_off[L], 1, 0.0)
+                                 D + lay.a_off[L], output_lse(lay, A, 1), 1, 0.0)
     if not isfinite(batch_loss[0]):
         return FIT_LOSS_NOT_FINITE
     # Every layer's delta first, each from the weights above it before their update.
@@ -762,7 +801,7 @@ cdef class Plan:
         cdef Py_ssize_t L = len(sizes) - 1, l, offset
         if L < 1 or len(activations) != L:
             raise ValueError("Plan needs len(sizes) >= 2 and one activation per layer")
-        self._ints = <Py_ssize_t*>malloc((4 * L + 4) * sizeof(Py_ssize_t))
+        self._ints = <Py_ssize_t*>malloc((4 * L + 5) * sizeof(Py_ssize_t))
         self._acts = <int*>malloc(L * sizeof(int))
         if self._ints == NULL or self._acts == NULL:
             raise MemoryError()
@@ -791,10 +830,11 @@ cdef class Plan:
             self.lay.act[l] = activations[l]
             self.lay.a_off[l + 1] = self.lay.a_off[l] + sizes[l]
         self.lay.a_off[L + 1] = self.lay.a_off[L] + sizes[L]       # output logits
-        self.lay.a_off[L + 2] = self.lay.a_off[L + 1] + sizes[L]   # total width
+        self.lay.a_off[L + 2] = self.lay.a_off[L + 1] + sizes[L]   # log-sum-exp of the logits
+        self.lay.a_off[L + 3] = self.lay.a_off[L + 2] + 1          # total width
         self.lay.n_params = offset
         self.n_params = offset
-        self.total_width = self.lay.a_off[L + 2]
+        self.total_width = self.lay.a_off[L + 3]
 
     def __dealloc__(self):
         free(self._ints)

@@ -38,8 +38,9 @@ cdef enum FitFailure:
 # (row-major (n_in, n_out), so z = a @ W + b) and its biases params[b_off[l] : b_off[l] + n_out].
 # In a workspace of `rows` rows, the activations of layer l (l = 0 is the input) start at
 # rows * a_off[l]; rows * a_off[n_layers + 1] holds the output layer's net input z (kept because
-# the cross-entropy losses are computed from the logits), and a_off[n_layers + 2] is the total
-# width per row.
+# the cross-entropy losses are computed from the logits), rows * a_off[n_layers + 2] one value per
+# row, the softmax's log-sum-exp of z (float64 cross-entropy), and a_off[n_layers + 3] is the
+# total width per row.
 cdef struct Layout:
     Py_ssize_t n_layers
     Py_ssize_t n_params
