@@ -16,6 +16,7 @@
 #define CPROP_DENSE_H
 
 #include <stddef.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,10 @@ typedef double cprop_vd __attribute__((vector_size(16)));
 typedef float cprop_vf __attribute__((vector_size(16)));
 typedef double cprop_vd32 __attribute__((vector_size(32)));
 typedef float cprop_vf32 __attribute__((vector_size(32)));
+typedef long long cprop_vl __attribute__((vector_size(16)));
+typedef int cprop_vi __attribute__((vector_size(16)));
+typedef long long cprop_vl32 __attribute__((vector_size(32)));
+typedef int cprop_vi32 __attribute__((vector_size(32)));
 #else
 #define CPROP_VECTORS 0
 #define CPROP_NOINLINE
@@ -141,6 +146,65 @@ static CPROP_NOINLINE TARGET void cprop_rank1_add_##SUFFIX(                     
         for (i = 0; i < n_in; i++) G[i * n_out + j] = G[i * n_out + j] + a[i] * d[j];         \
 }
 
+
+/* CPROP_REDUCE_KERNELS(T, V, VI, LANES, ABSMASK, SUFFIX, TARGET): over a whole gradient buffer,
+ *
+ *   cprop_scale_##SUFFIX(g, n, c)     g[k] = g[k] / c (c = the batch's row count), as a
+ *       multiplication by 1/c when c is a power of two: then x / c and x * (1/c) are the same
+ *       real number, so both round to the same bits; otherwise by division;
+ *   cprop_absmax_##SUFFIX(x, n)       max |x[k]| (0 for n = 0), or NaN if any x[k] is NaN.
+ *
+ * VI is the integer vector type of V's size (for |x| by masking the sign bit, and for masks).
+ */
+#define CPROP_REDUCE_KERNELS(T, V, VI, LANES, ABSMASK, SUFFIX, TARGET)                        \
+static CPROP_NOINLINE TARGET void cprop_scale_##SUFFIX(T* CPROP_RESTRICT g, ptrdiff_t n, T c)  \
+{                                                                                              \
+    ptrdiff_t i = 0;                                                                           \
+    if (c > 0 && c == c && (((long long)c) & (((long long)c) - 1)) == 0                        \
+        && (T)(long long)c == c) {                                                             \
+        T inv = (T)1 / c;                                                                      \
+        V iv = (V){0} + inv;                                                                   \
+        for (; i + LANES <= n; i += LANES) CPROP_ST(g + i, CPROP_LD(V, g + i) * iv);           \
+        for (; i < n; i++) g[i] = g[i] * inv;                                                  \
+        return;                                                                                \
+    }                                                                                          \
+    V cv = (V){0} + c;                                                                         \
+    for (; i + LANES <= n; i += LANES) CPROP_ST(g + i, CPROP_LD(V, g + i) / cv);               \
+    for (; i < n; i++) g[i] = g[i] / c;                                                        \
+}                                                                                              \
+                                                                                               \
+static CPROP_NOINLINE TARGET double cprop_absmax_##SUFFIX(const T* CPROP_RESTRICT x,           \
+                                                         ptrdiff_t n)                          \
+{                                                                                              \
+    ptrdiff_t i = 0;                                                                           \
+    int k;                                                                                     \
+    V m0 = {0}, m1 = {0};                                                                      \
+    VI bad = {0};                                                                              \
+    const VI mask = (VI){0} + (ABSMASK);                                                       \
+    double m = 0.0, v;                                                                         \
+    /* Two running maxima: more independent work per iteration. NaN never wins a > compare,  \
+       so it is tracked separately (x != x). */                                               \
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {                                               \
+        V x0 = CPROP_LD(V, x + i), x1 = CPROP_LD(V, x + i + LANES);                            \
+        V a0 = (V)((VI)x0 & mask), a1 = (V)((VI)x1 & mask);                                    \
+        VI g0 = (VI)(a0 > m0), g1 = (VI)(a1 > m1);                                             \
+        m0 = (V)(((VI)a0 & g0) | ((VI)m0 & ~g0));                                              \
+        m1 = (V)(((VI)a1 & g1) | ((VI)m1 & ~g1));                                              \
+        bad |= (VI)(x0 != x0) | (VI)(x1 != x1);                                                \
+    }                                                                                          \
+    for (k = 0; k < LANES; k++) {                                                              \
+        if (bad[k]) return (double)NAN;                                                        \
+        if ((double)m0[k] > m) m = (double)m0[k];                                              \
+        if ((double)m1[k] > m) m = (double)m1[k];                                              \
+    }                                                                                          \
+    for (; i < n; i++) {                                                                       \
+        v = fabs((double)x[i]);                                                                \
+        if (v != v) return (double)NAN;                                                        \
+        if (v > m) m = v;                                                                      \
+    }                                                                                          \
+    return m;                                                                                  \
+}
+
 #if defined(__x86_64__) && !defined(CPROP_NO_DISPATCH)
 /* Run-time CPU dispatch on x86-64: the portable build (SSE2, 16-byte vectors) and an AVX2 build
  * (32-byte vectors) of every kernel; cprop_dense_init() picks one at import. The wheel stays
@@ -152,6 +216,12 @@ CPROP_DENSE_KERNELS(double, cprop_vd, 2, d_base, )
 CPROP_DENSE_KERNELS(float, cprop_vf, 4, f_base, )
 CPROP_DENSE_KERNELS(double, cprop_vd32, 4, d_avx2, __attribute__((target("avx2"))))
 CPROP_DENSE_KERNELS(float, cprop_vf32, 8, f_avx2, __attribute__((target("avx2"))))
+CPROP_REDUCE_KERNELS(double, cprop_vd, cprop_vl, 2, 0x7FFFFFFFFFFFFFFFLL, d_base, )
+CPROP_REDUCE_KERNELS(float, cprop_vf, cprop_vi, 4, 0x7FFFFFFF, f_base, )
+CPROP_REDUCE_KERNELS(double, cprop_vd32, cprop_vl32, 4, 0x7FFFFFFFFFFFFFFFLL, d_avx2,
+                     __attribute__((target("avx2"))))
+CPROP_REDUCE_KERNELS(float, cprop_vf32, cprop_vi32, 8, 0x7FFFFFFF, f_avx2,
+                     __attribute__((target("avx2"))))
 
 static int cprop_use_avx2 = 0;
 
@@ -182,6 +252,15 @@ static void cprop_rank1_add_##SUFFIX(T* G, const T* a, const T* d, ptrdiff_t n_i
 {                                                                                              \
     if (cprop_use_avx2) cprop_rank1_add_##SUFFIX##_avx2(G, a, d, n_in, n_out);                 \
     else cprop_rank1_add_##SUFFIX##_base(G, a, d, n_in, n_out);                                \
+}                                                                                              \
+static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
+{                                                                                              \
+    if (cprop_use_avx2) cprop_scale_##SUFFIX##_avx2(g, n, c);                                  \
+    else cprop_scale_##SUFFIX##_base(g, n, c);                                                 \
+}                                                                                              \
+static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                                   \
+{                                                                                              \
+    return cprop_use_avx2 ? cprop_absmax_##SUFFIX##_avx2(x, n) : cprop_absmax_##SUFFIX##_base(x, n); \
 }
 
 CPROP_DISPATCH_KERNELS(double, d)
@@ -191,6 +270,8 @@ CPROP_DISPATCH_KERNELS(float, f)
 
 CPROP_DENSE_KERNELS(double, cprop_vd, 2, d, )
 CPROP_DENSE_KERNELS(float, cprop_vf, 4, f, )
+CPROP_REDUCE_KERNELS(double, cprop_vd, cprop_vl, 2, 0x7FFFFFFFFFFFFFFFLL, d, )
+CPROP_REDUCE_KERNELS(float, cprop_vf, cprop_vi, 4, 0x7FFFFFFF, f, )
 static void cprop_dense_init(void) {}
 static const char* cprop_dense_isa(void) { return "portable vectors"; }
 
@@ -224,6 +305,25 @@ static void cprop_rank1_add_##SUFFIX(T* G, const T* a, const T* d, ptrdiff_t n_i
 
 CPROP_DENSE_KERNELS(double, d)
 CPROP_DENSE_KERNELS(float, f)
+#define CPROP_SCALAR_REDUCE(T, SUFFIX)                                                         \
+static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
+{                                                                                              \
+    ptrdiff_t i;                                                                               \
+    for (i = 0; i < n; i++) g[i] = g[i] / c;                                                   \
+}                                                                                              \
+static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                                   \
+{                                                                                              \
+    ptrdiff_t i;                                                                               \
+    double m = 0.0, v;                                                                         \
+    for (i = 0; i < n; i++) {                                                                  \
+        v = fabs((double)x[i]);                                                                \
+        if (v != v) return (double)NAN;                                                        \
+        if (v > m) m = v;                                                                      \
+    }                                                                                          \
+    return m;                                                                                  \
+}
+CPROP_SCALAR_REDUCE(double, d)
+CPROP_SCALAR_REDUCE(float, f)
 static void cprop_dense_init(void) {}
 static const char* cprop_dense_isa(void) { return "scalar"; }
 

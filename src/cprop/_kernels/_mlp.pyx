@@ -137,6 +137,10 @@ cdef extern from "_dense.h" nogil:
                            Py_ssize_t n_out)
     void cprop_rank1_add_f(float* G, const float* a, const float* d, Py_ssize_t n_in,
                            Py_ssize_t n_out)
+    void cprop_scale_d(double* g, Py_ssize_t n, double c)
+    void cprop_scale_f(float* g, Py_ssize_t n, float c)
+    double cprop_absmax_d(const double* x, Py_ssize_t n)
+    double cprop_absmax_f(const float* x, Py_ssize_t n)
 
 
 cdef inline void net_input_row(
@@ -446,7 +450,7 @@ cdef double batch_gradient(
     # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
     # gradient of that mean loss. Processed in blocks of `chunk` rows: gradients are sums over
     # samples, so blocks just keep adding, in sample order, before the one division at the end.
-    cdef Py_ssize_t l, k, c0, rows, L = lay.n_layers
+    cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
     if want_grad:
         memset(grad, 0, lay.n_params * sizeof(floating))
@@ -473,8 +477,7 @@ cdef double batch_gradient(
                 l -= 1
         c0 += rows
     if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
-        for k in range(lay.n_params):
-            grad[k] = grad[k] / count
+        divide_by_count(grad, lay.n_params, count)
     return loss_sum / count
 
 
@@ -500,8 +503,8 @@ cdef inline bint plain_sgd_step(
     cdef Py_ssize_t l, k, w_end, b_end
     cdef bint finite = True
     cdef floating p_new, alpha = <floating>opt.alpha
-    cdef double g_bound = abs_max(grad, lay.n_params)
-    cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
+    cdef double g_bound = abs_max_long(grad, lay.n_params)
+    cdef double bound = p_bound[0] if p_bound != NULL else abs_max_long(params, lay.n_params)
     if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
         for l in range(lay.n_layers):
             w_end = lay.b_off[l]
@@ -535,7 +538,7 @@ cdef inline bint plain_sgd_step(
         memcpy(params + lay.w_off[l], grad + lay.w_off[l],
                (b_end - lay.w_off[l]) * sizeof(floating))
     if p_bound != NULL:
-        p_bound[0] = abs_max(params, lay.n_params)
+        p_bound[0] = abs_max_long(params, lay.n_params)
     return True
 
 
@@ -585,6 +588,23 @@ cdef bint optimizer_step(
             return False
     step_count[0] += 1
     return True
+
+
+cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) noexcept nogil:
+    # g[k] = g[k] / count, vectorised; a multiplication where count is a power of two (the same
+    # bits, see _dense.h).
+    if floating is float:
+        cprop_scale_f(g, n, <float>count)
+    else:
+        cprop_scale_d(g, n, <double>count)
+
+
+cdef inline double abs_max_long(const floating* x, Py_ssize_t n) noexcept nogil:
+    # abs_max over a whole parameter or gradient buffer, vectorised (_dense.h).
+    if floating is float:
+        return cprop_absmax_f(x, n)
+    else:
+        return cprop_absmax_d(x, n)
 
 
 cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -705,7 +725,7 @@ cdef int single_row_sgd_step(
         return FIT_OK
     if not finite:
         memcpy(params, backup, lay.n_params * sizeof(floating))
-    p_bound[0] = abs_max(params, lay.n_params)
+    p_bound[0] = abs_max_long(params, lay.n_params)
     return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
 
 
@@ -728,7 +748,7 @@ cdef int train_epoch(
     cdef double total = 0.0
     # An upper bound on max |params| for the unchecked SGD updates (see update_is_safe): taken
     # exactly here, then grown by each step's largest possible change.
-    cdef double p_bound = abs_max(params, lay.n_params)
+    cdef double p_bound = abs_max_long(params, lay.n_params)
     cdef int failure
     if shuffle:
         shuffle_indices(order, n, rng)
@@ -1170,6 +1190,22 @@ def activation_backward(int act, const floating[::1] a, floating[::1] out,
         for i in range(a.shape[0]):
             out[i] = activation_derivative(act, a[i], <floating>slope)
 
+
+
+def max_abs(const floating[::1] values):
+    """max |values| (0.0 if empty), NaN if any value is NaN: the vectorised bound of the SGD
+    steps (exposed for the tests)."""
+    if values.shape[0] == 0:
+        return 0.0
+    return abs_max_long(&values[0], values.shape[0])
+
+
+def divide_in_place(floating[::1] values, Py_ssize_t count):
+    """values /= count, as the minibatch gradient is (exposed for the tests)."""
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    if values.shape[0] > 0:
+        divide_by_count(&values[0], values.shape[0], count)
 
 
 def all_finite(const floating[::1] values):
