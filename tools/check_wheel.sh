@@ -147,7 +147,7 @@ T="$work/testenv/bin/python"
 # would stop any build that slipped through: whatever gets installed was prebuilt.
 CC=/bin/false CXX=/bin/false LDSHARED=/bin/false \
   "$T" -m pip install -q --disable-pip-version-check --only-binary=:all: \
-  "$repaired" "pytest>=7" "scikit-learn>=1.3" "tqdm>=4.60" "torch==2.13.0" \
+  "$repaired" "pytest>=7" "scikit-learn>=1.3" "tqdm>=4.60" "torch==2.13.0" "hypothesis>=6.100" \
   > "$work/pip-test.log" 2>&1 || { cat "$work/pip-test.log" >&2; die "pip install (binaries only)"; }
 
 run="$work/run"
