@@ -16,9 +16,9 @@ Running each example in a subprocess would cost ~1 s of imports per example, so 
 budget here stays small and ``tools/fuzz.py`` runs these same tests with a larger budget in a
 child process, counting the examples run and any crash.
 
-Determinism: ``derandomize=True`` and no example database, so CI runs the same examples every
-time. ``CPROP_FUZZ_SCALE`` (default 1) multiplies every ``max_examples``; ``CPROP_FUZZ_REPORT``
-names a JSON file that receives the number of examples each test ran.
+Determinism: ``derandomize=True`` (unless tools/fuzz.py sets a seed) and no example database,
+so CI runs the same examples every time. ``CPROP_FUZZ_SCALE`` (default 1) multiplies every
+``max_examples``; ``CPROP_FUZZ_REPORT`` names a file that receives the examples each test ran.
 """
 
 from __future__ import annotations
@@ -43,11 +43,15 @@ import cprop
 from cprop import cli, schedules
 
 SCALE = float(os.environ.get("CPROP_FUZZ_SCALE", "1"))
+# tools/fuzz.py sets a seed (with pytest --hypothesis-seed) to explore other examples;
+# without it the examples are fixed (derandomize), so CI is deterministic.
+DERANDOMIZE = "CPROP_FUZZ_SEED" not in os.environ
 RUNS: Counter = Counter()
 
 
 def fuzz_settings(n: int):
-    return settings(max_examples=max(1, int(n * SCALE)), derandomize=True, database=None,
+    return settings(max_examples=max(1, int(n * SCALE)), derandomize=DERANDOMIZE,
+                    database=None,
                     deadline=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
@@ -63,7 +67,7 @@ def _report_counts():
 
 
 def test_faulthandler_is_on():
-    # The crash-reporting contract above relies on it (pytest enables it unless -p no:faulthandler).
+    # The crash contract above relies on it (pytest enables it unless -p no:faulthandler).
     assert faulthandler.is_enabled()
 
 
@@ -417,9 +421,8 @@ def test_fuzz_load_path(path):
         return
     except (ValueError, TypeError) as exc:
         # "path: ..." for a bad argument, "'<file>' is not ..." for a file that is not a model
-        assert names_argument(exc, {"path"}) or str(exc).startswith(repr(os.fsdecode(path))
-                                                                    if isinstance(path, (str, bytes))
-                                                                    else "path"), str(exc)
+        label = repr(os.fsdecode(path)) if isinstance(path, (str, bytes)) else "path"
+        assert names_argument(exc, {"path"}) or str(exc).startswith(label), str(exc)
         return
     pytest.fail(f"load({path!r}) returned {net!r}")
 
