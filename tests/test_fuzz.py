@@ -398,7 +398,7 @@ def test_fuzz_fit(case, kw, val, data):
     else:
         assert 1 <= history.epochs and all(math.isfinite(v) for v in history.loss)
         assert len(history.lr) == history.epochs
-        if "validation_data" in kw or kw.get("validation_fraction"):
+        if kw.get("validation_data") is not None or kw.get("validation_fraction"):
             assert len(history.val_loss) == history.epochs
         assert history.stop_reason in ("max_epochs", "early_stopping", "callback")
         del before
