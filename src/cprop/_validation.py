@@ -101,7 +101,7 @@ def as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
     # A broadcast view (np.broadcast_to) can describe far more values than memory holds; its
     # converted copy would raise MemoryError, or be killed by the OS, instead of an error here.
     n_bytes = arr.size * np.dtype(dtype).itemsize
-    if n_bytes > memory_limit_bytes():
+    if n_bytes > 2**30 and n_bytes > memory_limit_bytes():
         raise ValueError(f"{name}: shape {arr.shape} would need {n_bytes / 2**30:.1f} GiB as "
                          f"{np.dtype(dtype).name}, more than this machine's memory")
     # np.asarray with order="C" keeps a 0-d input 0-d (np.ascontiguousarray would make it 1-d).

@@ -429,7 +429,8 @@ class MLP:
     def forward(self, X) -> np.ndarray:
         """The network's outputs: ``(n_samples, n_out)`` for 2-D X, ``(n_out,)`` for one sample."""
         X2, single = check_inputs(X, self._sizes[0], self.dtype)
-        if X2.shape[0] * self._sizes[-1] * self.dtype.itemsize > _memory_limit_bytes():
+        n_bytes = X2.shape[0] * self._sizes[-1] * self.dtype.itemsize
+        if n_bytes > 2**30 and n_bytes > _memory_limit_bytes():  # (no syscall when small)
             raise ValueError(f"X: the outputs of {X2.shape[0]} samples x {self._sizes[-1]} "
                              "outputs would not fit this machine's memory")
         out = np.empty((X2.shape[0], self._sizes[-1]), dtype=self.dtype)
