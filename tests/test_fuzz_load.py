@@ -213,8 +213,10 @@ def fuzzed_archive(draw):
             arr = arr.astype(arr.dtype)   # writable copy
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                arr.reshape(-1)[draw(st.integers(0, arr.size - 1))] = draw(ARRAY_VALUES) \
-                    if arr.dtype.kind == "f" else draw(st.integers(-1, 255))
+                kind = arr.dtype.kind
+                value = draw(ARRAY_VALUES) if kind in "fc" else draw(
+                    st.integers(-1 if kind == "i" else 0, 255))
+                arr.reshape(-1)[draw(st.integers(0, arr.size - 1))] = value
         elif how == "dtype":
             dt = draw(st.sampled_from(["f4", "f8", ">f8", "i8", "u8", "u1", "c16", "f2", "?"]))
             with np.errstate(all="ignore"), warnings.catch_warnings():

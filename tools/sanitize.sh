@@ -40,7 +40,7 @@ echo "::: building the kernels with -fsanitize=address"
    LDFLAGS="-fsanitize=address" "$PY" setup.py -q build_ext --inplace) > "$work/build.log" 2>&1 \
   || { cat "$work/build.log" >&2; echo "sanitize: build failed" >&2; exit 1; }
 so=$(ls "$work"/tree/src/cprop/_kernels/_mlp*.so)
-nm -D "$so" | grep -q __asan_ || { echo "sanitize: $so is not instrumented" >&2; exit 1; }
+nm -D "$so" | grep __asan_ > /dev/null || { echo "sanitize: $so is not instrumented" >&2; exit 1; }
 echo "instrumented: $so"
 
 TESTS=(${SANITIZE_TESTS:-tests/test_oracle_parity.py tests/test_parity_training.py tests/test_blas_path.py
