@@ -149,6 +149,7 @@ CC=/bin/false CXX=/bin/false LDSHARED=/bin/false \
   "$T" -m pip install -q --disable-pip-version-check --only-binary=:all: \
   "$repaired" "pytest>=7" "scikit-learn>=1.6" "tqdm>=4.60" "torch==2.13.0" \
   "matplotlib>=3.7" "onnx>=1.16" "onnxruntime>=1.17" "dask[distributed]" "pandas" \
+  "hypothesis>=6.100" \
   > "$work/pip-test.log" 2>&1 || { cat "$work/pip-test.log" >&2; die "pip install (binaries only)"; }
 
 run="$work/run"

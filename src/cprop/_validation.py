@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -38,6 +39,14 @@ def check_dtype(dtype) -> np.dtype:
         raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
     # '>f8' names float64 too: the kernels compute in the machine's own byte order.
     return np.dtype(_SUPPORTED_DTYPES[dt.name])
+
+
+def memory_limit_bytes() -> int:
+    """The machine's physical memory (the most any one array may take)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: fall back to the address space
+        return 2**47
 
 
 def _all_finite(arr: np.ndarray) -> bool:
@@ -89,6 +98,12 @@ def as_float_array(value, name: str, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
     if arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    # A broadcast view (np.broadcast_to) can describe far more values than memory holds; its
+    # converted copy would raise MemoryError, or be killed by the OS, instead of an error here.
+    n_bytes = arr.size * np.dtype(dtype).itemsize
+    if n_bytes > 2**30 and n_bytes > memory_limit_bytes():
+        raise ValueError(f"{name}: shape {arr.shape} would need {n_bytes / 2**30:.1f} GiB as "
+                         f"{np.dtype(dtype).name}, more than this machine's memory")
     # np.asarray with order="C" keeps a 0-d input 0-d (np.ascontiguousarray would make it 1-d).
     with np.errstate(over="ignore", invalid="ignore"):  # overflow in the cast is reported below
         out = np.asarray(arr, dtype=dtype, order="C")

@@ -454,7 +454,7 @@ def main(argv=None) -> int:
             text = json.dumps(cfg, indent=2) if args.json else format_config(cfg)
         else:
             text = _explain(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FloatingPointError) as exc:  # FPE: e.g. --x 1e308 overflows
         print(f"cprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     try:

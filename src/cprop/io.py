@@ -126,6 +126,8 @@ def _fspath(path) -> str:
         p = os.fsdecode(p)
     if p == "":
         raise ValueError("path: expected a file name, got ''")
+    if "\x00" in p:  # open() would say only "embedded null byte"
+        raise ValueError(f"path: a file name cannot contain a NUL character, got {p!r}")
     return p
 
 

@@ -78,7 +78,11 @@ def _check_layer_sizes(layer_sizes) -> list[int]:
         raise TypeError(
             f"layer_sizes: expected a sequence of layer widths like [2, 2, 2], got {layer_sizes!r}"
         )
-    sizes = list(layer_sizes)
+    try:
+        sizes = list(layer_sizes)
+    except TypeError:  # a 0-d array has __len__ but cannot be iterated
+        raise TypeError(f"layer_sizes: expected a sequence of layer widths like [2, 2, 2], "
+                        f"got {layer_sizes!r}") from None
     if len(sizes) < 2:
         raise ValueError(
             f"layer_sizes: expected at least 2 widths (inputs and outputs), got {sizes!r}"
@@ -228,7 +232,8 @@ class MLP:
                 f"({n_bytes / 2**30:.1f} GiB), more than this machine's memory"
             )
 
-        self.layer_sizes = sizes
+        # Read-only (see the property): the kernels trust shapes derived from these widths.
+        self._sizes = tuple(sizes)
         self.hidden = hidden
         self.output = output
         self.loss_name = loss
@@ -296,6 +301,12 @@ class MLP:
             offset += n_out
         self._weights = tuple(weights)
         self._biases = tuple(biases)
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Widths from input to output; a new list on each access (a network's shape is fixed:
+        the kernels size their reads and writes from it, so it must not change under them)."""
+        return list(self._sizes)
 
     @property
     def params(self) -> np.ndarray:
@@ -382,10 +393,10 @@ class MLP:
     # -- evaluation -----------------------------------------------------------------------------
 
     def _xt(self, X, T, name_x="X", name_t="T"):
-        X2, single = check_inputs(X, self.layer_sizes[0], self.dtype, name=name_x)
+        X2, single = check_inputs(X, self._sizes[0], self.dtype, name=name_x)
         if self.loss_name == "cross_entropy":
             T = self._labels_to_one_hot(T, X2.shape[0], single, name_t)
-        T2 = check_targets(T, X2.shape[0], self.layer_sizes[-1], single, self.dtype,
+        T2 = check_targets(T, X2.shape[0], self._sizes[-1], single, self.dtype,
                            name=name_t, inputs=name_x)
         if self.loss_name != "squared_error":
             lo, hi = float(T2.min()), float(T2.max())
@@ -410,7 +421,7 @@ class MLP:
         labels = np.asarray(T) if not isinstance(T, np.ndarray) else T
         if labels.dtype.kind not in "iu" or labels.ndim != (0 if single else 1):
             return T
-        n_out = self.layer_sizes[-1]
+        n_out = self._sizes[-1]
         flat = labels.reshape(-1)
         if flat.shape[0] != n:
             raise ValueError(f"{name}: expected {n} class label{'s' if n != 1 else ''} to match "
@@ -424,8 +435,12 @@ class MLP:
 
     def forward(self, X) -> np.ndarray:
         """The network's outputs: ``(n_samples, n_out)`` for 2-D X, ``(n_out,)`` for one sample."""
-        X2, single = check_inputs(X, self.layer_sizes[0], self.dtype)
-        out = np.empty((X2.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        X2, single = check_inputs(X, self._sizes[0], self.dtype)
+        n_bytes = X2.shape[0] * self._sizes[-1] * self.dtype.itemsize
+        if n_bytes > 2**30 and n_bytes > _memory_limit_bytes():  # (no syscall when small)
+            raise ValueError(f"X: the outputs of {X2.shape[0]} samples x {self._sizes[-1]} "
+                             "outputs would not fit this machine's memory")
+        out = np.empty((X2.shape[0], self._sizes[-1]), dtype=self.dtype)
         with self._lock:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
@@ -562,6 +577,8 @@ class MLP:
         opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
         schedule = check_schedule(lr_schedule)
         early_stopping = check_bool(early_stopping, "early_stopping")
+        if progress is not None:
+            progress = check_bool(progress, "progress")
         patience = check_positive_int(patience, "patience")
         if isinstance(min_delta, (bool, np.bool_)) or not isinstance(
                 min_delta, (int, float, np.integer, np.floating)) or not (
@@ -612,7 +629,11 @@ class MLP:
             bar = _progress_bar(progress, epochs)
             try:
                 for e in range(epochs):
-                    lr_e = schedule.lr(lr, e, epochs)
+                    try:
+                        lr_e = schedule.lr(lr, e, epochs)
+                    except (OverflowError, ZeroDivisionError) as exc:
+                        raise ValueError(f"lr_schedule (epoch {e + 1}): the learning rate "
+                                         f"overflowed ({exc})") from None
                     check_learning_rate(lr_e, self.dtype, name="lr_schedule (epoch "
                                         f"{e + 1}: lr={lr_e!r})")
                     failure, epoch_loss, batch_loss = self._plan.fit_epoch(

@@ -22,6 +22,13 @@ from dataclasses import dataclass
 __all__ = ["Schedule", "Constant", "InverseScaling", "Step", "Cosine", "check_schedule"]
 
 
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
 class Schedule:
     def lr(self, base_lr: float, epoch: int, epochs: int) -> float:  # pragma: no cover
         raise NotImplementedError
@@ -38,12 +45,13 @@ class InverseScaling(Schedule):
     power_t: float = 0.5
 
     def __post_init__(self):
-        if not (isinstance(self.power_t, (int, float)) and math.isfinite(self.power_t)
+        if not (isinstance(self.power_t, (int, float)) and _finite(self.power_t)
                 and self.power_t >= 0):
             raise ValueError(f"InverseScaling.power_t: expected a number >= 0, got {self.power_t!r}")
 
     def lr(self, base_lr, epoch, epochs):
-        return base_lr / (epoch + 1) ** self.power_t
+        # float: an int power_t like 2**70 would otherwise start an endless exact int power
+        return base_lr / float(epoch + 1) ** self.power_t
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class Cosine(Schedule):
     lr_min: float = 0.0
 
     def __post_init__(self):
-        if not (isinstance(self.lr_min, (int, float)) and math.isfinite(self.lr_min)
+        if not (isinstance(self.lr_min, (int, float)) and _finite(self.lr_min)
                 and self.lr_min >= 0):
             raise ValueError(f"Cosine.lr_min: expected a number >= 0, got {self.lr_min!r}")
 
