@@ -523,8 +523,14 @@ class MLP:
             self._use_optimizer(opt, lr)
             A, D, grad = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             options = opt.kernel_options(self.train_biases)
-            loss, failure = self._plan.train_step(
-                self._params, X2, T2, lr, options, self._opt_state, self._opt_steps, grad, A, D)
+            try:
+                loss, failure = self._plan.train_step(self._params, X2, T2, lr, options,
+                                                      self._opt_state, self._opt_steps, grad,
+                                                      A, D)
+            except BaseException:  # Ctrl-C part-way: nothing was applied, so undo the switch
+                self._opt, self._opt_state, self._opt_steps = previous
+                self._fast_step = None
+                raise
             if failure:  # a refused step changes nothing, not even which optimizer is held
                 self._opt, self._opt_state, self._opt_steps = previous
                 self._fast_step = None

@@ -24,11 +24,15 @@ float64 results agree to the last bit or two.
 from cython cimport floating
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.math cimport sqrt, isfinite, log, log1p, fabs, cos, pow
+from libc.math cimport sqrt, isfinite, log, log1p, fabs, cos, pow, NAN
 from libc.string cimport memcpy, memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
-from cpython.exc cimport PyErr_CheckSignals
+
+cdef extern from "Python.h":
+    # The same function, declared without Cython's exception check so that a noexcept kernel can
+    # call it (with the GIL) and report a raised KeyboardInterrupt through its own return value.
+    int check_signals "PyErr_CheckSignals" ()
 from cpython.float cimport PyFloat_AS_DOUBLE
 cimport numpy as cnp
 from scipy.linalg.cython_blas cimport sgemm, dgemm
@@ -84,6 +88,33 @@ FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
 # the GIL (~0.1 us); 2**17 multiply-adds take ~50-100 us, so checks cost < 0.5% and an interrupt
 # is seen at the first batch boundary after at most ~0.1 ms of work.
 cdef Py_ssize_t SIGNAL_CHECK_WORK = 1 << 17
+
+# The value a kernel's work counter (see poll_signals) is left at when a signal handler raised.
+cdef Py_ssize_t INTERRUPTED = -1
+
+
+cdef inline bint poll_signals(Py_ssize_t* work, Py_ssize_t done) noexcept nogil:
+    # Count `done` multiply-adds of work; past SIGNAL_CHECK_WORK, take the GIL and run Python's
+    # signal handlers. True (and *work = INTERRUPTED, the exception left set) if one raised -
+    # Ctrl-C's KeyboardInterrupt - so the caller stops and reports it. work NULL: never polls.
+    cdef int raised
+    if work == NULL:
+        return False
+    work[0] += done
+    if work[0] < SIGNAL_CHECK_WORK:
+        return False
+    work[0] = 0
+    with gil:
+        raised = check_signals()
+    if raised != 0:
+        work[0] = INTERRUPTED
+        return True
+    return False
+
+
+cdef int raise_interrupt() except -1:
+    # Propagate the exception a signal handler left set (see poll_signals).
+    return -1
 
 # The largest magnitude an SGD step may bring any value to without checking each one (see
 # update_is_safe): far below DBL_MAX (1.8e308) and FLT_MAX (3.4e38).
@@ -430,8 +461,9 @@ cdef inline void forward_block(
 
 cdef void forward_rows(
     const Layout* lay, const floating* params, const floating* X, Py_ssize_t n,
-    floating* out, floating* A, Py_ssize_t chunk,
+    floating* out, floating* A, Py_ssize_t chunk, Py_ssize_t* work,
 ) noexcept nogil:
+    # Polls for Ctrl-C between blocks (poll_signals): an interrupted call leaves out unfinished.
     cdef Py_ssize_t start, rows, L = lay.n_layers, n_out = lay.sizes[L]
     start = 0
     while start < n:
@@ -440,15 +472,19 @@ cdef void forward_rows(
         forward_block(lay, params, A, A, rows)
         memcpy(out + start * n_out, A + rows * lay.a_off[L], rows * n_out * sizeof(floating))
         start += rows
+        if poll_signals(work, rows * lay.n_params):
+            return
 
 
 cdef double batch_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
     const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t count,
     floating* grad, floating* A, floating* D, Py_ssize_t chunk, bint want_grad,
+    Py_ssize_t* work,
 ) noexcept nogil:
     # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
-    # gradient of that mean loss. Processed in blocks of `chunk` rows: gradients are sums over
+    # gradient of that mean loss. Polls for Ctrl-C between blocks (poll_signals; work NULL: no
+    # polling). Processed in blocks of `chunk` rows: gradients are sums over
     # samples, so blocks just keep adding, in sample order, before the one division at the end.
     cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
@@ -476,6 +512,8 @@ cdef double batch_gradient(
                 )
                 l -= 1
         c0 += rows
+        if poll_signals(work, rows * lay.n_params):
+            return NAN  # interrupted: the caller sees *work == INTERRUPTED
     if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
         divide_by_count(grad, lay.n_params, count)
     return loss_sum / count
@@ -766,25 +804,21 @@ cdef int train_epoch(
             step_count[0] += 1
             total += batch_loss[0]
             start += 1
-            work += work_per_sample
-            if work >= SIGNAL_CHECK_WORK:
-                work = 0
-                with gil:
-                    PyErr_CheckSignals()
+            if poll_signals(&work, work_per_sample):
+                return -1
             continue
+        # (polls between its blocks of rows, so a large batch is interrupted part-way, before
+        # its update: params keep the last completed step)
         batch_loss[0] = batch_gradient(lay, params, X, T, order, start, count, grad, A, D,
-                                       chunk, True)
+                                       chunk, True, &work)
+        if work == INTERRUPTED:
+            return -1
         if not isfinite(batch_loss[0]):
             return FIT_LOSS_NOT_FINITE
         if not optimizer_step(lay, opt, params, grad, state, step_count, lr, &p_bound):
             return FIT_UPDATE_NOT_FINITE
         total += batch_loss[0] * count
         start += count
-        work += count * work_per_sample
-        if work >= SIGNAL_CHECK_WORK:
-            work = 0
-            with gil:
-                PyErr_CheckSignals()
     epoch_loss[0] = total / n
     return FIT_OK
 
@@ -896,17 +930,24 @@ cdef class Plan:
                 floating[:, ::1] out, floating[::1] A):
         """out <- network(X); A is a workspace of chunk * total_width values."""
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
+        cdef Py_ssize_t work = 0
         with nogil:
-            forward_rows(&self.lay, &params[0], &X[0, 0], X.shape[0], &out[0, 0], &A[0], chunk)
+            forward_rows(&self.lay, &params[0], &X[0, 0], X.shape[0], &out[0, 0], &A[0], chunk,
+                         &work)
+        if work == INTERRUPTED:
+            raise_interrupt()
 
     def loss(self, const floating[::1] params, const floating[:, ::1] X,
              const floating[:, ::1] T, floating[::1] A):
         """The mean over samples of the per-sample loss."""
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef double result
+        cdef Py_ssize_t work = 0
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
-                                    X.shape[0], NULL, &A[0], NULL, chunk, False)
+                                    X.shape[0], NULL, &A[0], NULL, chunk, False, &work)
+        if work == INTERRUPTED:
+            raise_interrupt()
         return result
 
     def gradient(self, const floating[::1] params, const floating[:, ::1] X,
@@ -918,9 +959,12 @@ cdef class Plan:
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef double result
+        cdef Py_ssize_t work = 0
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
-                                    X.shape[0], &grad[0], &A[0], &D[0], chunk, True)
+                                    X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work)
+        if work == INTERRUPTED:
+            raise_interrupt()
         return result
 
     def train_step(self, floating[::1] params, const floating[:, ::1] X,
@@ -936,14 +980,19 @@ cdef class Plan:
         cdef int failure = FIT_OK
         cdef OptConfig opt = make_opt_config(options)
         cdef floating* state_ptr = &state[0] if state.shape[0] > 0 else NULL
+        cdef Py_ssize_t work = 0
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
-                                    X.shape[0], &grad[0], &A[0], &D[0], chunk, True)
-            if not isfinite(result):
+                                    X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work)
+            if work == INTERRUPTED:
+                pass  # nothing applied; raised below
+            elif not isfinite(result):
                 failure = FIT_LOSS_NOT_FINITE
             elif not optimizer_step(&self.lay, &opt, &params[0], &grad[0], state_ptr,
                                     &step_count[0], lr, NULL):
                 failure = FIT_UPDATE_NOT_FINITE
+        if work == INTERRUPTED:
+            raise_interrupt()
         return result, failure
 
     def fit_epoch(self, floating[::1] params, const floating[:, ::1] X, const floating[:, ::1] T,
@@ -1102,6 +1151,7 @@ cdef class FastStep:
              train_biases):
         """The loss before the step, or None: see the class docstring."""
         cdef bint single_x = False, single_t = False, ok = True, release
+        cdef Py_ssize_t work = 0
         cdef Py_ssize_t rows, t_rows
         cdef double lr_value, loss = 0.0
         cdef float lr_float
@@ -1136,11 +1186,13 @@ cdef class FastStep:
                 with nogil:
                     ok = self.run(<char*>cnp.PyArray_DATA(<cnp.ndarray>X),
                                   <char*>cnp.PyArray_DATA(<cnp.ndarray>T), rows, lr_value,
-                                  &loss, &failure)
+                                  &loss, &failure, &work)
             else:
                 ok = self.run(<char*>cnp.PyArray_DATA(<cnp.ndarray>X),
                               <char*>cnp.PyArray_DATA(<cnp.ndarray>T), rows, lr_value, &loss,
-                              &failure)
+                              &failure, &work)
+            if work == INTERRUPTED:
+                raise_interrupt()  # Ctrl-C part-way through the gradient: nothing applied
         finally:
             self.lock.release()
         if not ok or failure != FIT_OK:
@@ -1148,15 +1200,16 @@ cdef class FastStep:
         return loss
 
     cdef bint run(self, char* X, char* T, Py_ssize_t rows, double lr, double* loss,
-                  int* failure) noexcept nogil:
+                  int* failure, Py_ssize_t* work) noexcept nogil:
         if self.double_type:
             return self.run_typed(<double*>X, <double*>T, rows, lr, loss, failure,
-                                  <double*>self.params)
+                                  <double*>self.params, work)
         return self.run_typed(<float*>X, <float*>T, rows, lr, loss, failure,
-                              <float*>self.params)
+                              <float*>self.params, work)
 
     cdef bint run_typed(self, floating* X, floating* T, Py_ssize_t rows, double lr,
-                        double* loss, int* failure, floating* params) noexcept nogil:
+                        double* loss, int* failure, floating* params,
+                        Py_ssize_t* work) noexcept nogil:
         # False: an input the checked route must see (it raises); else the step's outcome.
         cdef Layout* lay = &self.plan.lay
         cdef Py_ssize_t n_x = rows * self.n_in
@@ -1165,7 +1218,9 @@ cdef class FastStep:
         if not targets_valid(T, rows, self.n_out, lay.loss):
             return False
         loss[0] = batch_gradient(lay, params, X, T, NULL, 0, rows, <floating*>self.grad,
-                                 <floating*>self.A, <floating*>self.D, self.chunk, True)
+                                 <floating*>self.A, <floating*>self.D, self.chunk, True, work)
+        if work[0] == INTERRUPTED:
+            return True
         if not isfinite(loss[0]):
             failure[0] = FIT_LOSS_NOT_FINITE
         elif not optimizer_step(lay, &self.opt, params, <floating*>self.grad,
