@@ -47,7 +47,7 @@ def main():
     from dask.distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=":0") as cluster, Client(cluster):
         t0 = time.perf_counter()
         with joblib.parallel_config(backend="dask"):
             distributed = make_search(n_jobs=-1).fit(X, y)

@@ -76,8 +76,10 @@ def test_dask_local_cluster_search_matches_serial(data, serial):
     import distributed  # dask[distributed]: in the [test] extra
     # processes=True: real worker processes, which import cprop themselves (from the same
     # installation, or via PYTHONPATH, which they inherit).
+    # dashboard_address=":0": any free port (None means the default 8787, which another process
+    # on the machine may hold).
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client, \
             distributed.get_task_stream(client) as tasks:
         with joblib.parallel_config(backend="dask"):
