@@ -79,9 +79,17 @@ def target_values(table: Table, column: int, task: str):
 
 
 def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) per column; a constant column gets scale 1 (it is only centred)."""
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
+    """(mean, scale) per column; a constant column gets scale 1 (it is only centred).
+
+    Computed on each column divided by its largest magnitude, so that no sum or square
+    overflows for any finite values (a column holding 1e300 has a finite mean and scale).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    big = np.max(np.abs(X), axis=0, initial=0.0)
+    big[~(big > 0)] = 1.0
+    Y = X / big
+    mean = Y.mean(axis=0) * big
+    scale = Y.std(axis=0) * big
     scale[~(scale > 0)] = 1.0
     return mean, scale
 

@@ -20,6 +20,7 @@ half-written.
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 import sys
@@ -345,11 +346,17 @@ def _train(args) -> None:
         if classify:
             scores.append(f"{label} {np.mean(Y.argmax(axis=1) == T[rows]) * 100:.1f} %")
         else:
-            t = T[rows][:, 0]
-            resid = float(np.sum((t - Y[:, 0]) ** 2))
-            total = float(np.sum((t - t.mean()) ** 2))
+            t = np.asarray(T[rows][:, 0], dtype=np.float64)
+            y = np.asarray(Y[:, 0], dtype=np.float64)
+            # On values divided by the largest magnitude, so no square overflows (targets up to
+            # 1e308 are valid input); R² is scale-free, RMSE is scaled back in Python floats.
+            big = max(float(np.max(np.abs(t))), float(np.max(np.abs(y))))
+            big = big if big > 0 else 1.0
+            tn, yn = t / big, y / big
+            resid = float(np.sum((tn - yn) ** 2))
+            total = float(np.sum((tn - tn.mean()) ** 2))
             r2 = f"R² {1 - resid / total:.4f}" if total > 0 else "R² n/a (constant target)"
-            scores.append(f"{label} {r2}, RMSE {np.sqrt(resid / len(t)):.6g}")
+            scores.append(f"{label} {r2}, RMSE {math.sqrt(resid / len(t)) * big:.6g}")
     _say(("  accuracy: " if classify else "  ") + "; ".join(scores))
 
     # Write: the plot is rendered first (in memory), so a plotting error writes nothing.
