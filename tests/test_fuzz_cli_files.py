@@ -191,3 +191,15 @@ def test_standardizer_survives_huge_finite_columns():
     np.testing.assert_allclose(scale[1:], [np.sqrt(2) / 3 * 1e300, np.sqrt(8) / 3 * 1e308],
                                rtol=1e-12)
     assert scale[0] == 1.0  # constant column: only centred
+
+
+def test_subnormal_spread_column_is_only_centred(tmp_path):
+    # Found by the fuzzer: a column whose spread is subnormal (0 and 1e-320) got scale 5e-321,
+    # and folding 1/scale into the weights overflowed (a RuntimeWarning, then an error).
+    src = tmp_path / "d.csv"
+    src.write_text("c0,c1,y\n0,1,0.5\n1e-320,2,0\n0,3,1\n")
+    status, out, err = _run(["train", str(src), "--target", "y", "--epochs", "2",
+                             "--save", str(tmp_path / "m.npz")])
+    assert status == 0, err
+    net = cprop.load(tmp_path / "m.npz")
+    assert np.isfinite(net.params).all()

@@ -90,7 +90,9 @@ def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Y = X / big
     mean = Y.mean(axis=0) * big
     scale = Y.std(axis=0) * big
-    scale[~(scale > 0)] = 1.0
+    # Zero or subnormal spread: treat the column as constant (dividing by a subnormal scale
+    # would overflow the folded weights).
+    scale[~(scale >= np.finfo(np.float64).tiny)] = 1.0
     return mean, scale
 
 
@@ -102,8 +104,9 @@ def fold_input_scaling(net, mean: np.ndarray, scale: np.ndarray) -> None:
     """
     W = np.asarray(net.weights[0], dtype=np.float64)
     b = np.asarray(net.biases[0], dtype=np.float64)
-    W_new = W / scale[:, None]
-    b_new = b - (mean / scale) @ W
+    with np.errstate(over="ignore", invalid="ignore"):  # _store refuses non-finite results
+        W_new = W / scale[:, None]
+        b_new = b - (mean / scale) @ W
     _store(net, 0, W_new, b_new)
 
 
@@ -113,7 +116,9 @@ def fold_output_scaling(net, mean: np.ndarray, scale: np.ndarray) -> None:
         raise ValueError("only an identity output layer can absorb target scaling")
     W = np.asarray(net.weights[-1], dtype=np.float64)
     b = np.asarray(net.biases[-1], dtype=np.float64)
-    _store(net, -1, W * scale[None, :], b * scale + mean)
+    with np.errstate(over="ignore", invalid="ignore"):  # _store refuses non-finite results
+        W_new, b_new = W * scale[None, :], b * scale + mean
+    _store(net, -1, W_new, b_new)
 
 
 def _store(net, layer: int, W: np.ndarray, b: np.ndarray) -> None:
