@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ["tests/test_fuzz.py", "tests/test_fuzz_load.py"]
+FILES = ["tests/test_fuzz.py", "tests/test_fuzz_load.py", "tests/test_fuzz_cli_files.py"]
 
 
 def main(argv=None) -> int:
