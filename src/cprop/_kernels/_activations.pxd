@@ -8,7 +8,7 @@
 # cprop.oracle computes exactly the same expressions, grouped the same way.
 
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+from libc.math cimport exp, expf, log, tanh, tanhf
 
 from cprop._kernels._types cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
@@ -61,24 +61,30 @@ cdef inline floating activation_derivative(int act, floating a, floating slope) 
     return 1
 
 
+cdef inline double softmax_row(floating* z, Py_ssize_t n, bint want_lse) noexcept nogil:
+    # One row's softmax, in place; returns the row's log-sum-exp m + log(sum_j exp(z_j - m)) if
+    # want_lse (the cross-entropy loss reuses it rather than calling exp() again), else 0.
+    # Shift by the row maximum so exp() never overflows: exact 0/1 limits at +-1000.
+    cdef Py_ssize_t j
+    cdef floating m = z[0], s = 0
+    for j in range(1, n):
+        if z[j] > m:
+            m = z[j]
+    for j in range(n):
+        z[j] = exp_(z[j] - m)
+        s += z[j]
+    for j in range(n):
+        z[j] = z[j] / s
+    return <double>m + log(<double>s) if want_lse else 0.0
+
+
 cdef inline void activate_row(int act, floating* z, Py_ssize_t n, floating slope) noexcept nogil:
     # One sample's layer output, in place.
     cdef Py_ssize_t j
-    cdef floating m, s
     if act == ACT_IDENTITY:
         return
     if act == ACT_SOFTMAX:
-        # Shift by the row maximum so exp() never overflows: exact 0/1 limits at +-1000.
-        m = z[0]
-        for j in range(1, n):
-            if z[j] > m:
-                m = z[j]
-        s = 0
-        for j in range(n):
-            z[j] = exp_(z[j] - m)
-            s += z[j]
-        for j in range(n):
-            z[j] = z[j] / s
+        softmax_row(z, n, False)
         return
     for j in range(n):
         z[j] = activation(act, z[j], slope)

@@ -46,7 +46,7 @@ from cprop._kernels._types cimport (
     FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE,
 )
 from cprop._kernels._activations cimport (
-    exp_, activation, activation_derivative, activate_row,
+    exp_, activation, activation_derivative, activate_row, softmax_row,
 )
 from cprop._kernels._optimizers cimport sgd_value, adam_value, rprop_value
 from cprop._kernels._random cimport uniform01, shuffle_indices
@@ -265,7 +265,7 @@ cdef inline void dense_forward(
             if z_out != NULL:
                 memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
             if lse_out != NULL:
-                lse_out[r] = softmax_row_lse(z, n_out)
+                lse_out[r] = softmax_row(z, n_out, True)
             else:
                 activate_row(act, z, n_out, slope)
         return
@@ -275,26 +275,9 @@ cdef inline void dense_forward(
         if z_out != NULL:
             memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
         if lse_out != NULL:
-            lse_out[r] = softmax_row_lse(z, n_out)
+            lse_out[r] = softmax_row(z, n_out, True)
         else:
             activate_row(act, z, n_out, slope)
-
-
-cdef inline double softmax_row_lse(floating* z, Py_ssize_t n) noexcept nogil:
-    # activate_row's softmax, in place (the same operations, so the same y), returning the row's
-    # log-sum-exp m + log(sum_j exp(z_j - m)) for the cross-entropy loss: in float64 exactly the
-    # value output_delta would compute from the logits, without a second round of exp().
-    cdef Py_ssize_t j
-    cdef floating m = z[0], s = 0
-    for j in range(1, n):
-        if z[j] > m:
-            m = z[j]
-    for j in range(n):
-        z[j] = exp_(z[j] - m)
-        s += z[j]
-    for j in range(n):
-        z[j] = z[j] / s
-    return <double>m + log(<double>s)
 
 
 cdef inline double softplus(double z) noexcept nogil:
