@@ -66,12 +66,27 @@ def test_every_block_width_matches_oracle(width, dtype):
         assert rel_err(ha.loss, hb.loss) <= tol, batch_size
 
 
+# The SGD step kinds of fit: (path, batch_size). "loops": the fused single-row step (batch 1)
+# and the minibatch step over a gradient buffer (batch 2); "blas": every layer through gemm, the
+# update folded into the weight-gradient gemm.
+STEP_KINDS = [("loops", 1), ("loops", 2), ("blas", 3)]
+
+
+def _use_path(monkeypatch, path):
+    if path == "blas":
+        import cprop.mlp
+
+        monkeypatch.setattr(cprop.mlp, "_BLAS_MIN_WORK", 0)
+
+
 @pytest.mark.parametrize("dtype, huge", [("float64", 1e301), ("float32", 1e37)])
-@pytest.mark.parametrize("batch_size", [1, 2])
-def test_step_past_the_safe_bound_takes_the_checked_path(dtype, huge, batch_size):
+@pytest.mark.parametrize("path, batch_size", STEP_KINDS)
+def test_step_past_the_safe_bound_takes_the_checked_path(monkeypatch, dtype, huge, path,
+                                                          batch_size):
     # One weight far beyond the unchecked steps' bound, on an input feature that is always 0:
     # it never reaches any output (0 * huge = 0) and its gradient is 0, so every step is finite
     # and must be applied - through the checked path, with the same numbers as the oracle.
+    _use_path(monkeypatch, path)
     sizes = [3, 4, 2]
     net, ref = _pair(sizes, dtype, seed=3, output="sigmoid", loss="squared_error")
     net.weights[0][2, 1] = huge
@@ -96,14 +111,15 @@ def test_step_past_the_safe_bound_takes_the_checked_path(dtype, huge, batch_size
 
 
 @pytest.mark.parametrize("dtype, lr", [("float64", 1e308), ("float32", 3e38)])
-@pytest.mark.parametrize("batch_size", [1, 2])
-def test_overflowing_step_is_refused_whole(dtype, lr, batch_size):
+@pytest.mark.parametrize("path, batch_size", STEP_KINDS)
+def test_overflowing_step_is_refused_whole(monkeypatch, dtype, lr, path, batch_size):
     # A finite loss whose update overflows (lr * gradient > the dtype's max): the unchecked path's
     # bound fails, the checked path finds the inf, and the step is refused whole -
     # FloatingPointError naming the update, the parameters exactly those before the step.
+    _use_path(monkeypatch, path)
     net = cprop.MLP([2, 3, 1], hidden="tanh", output="identity", dtype=dtype, seed=1)
-    X = np.array([[1.0, -1.0], [0.5, 2.0]], dtype=dtype)
-    T = np.full((2, 1), 50.0, dtype=dtype)
+    X = np.array([[1.0, -1.0], [0.5, 2.0], [0.1, 0.3]], dtype=dtype)
+    T = np.full((3, 1), 50.0, dtype=dtype)
     before = net.params.copy()
     assert np.isfinite(net.loss(X, T))
     with pytest.raises(FloatingPointError, match="update"):
@@ -176,20 +192,12 @@ def test_vectorised_max_abs_and_divide(dtype):
         _mlp.divide_in_place(np.ones(3), 0)
 
 
-@pytest.fixture
-def blas_everywhere(monkeypatch):
-    # Every layer block through BLAS gemm: the minibatch SGD steps of fit take the fused path
-    # (the update folded into the weight-gradient gemm).
-    import cprop.mlp
-
-    monkeypatch.setattr(cprop.mlp, "_BLAS_MIN_WORK", 0)
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("alpha, train_biases", [(0.0, True), (0.05, True), (0.0, False)])
 @pytest.mark.parametrize("batch_size", [2, 5, 8])
-def test_fused_minibatch_sgd_matches_oracle(blas_everywhere, dtype, alpha, train_biases,
+def test_fused_minibatch_sgd_matches_oracle(monkeypatch, dtype, alpha, train_biases,
                                              batch_size):
+    _use_path(monkeypatch, "blas")  # the minibatch steps fold the update into the gemm
     sizes = [6, 9, 4]
     kw = dict(hidden="tanh", output="softmax", loss="cross_entropy")
     net = cprop.MLP(sizes, dtype=dtype, seed=4, train_biases=train_biases, **kw)
@@ -207,33 +215,3 @@ def test_fused_minibatch_sgd_matches_oracle(blas_everywhere, dtype, alpha, train
     if not train_biases:
         for b in net.biases:
             assert not b.any()
-
-
-@pytest.mark.parametrize("dtype, huge", [("float64", 1e301), ("float32", 1e37)])
-def test_fused_step_past_the_safe_bound_falls_back(blas_everywhere, dtype, huge):
-    # A huge weight on an always-zero input: the fused step cannot prove safety and the checked
-    # path applies the step - with the oracle's numbers.
-    sizes = [3, 4, 2]
-    net, ref = _pair(sizes, dtype, seed=3, output="sigmoid", loss="squared_error")
-    net.weights[0][2, 1] = huge
-    ref.set_params_flat([float(v) for v in net.params])
-    X, _ = _data(8, 3, 2, seed=4)
-    X[:, 2] = 0.0
-    T = np.random.default_rng(5).uniform(0, 1, size=(8, 2))
-    Xd, Td = X.astype(dtype).astype(np.float64), T.astype(dtype).astype(np.float64)
-    net.fit(X.astype(dtype), T.astype(dtype), epochs=2, lr=0.25, batch_size=4, shuffle=False)
-    ref.fit(Xd.tolist(), Td.tolist(), epochs=2, lr=0.25, batch_size=4, shuffle=False)
-    assert net.weights[0][2, 1] == np.asarray(huge, dtype=dtype)
-    keep = np.arange(net.n_params) != 2 * 4 + 1
-    assert rel_err(net.params[keep], np.array(ref.params_flat())[keep]) <= RTOL[dtype]
-
-
-@pytest.mark.parametrize("dtype, lr", [("float64", 1e308), ("float32", 3e38)])
-def test_fused_overflowing_step_is_refused_whole(blas_everywhere, dtype, lr):
-    net = cprop.MLP([2, 3, 1], hidden="tanh", output="identity", dtype=dtype, seed=1)
-    X = np.array([[1.0, -1.0], [0.5, 2.0], [0.1, 0.3]], dtype=dtype)
-    T = np.full((3, 1), 50.0, dtype=dtype)
-    before = net.params.copy()
-    with pytest.raises(FloatingPointError, match="update"):
-        net.fit(X, T, epochs=1, lr=lr, batch_size=3, shuffle=False)
-    np.testing.assert_array_equal(net.params, before)
