@@ -750,6 +750,25 @@ cdef int single_row_sgd_step(
     return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
 
 
+cdef int batch_step(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
+    const floating* T, Py_ssize_t rows, floating* grad, floating* A, floating* D,
+    Py_ssize_t chunk, floating* state, int64_t* step_count, double lr, double* loss,
+    Py_ssize_t* work,
+) noexcept nogil:
+    # One optimizer step on the batch (X, T), what train_step does (Plan.train_step and
+    # FastStep alike): loss[0] gets the mean loss before it. Returns FIT_OK, or why the step was
+    # refused (nothing applied); interrupted (*work == INTERRUPTED): nothing applied either.
+    loss[0] = batch_gradient(lay, params, X, T, NULL, 0, rows, grad, A, D, chunk, True, work)
+    if work[0] == INTERRUPTED:
+        return FIT_OK
+    if not isfinite(loss[0]):
+        return FIT_LOSS_NOT_FINITE
+    if not optimizer_step(lay, opt, params, grad, state, step_count, lr, NULL):
+        return FIT_UPDATE_NOT_FINITE
+    return FIT_OK
+
+
 cdef int FUSED_FALLBACK = 3  # fused_sgd_batch could not prove the step safe: take the checked path
 
 
@@ -1062,20 +1081,14 @@ cdef class Plan:
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef double result
-        cdef int failure = FIT_OK
+        cdef int failure
         cdef OptConfig opt = make_opt_config(options)
         cdef floating* state_ptr = &state[0] if state.shape[0] > 0 else NULL
         cdef Py_ssize_t work = 0
         with nogil:
-            result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
-                                    X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work)
-            if work == INTERRUPTED:
-                pass  # nothing applied; raised below
-            elif not isfinite(result):
-                failure = FIT_LOSS_NOT_FINITE
-            elif not optimizer_step(&self.lay, &opt, &params[0], &grad[0], state_ptr,
-                                    &step_count[0], lr, NULL):
-                failure = FIT_UPDATE_NOT_FINITE
+            failure = batch_step(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], X.shape[0],
+                                 &grad[0], &A[0], &D[0], chunk, state_ptr, &step_count[0], lr,
+                                 &result, &work)
         if work == INTERRUPTED:
             raise_interrupt()
         return result, failure
@@ -1302,15 +1315,9 @@ cdef class FastStep:
             return False
         if not targets_valid(T, rows, self.n_out, lay.loss):
             return False
-        loss[0] = batch_gradient(lay, params, X, T, NULL, 0, rows, <floating*>self.grad,
-                                 <floating*>self.A, <floating*>self.D, self.chunk, True, work)
-        if work[0] == INTERRUPTED:
-            return True
-        if not isfinite(loss[0]):
-            failure[0] = FIT_LOSS_NOT_FINITE
-        elif not optimizer_step(lay, &self.opt, params, <floating*>self.grad,
-                                <floating*>self.state, self.steps, lr, NULL):
-            failure[0] = FIT_UPDATE_NOT_FINITE
+        failure[0] = batch_step(lay, &self.opt, params, X, T, rows, <floating*>self.grad,
+                                <floating*>self.A, <floating*>self.D, self.chunk,
+                                <floating*>self.state, self.steps, lr, loss, work)
         return True
 
 
