@@ -15,6 +15,19 @@ from cprop._kernels._types cimport (
 )
 
 
+cdef extern from "_dense.h" nogil:
+    # Vectorised, branch-free exp / sigmoid / softmax (see the header): float32 everywhere, and
+    # float64 on the BLAS path only. cprop_sigmoid_libm_d: the oracle's float64 sigmoid (libm's
+    # exp, so math.exp's bits), without its branch.
+    double cprop_sigmoid_libm_d(double x)
+    void cprop_exp_row_f(float* z, Py_ssize_t n)
+    void cprop_exp_row_d(double* z, Py_ssize_t n)
+    void cprop_sigmoid_row_f(float* z, Py_ssize_t n)
+    void cprop_sigmoid_row_d(double* z, Py_ssize_t n)
+    double cprop_softmax_row_f(float* z, Py_ssize_t n, int want_lse)
+    double cprop_softmax_row_d(double* z, Py_ssize_t n, int want_lse)
+
+
 cdef inline floating exp_(floating x) noexcept nogil:
     if floating is float:
         return expf(x)
@@ -31,6 +44,22 @@ cdef inline floating sigmoid(floating x) noexcept nogil:
         return 1 / (1 + e)
     e = exp_(x)
     return e / (1 + e)
+
+
+cdef inline void sigmoid_vec(floating* z, Py_ssize_t n) noexcept nogil:
+    # z <- sigmoid(z) in place with the vector kernels, both dtypes (float64: BLAS path only).
+    if floating is float:
+        cprop_sigmoid_row_f(z, n)
+    else:
+        cprop_sigmoid_row_d(z, n)
+
+
+cdef inline double softmax_vec(floating* z, Py_ssize_t n, bint want_lse) noexcept nogil:
+    # softmax_row with the vector exp, both dtypes (float64: BLAS path only).
+    if floating is float:
+        return cprop_softmax_row_f(z, n, want_lse)
+    else:
+        return cprop_softmax_row_d(z, n, want_lse)
 
 
 cdef inline floating activation(int act, floating z, floating slope) noexcept nogil:

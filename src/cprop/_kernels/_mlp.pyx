@@ -46,7 +46,8 @@ from cprop._kernels._types cimport (
     FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE,
 )
 from cprop._kernels._activations cimport (
-    exp_, activation, activation_derivative, activate_row, softmax_row,
+    exp_, activation, activation_derivative, activate_row, softmax_row, sigmoid_vec, softmax_vec,
+    cprop_exp_row_f, cprop_exp_row_d,
 )
 from cprop._kernels._optimizers cimport sgd_value, adam_value, rprop_value
 from cprop._kernels._random cimport uniform01, shuffle_indices
@@ -1392,3 +1393,38 @@ def softmax_rows(const floating[:, ::1] z, floating[:, ::1] out):
         for r in range(z.shape[0]):
             memcpy(&out[r, 0], &z[r, 0], n * sizeof(floating))
             activate_row(ACT_SOFTMAX, &out[r, 0], n, 0)
+
+
+def vector_exp(floating[::1] values):
+    """values <- exp(values) in place with the vectorised exp of _dense.h (exposed for the
+    tests)."""
+    cdef Py_ssize_t n = values.shape[0]
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            cprop_exp_row_f(&values[0], n)
+        else:
+            cprop_exp_row_d(&values[0], n)
+
+
+def vector_sigmoid(floating[::1] values):
+    """values <- sigmoid(values) in place with the vector kernel (float64: the BLAS path's; the
+    loop paths use libm's exp, see activation_forward) (exposed for the tests)."""
+    cdef Py_ssize_t n = values.shape[0]
+    if n == 0:
+        return
+    with nogil:
+        sigmoid_vec(&values[0], n)
+
+
+def vector_softmax(floating[::1] values, bint want_lse=False):
+    """values <- softmax(values) in place with the vector kernel; returns the log-sum-exp if
+    want_lse, else 0.0 (exposed for the tests)."""
+    cdef Py_ssize_t n = values.shape[0]
+    cdef double lse
+    if n == 0:
+        return 0.0
+    with nogil:
+        lse = softmax_vec(&values[0], n, want_lse)
+    return lse
