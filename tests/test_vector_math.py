@@ -7,6 +7,7 @@ path), against a high-precision reference.
 * Every row length 0..70 (each mix of vector body, shorter vectors and the padded tail) gives the
   same bits as the same values one at a time.
 * The AVX2 and SSE2 builds give the same bits (a child process forced onto SSE2).
+* The float64 loop paths keep libm's exp: the branch-free sigmoid is the oracle's bit for bit.
 
 The reference is NumPy's long double (x87 80-bit on x86-64 Linux: 11 more bits than float64) for
 float64, and float64 for float32; the float64 checks are skipped where long double is no wider
@@ -22,6 +23,7 @@ import sys
 import numpy as np
 import pytest
 
+from cprop import oracle
 from cprop._kernels import _mlp
 
 LD_WIDE = np.finfo(np.longdouble).nmant >= 63
@@ -32,6 +34,7 @@ DTYPES = [
 ]
 # Where exp is already 0 / +inf after rounding (the kernels clamp their input there).
 RANGE = {np.float32: (-104.0, 89.0), np.float64: (-746.0, 710.0)}
+SIGMOID = _mlp.ACTIVATION_CODES["sigmoid"]
 
 
 def ref_dtype(dtype):
@@ -231,6 +234,29 @@ def test_softmax_rows_of_every_length(dtype):
         _mlp.vector_softmax(y)
         assert np.all(np.isnan(y))
     assert _mlp.vector_softmax(np.zeros(0, dtype=dtype), True) == 0.0
+
+
+def test_float64_loop_sigmoid_is_the_oracles_bit_for_bit():
+    # The loop paths keep libm's exp and only lost the branch: the same bits as cprop.oracle
+    # (math.exp), NaN included.
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.uniform(-750, 750, 20_000), rng.standard_normal(20_000),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1000.0, -1000.0, 5e-324, -5e-324,
+                         1e308, -1e308, -745.1, -745.2]])
+    out = np.empty_like(z)
+    _mlp.activation_forward(SIGMOID, z, out)
+    ref = np.array([oracle.sigmoid(float(v)) for v in z])
+    np.testing.assert_array_equal(out.view(np.uint64)[~np.isnan(ref)],
+                                  ref.view(np.uint64)[~np.isnan(ref)])
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    assert np.isnan(ref).sum() == 1
+
+
+def test_float32_activation_is_the_vector_kernel():
+    z = np.linspace(-120, 120, 100_003).astype(np.float32)
+    out = np.empty_like(z)
+    _mlp.activation_forward(SIGMOID, z, out)
+    np.testing.assert_array_equal(out, run(_mlp.vector_sigmoid, z))
 
 
 _CHILD = r"""

@@ -36,14 +36,15 @@ cdef inline floating exp_(floating x) noexcept nogil:
 
 
 cdef inline floating sigmoid(floating x) noexcept nogil:
-    # Branch on the sign so that exp() only ever sees a non-positive argument: it cannot overflow,
-    # and sigmoid(+-1000) and sigmoid(+-1e308) are exactly 1 and 0.
-    cdef floating e
-    if x >= 0:
-        e = exp_(-x)
-        return 1 / (1 + e)
-    e = exp_(x)
-    return e / (1 + e)
+    # (z >= 0 ? 1 : e) / (1 + e) with e = exp(-|z|): exp() only ever sees a non-positive argument,
+    # so it cannot overflow, and sigmoid(+-1000) and sigmoid(+-1e308) are exactly 1 and 0.
+    # float32: the vector kernel, on one value (same bits as on a row); float64: libm's exp, the
+    # oracle's bits (its two branches exp(-x) for x >= 0 and exp(x) else are both exp(-|x|)).
+    if floating is float:
+        cprop_sigmoid_row_f(&x, 1)
+        return x
+    else:
+        return cprop_sigmoid_libm_d(x)
 
 
 cdef inline void sigmoid_vec(floating* z, Py_ssize_t n) noexcept nogil:
@@ -94,26 +95,38 @@ cdef inline double softmax_row(floating* z, Py_ssize_t n, bint want_lse) noexcep
     # One row's softmax, in place; returns the row's log-sum-exp m + log(sum_j exp(z_j - m)) if
     # want_lse (the cross-entropy loss reuses it rather than calling exp() again), else 0.
     # Shift by the row maximum so exp() never overflows: exact 0/1 limits at +-1000.
+    # float32: the vector kernel; float64: libm's exp summed in order, the oracle's bits.
     cdef Py_ssize_t j
-    cdef floating m = z[0], s = 0
-    for j in range(1, n):
-        if z[j] > m:
-            m = z[j]
-    for j in range(n):
-        z[j] = exp_(z[j] - m)
-        s += z[j]
-    for j in range(n):
-        z[j] = z[j] / s
-    return <double>m + log(<double>s) if want_lse else 0.0
+    cdef double m, s = 0
+    if floating is float:
+        return cprop_softmax_row_f(z, n, want_lse)
+    else:
+        m = z[0]
+        for j in range(1, n):
+            if z[j] > m:
+                m = z[j]
+        for j in range(n):
+            z[j] = exp(z[j] - m)
+            s += z[j]
+        for j in range(n):
+            z[j] = z[j] / s
+        return m + log(s) if want_lse else 0.0
 
 
 cdef inline void activate_row(int act, floating* z, Py_ssize_t n, floating slope) noexcept nogil:
-    # One sample's layer output, in place.
+    # One sample's layer output, in place (any n values for an elementwise activation).
     cdef Py_ssize_t j
     if act == ACT_IDENTITY:
         return
     if act == ACT_SOFTMAX:
         softmax_row(z, n, False)
+        return
+    if act == ACT_SIGMOID:
+        if floating is float:
+            cprop_sigmoid_row_f(z, n)
+        else:
+            for j in range(n):
+                z[j] = cprop_sigmoid_libm_d(z[j])
         return
     for j in range(n):
         z[j] = activation(act, z[j], slope)

@@ -261,14 +261,21 @@ cdef inline void dense_forward(
         for r in range(rows):
             memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
         gemm_rowmajor(False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 1, a_out, n_out)
-        for r in range(rows):
-            z = a_out + r * n_out
-            if z_out != NULL:
-                memcpy(z_out + r * n_out, z, n_out * sizeof(floating))
-            if lse_out != NULL:
-                lse_out[r] = softmax_row(z, n_out, True)
-            else:
-                activate_row(act, z, n_out, slope)
+        if z_out != NULL:
+            memcpy(z_out, a_out, rows * n_out * sizeof(floating))
+        # Never bit-identical to the oracle (BLAS's sums), so both dtypes take the vector exp;
+        # the elementwise activations over the whole block at once.
+        if lse_out != NULL or act == ACT_SOFTMAX:
+            for r in range(rows):
+                z = a_out + r * n_out
+                if lse_out != NULL:
+                    lse_out[r] = softmax_vec(z, n_out, True)
+                else:
+                    softmax_vec(z, n_out, False)
+        elif act == ACT_SIGMOID:
+            sigmoid_vec(a_out, rows * n_out)
+        else:
+            activate_row(act, a_out, rows * n_out, slope)
         return
     for r in range(rows):
         z = a_out + r * n_out
@@ -1324,9 +1331,17 @@ cdef class FastStep:
 
 def activation_forward(int act, const floating[::1] z, floating[::1] out, double slope=0.01):
     """out[i] <- f(z[i]) for the activation with code `act`."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, n = z.shape[0]
+    if out.shape[0] < n:
+        raise ValueError(f"out has {out.shape[0]} values, expected {n}")
+    if act == ACT_SIGMOID:  # as the layers compute it (float32: the vector kernel, whole array)
+        if n > 0:
+            with nogil:
+                memcpy(&out[0], &z[0], n * sizeof(floating))
+                activate_row(act, &out[0], n, <floating>slope)
+        return
     with nogil:
-        for i in range(z.shape[0]):
+        for i in range(n):
             out[i] = activation(act, z[i], <floating>slope)
 
 
