@@ -59,12 +59,6 @@ SRC = HERE / "src"
 # cprop.oracle on every platform. MSVC does not contract without /fp:contract.
 OPT_FLAGS = ((["-O3", "-ffp-contract=off"] + ([] if DEBUG else ["-g0"])) if os.name != "nt"
              else ["/O2"])
-# Link libm explicitly. Without it the extension's exp/expf/log references stay unversioned and
-# the dynamic linker binds them to glibc's oldest versions (exp@GLIBC_2.2.5): the compatibility
-# wrappers with SVID error handling, ~17 more instructions and a second call per exp() (the
-# seed network's step makes 4 calls, a digits sample 42). Same results: both end in the same
-# glibc exp. A wheel built on manylinux2014 links that glibc's libm (2.17) and still runs there.
-LIBRARIES = ["m"] if os.name != "nt" else []
 
 
 def extensions():
@@ -78,7 +72,6 @@ def extensions():
                 include_dirs=[np.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
                 extra_compile_args=OPT_FLAGS,
-                libraries=LIBRARIES,
             )
         )
     return exts

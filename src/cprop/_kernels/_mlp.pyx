@@ -538,8 +538,8 @@ cdef inline bint plain_sgd_step(
     cdef Py_ssize_t l, k, w_end, b_end
     cdef bint finite = True
     cdef floating p_new, alpha = <floating>opt.alpha
-    cdef double g_bound = abs_max_long(grad, lay.n_params)
-    cdef double bound = p_bound[0] if p_bound != NULL else abs_max_long(params, lay.n_params)
+    cdef double g_bound = abs_max(grad, lay.n_params)
+    cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
     if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
         for l in range(lay.n_layers):
             w_end = lay.b_off[l]
@@ -573,7 +573,7 @@ cdef inline bint plain_sgd_step(
         memcpy(params + lay.w_off[l], grad + lay.w_off[l],
                (b_end - lay.w_off[l]) * sizeof(floating))
     if p_bound != NULL:
-        p_bound[0] = abs_max_long(params, lay.n_params)
+        p_bound[0] = abs_max(params, lay.n_params)
     return True
 
 
@@ -634,24 +634,13 @@ cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) no
         cprop_scale_d(g, n, <double>count)
 
 
-cdef inline double abs_max_long(const floating* x, Py_ssize_t n) noexcept nogil:
-    # abs_max over a whole parameter or gradient buffer, vectorised (_dense.h).
+cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    # max |x_i| (0 when n = 0), or NaN if any x_i is NaN, so that a bound built on it fails
+    # every `<=` test of update_is_safe; vectorised (_dense.h).
     if floating is float:
         return cprop_absmax_f(x, n)
     else:
         return cprop_absmax_d(x, n)
-
-
-cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
-    # max |x_i| (0 when n = 0), or NaN as soon as any x_i is NaN (`v > NaN` is false, so NaN
-    # then stays), so that a bound built on it fails every `<=` test of update_is_safe.
-    cdef double m = 0.0, v
-    cdef Py_ssize_t i
-    for i in range(n):
-        v = fabs(<double>x[i])
-        if v > m or v != v:
-            m = v
-    return m
 
 
 cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, double lr,
@@ -760,7 +749,7 @@ cdef int single_row_sgd_step(
         return FIT_OK
     if not finite:
         memcpy(params, backup, lay.n_params * sizeof(floating))
-    p_bound[0] = abs_max_long(params, lay.n_params)
+    p_bound[0] = abs_max(params, lay.n_params)
     return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
 
 
@@ -935,10 +924,10 @@ cdef int fused_sgd_batch(
         d = D + rows * lay.a_off[l + 1]
         s = 0.0
         for r in range(rows):
-            am = abs_max_long(a + r * n_in, n_in)
+            am = abs_max(a + r * n_in, n_in)
             if am < 1.0:
                 am = 1.0
-            s += am * abs_max_long(d + r * n_out, n_out)  # NaN stays NaN
+            s += am * abs_max(d + r * n_out, n_out)  # NaN stays NaN
         s = s / count
         if s > g_bound or s != s:
             g_bound = s
@@ -983,7 +972,7 @@ cdef int train_epoch(
     cdef double total = 0.0
     # An upper bound on max |params| for the unchecked SGD updates (see update_is_safe): taken
     # exactly here, then grown by each step's largest possible change.
-    cdef double p_bound = abs_max_long(params, lay.n_params)
+    cdef double p_bound = abs_max(params, lay.n_params)
     cdef bint p_bound_stale = False
     cdef bint tiny = tiny_network(lay)
     cdef int failure
@@ -1008,7 +997,7 @@ cdef int train_epoch(
                 return -1
             continue
         if p_bound_stale:  # (the tiny steps keep no bound: take it exactly again)
-            p_bound = abs_max_long(params, lay.n_params)
+            p_bound = abs_max(params, lay.n_params)
             p_bound_stale = False
         if count == 1 and opt.kind == OPT_SGD and state == NULL:
             failure = single_row_sgd_step(lay, opt, params, X, T, order, start, A, D, grad,
@@ -1467,7 +1456,7 @@ def max_abs(const floating[::1] values):
     steps (exposed for the tests)."""
     if values.shape[0] == 0:
         return 0.0
-    return abs_max_long(&values[0], values.shape[0])
+    return abs_max(&values[0], values.shape[0])
 
 
 def divide_in_place(floating[::1] values, Py_ssize_t count):
