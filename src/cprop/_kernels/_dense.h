@@ -47,6 +47,8 @@ typedef int cprop_vi32 __attribute__((vector_size(32)));
  *       W[i, j] = W[i, j] - lr * (a[i] * d[j])
  *   cprop_rank1_add_SUFFIX(G, a, d, n_in, n_out)
  *       G[i, j] = G[i, j] + a[i] * d[j]
+ *   cprop_back_sums_SUFFIX(W, d, s, n_in, n_out)
+ *       s[i] = 0 + W[i, 0] * d[0] + W[i, 1] * d[1] + ...   (W d, each sum in j order)
  */
 #define CPROP_LD(V, p) ({ V v_; memcpy(&v_, (p), sizeof(V)); v_; })
 #define CPROP_ST(p, v) do { __typeof__(v) v_ = (v); memcpy((p), &v_, sizeof(v_)); } while (0)
@@ -144,6 +146,43 @@ static CPROP_NOINLINE TARGET void cprop_rank1_add_##SUFFIX(                     
     }                                                                                          \
     for (; j < n_out; j++)                                                                     \
         for (i = 0; i < n_in; i++) G[i * n_out + j] = G[i * n_out + j] + a[i] * d[j];         \
+}                                                                                              \
+                                                                                               \
+/* s_i = 0 + W_i0 d_0 + W_i1 d_1 + ... (j in order, as the oracle adds): the lanes run along i, \
+ * each gathering its row's W_ij, so every sum keeps its own sequential order. */               \
+static CPROP_NOINLINE TARGET void cprop_back_sums_##SUFFIX(                                    \
+    const T* CPROP_RESTRICT W, const T* CPROP_RESTRICT d, T* CPROP_RESTRICT s,                \
+    ptrdiff_t n_in, ptrdiff_t n_out)                                                           \
+{                                                                                              \
+    ptrdiff_t i = 0, j, k;                                                                     \
+    T w0[LANES], w1[LANES];                                                                    \
+    for (; i + 2 * LANES <= n_in; i += 2 * LANES) {                                            \
+        V acc0 = (V){0}, acc1 = (V){0};                                                        \
+        for (j = 0; j < n_out; j++) {                                                          \
+            V dj = (V){0} + d[j];                                                              \
+            for (k = 0; k < LANES; k++) {                                                      \
+                w0[k] = W[(i + k) * n_out + j];                                                \
+                w1[k] = W[(i + LANES + k) * n_out + j];                                        \
+            }                                                                                  \
+            acc0 = acc0 + CPROP_LD(V, w0) * dj;                                                \
+            acc1 = acc1 + CPROP_LD(V, w1) * dj;                                                \
+        }                                                                                      \
+        CPROP_ST(s + i, acc0);                                                                 \
+        CPROP_ST(s + i + LANES, acc1);                                                         \
+    }                                                                                          \
+    for (; i + LANES <= n_in; i += LANES) {                                                    \
+        V acc0 = (V){0};                                                                       \
+        for (j = 0; j < n_out; j++) {                                                          \
+            for (k = 0; k < LANES; k++) w0[k] = W[(i + k) * n_out + j];                        \
+            acc0 = acc0 + CPROP_LD(V, w0) * ((V){0} + d[j]);                                   \
+        }                                                                                      \
+        CPROP_ST(s + i, acc0);                                                                 \
+    }                                                                                          \
+    for (; i < n_in; i++) {                                                                    \
+        T acc = 0;                                                                             \
+        for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[j];                       \
+        s[i] = acc;                                                                            \
+    }                                                                                          \
 }
 
 
@@ -253,6 +292,12 @@ static void cprop_rank1_add_##SUFFIX(T* G, const T* a, const T* d, ptrdiff_t n_i
     if (cprop_use_avx2) cprop_rank1_add_##SUFFIX##_avx2(G, a, d, n_in, n_out);                 \
     else cprop_rank1_add_##SUFFIX##_base(G, a, d, n_in, n_out);                                \
 }                                                                                              \
+static void cprop_back_sums_##SUFFIX(const T* W, const T* d, T* s, ptrdiff_t n_in,          \
+                                     ptrdiff_t n_out)                                          \
+{                                                                                              \
+    if (cprop_use_avx2) cprop_back_sums_##SUFFIX##_avx2(W, d, s, n_in, n_out);                 \
+    else cprop_back_sums_##SUFFIX##_base(W, d, s, n_in, n_out);                                \
+}                                                                                              \
 static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
 {                                                                                              \
     if (cprop_use_avx2) cprop_scale_##SUFFIX##_avx2(g, n, c);                                  \
@@ -301,6 +346,16 @@ static void cprop_rank1_add_##SUFFIX(T* G, const T* a, const T* d, ptrdiff_t n_i
     ptrdiff_t i, j;                                                                            \
     for (i = 0; i < n_in; i++)                                                                 \
         for (j = 0; j < n_out; j++) G[i * n_out + j] = G[i * n_out + j] + a[i] * d[j];         \
+}                                                                                              \
+static void cprop_back_sums_##SUFFIX(const T* W, const T* d, T* s, ptrdiff_t n_in,            \
+                                     ptrdiff_t n_out)                                          \
+{                                                                                              \
+    ptrdiff_t i, j;                                                                            \
+    for (i = 0; i < n_in; i++) {                                                               \
+        T acc = 0;                                                                             \
+        for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[j];                       \
+        s[i] = acc;                                                                            \
+    }                                                                                          \
 }
 
 CPROP_DENSE_KERNELS(double, d)

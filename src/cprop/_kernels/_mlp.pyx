@@ -170,6 +170,10 @@ cdef extern from "_dense.h" nogil:
                            Py_ssize_t n_out)
     void cprop_scale_d(double* g, Py_ssize_t n, double c)
     void cprop_scale_f(float* g, Py_ssize_t n, float c)
+    void cprop_back_sums_d(const double* W, const double* d, double* s, Py_ssize_t n_in,
+                           Py_ssize_t n_out)
+    void cprop_back_sums_f(const float* W, const float* d, float* s, Py_ssize_t n_in,
+                           Py_ssize_t n_out)
     double cprop_absmax_d(const double* x, Py_ssize_t n)
     double cprop_absmax_f(const float* x, Py_ssize_t n)
     # Tiny layers (at most CPROP_TINY_WIDTH wide), unrolled per shape: see the header.
@@ -227,35 +231,14 @@ cdef inline void delta_below(
     floating* d_in,          # OUT (n_in,) (W d)_i * f'(a_i): the layer below's delta
     Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
 ) noexcept nogil:
-    # Each sum runs over j in order (as the oracle adds); four rows at a time so that four
-    # independent sums are in flight instead of one long chain of dependent additions.
-    cdef Py_ssize_t i = 0, j
-    cdef floating s0, s1, s2, s3, d_j
-    cdef const floating* w0
-    while i + 4 <= n_in:
-        w0 = W + i * n_out
-        s0 = 0
-        s1 = 0
-        s2 = 0
-        s3 = 0
-        for j in range(n_out):
-            d_j = d[j]
-            s0 += w0[j] * d_j
-            s1 += w0[n_out + j] * d_j
-            s2 += w0[2 * n_out + j] * d_j
-            s3 += w0[3 * n_out + j] * d_j
-        d_in[i] = s0 * activation_derivative(act_in, a_in[i], slope)
-        d_in[i + 1] = s1 * activation_derivative(act_in, a_in[i + 1], slope)
-        d_in[i + 2] = s2 * activation_derivative(act_in, a_in[i + 2], slope)
-        d_in[i + 3] = s3 * activation_derivative(act_in, a_in[i + 3], slope)
-        i += 4
-    while i < n_in:
-        w0 = W + i * n_out
-        s0 = 0
-        for j in range(n_out):
-            s0 += w0[j] * d[j]
-        d_in[i] = s0 * activation_derivative(act_in, a_in[i], slope)
-        i += 1
+    # (W d)_i, each sum over j in order as the oracle adds (_dense.h, lanes along i), then f'.
+    cdef Py_ssize_t i
+    if floating is float:
+        cprop_back_sums_f(W, d, d_in, n_in, n_out)
+    else:
+        cprop_back_sums_d(W, d, d_in, n_in, n_out)
+    for i in range(n_in):
+        d_in[i] = d_in[i] * activation_derivative(act_in, a_in[i], slope)
 
 
 cdef inline void dense_forward(
