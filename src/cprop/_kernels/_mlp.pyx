@@ -862,7 +862,7 @@ cdef bint fused_sgd_applies(const Layout* lay, Py_ssize_t rows) noexcept nogil:
 cdef int fused_sgd_batch(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t count,
-    floating* A, floating* D, floating lr, double* batch_loss, double* p_bound,
+    floating* A, floating* D, floating* grad, floating lr, double* batch_loss, double* p_bound,
 ) noexcept nogil:
     # Plain SGD on a minibatch of `count` rows (one block, every layer through BLAS) with the
     # update folded into the weight-gradient gemm: W <- (1 - lr alpha) W - (lr / count) A^T D,
@@ -877,7 +877,7 @@ cdef int fused_sgd_batch(
     # its own order).
     cdef Py_ssize_t l, r, j, L = lay.n_layers, n_in, n_out, rows = count
     cdef double g_bound = 0.0, s, am
-    cdef floating col, scale_w
+    cdef floating scale_w
     cdef floating* W
     cdef floating* b
     cdef const floating* a
@@ -927,11 +927,15 @@ cdef int fused_sgd_batch(
         gemm_rowmajor(True, False, n_in, n_out, rows, -lr / <floating>count, a, n_in, d, n_out,
                       scale_w, W, n_out)
         if opt.train_biases:
+            # Column sums of d, row after row (each column still adds its rows in order, the
+            # same bits as a sum down each column) so that the loop runs along contiguous
+            # memory and vectorises; `grad` is free scratch here (the fused step writes none).
+            memset(grad, 0, n_out * sizeof(floating))
+            for r in range(rows):
+                for j in range(n_out):
+                    grad[j] = grad[j] + d[r * n_out + j]
             for j in range(n_out):
-                col = 0
-                for r in range(rows):
-                    col += d[r * n_out + j]
-                b[j] = b[j] - lr * (col / <floating>count)
+                b[j] = b[j] - lr * (grad[j] / <floating>count)
     p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
     return FIT_OK
 
@@ -996,7 +1000,7 @@ cdef int train_epoch(
         if (opt.kind == OPT_SGD and state == NULL and count <= chunk
                 and fused_sgd_applies(lay, count)):
             failure = fused_sgd_batch(lay, opt, params, X, T, order, start, count, A, D,
-                                      <floating>lr, batch_loss, &p_bound)
+                                      grad, <floating>lr, batch_loss, &p_bound)
             if failure == FIT_OK:
                 step_count[0] += 1
                 total += batch_loss[0] * count
