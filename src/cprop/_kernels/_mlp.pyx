@@ -863,6 +863,7 @@ cdef int fused_sgd_batch(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t count,
     floating* A, floating* D, floating* grad, floating lr, double* batch_loss, double* p_bound,
+    bint in_order,
 ) noexcept nogil:
     # Plain SGD on a minibatch of `count` rows (one block, every layer through BLAS) with the
     # update folded into the weight-gradient gemm: W <- (1 - lr alpha) W - (lr / count) A^T D,
@@ -874,7 +875,8 @@ cdef int fused_sgd_batch(
     # sum_r max|a_r| max|d_r| / count (biases: a = 1), must prove no value can overflow
     # (update_is_safe); otherwise FUSED_FALLBACK and the caller runs the checked path. The
     # numbers differ from batch_gradient + plain_sgd_step only in rounding (gemm already sums in
-    # its own order).
+    # its own order). in_order (no shuffle: order is the identity): the input rows are read in
+    # place, not copied into the workspace.
     cdef Py_ssize_t l, r, j, L = lay.n_layers, n_in, n_out, rows = count
     cdef double g_bound = 0.0, s, am
     cdef floating scale_w
@@ -882,8 +884,11 @@ cdef int fused_sgd_batch(
     cdef floating* b
     cdef const floating* a
     cdef floating* d
-    load_rows(lay, X, order, start, rows, A)
-    forward_block(lay, params, A, A, rows)
+    cdef const floating* x0 = X + start * lay.sizes[0]
+    if not in_order:
+        load_rows(lay, X, order, start, rows, A)
+        x0 = A
+    forward_block(lay, params, x0, A, rows)
     batch_loss[0] = output_delta(
         lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, order, start,
         D + rows * lay.a_off[L], output_lse(lay, A, rows), rows, 0.0) / count
@@ -903,7 +908,7 @@ cdef int fused_sgd_batch(
     for l in range(L):
         n_in = lay.sizes[l]
         n_out = lay.sizes[l + 1]
-        a = A + rows * lay.a_off[l]
+        a = x0 if l == 0 else A + rows * lay.a_off[l]
         d = D + rows * lay.a_off[l + 1]
         s = 0.0
         for r in range(rows):
@@ -922,7 +927,7 @@ cdef int fused_sgd_batch(
         n_out = lay.sizes[l + 1]
         W = params + lay.w_off[l]
         b = params + lay.b_off[l]
-        a = A + rows * lay.a_off[l]
+        a = x0 if l == 0 else A + rows * lay.a_off[l]
         d = D + rows * lay.a_off[l + 1]
         gemm_rowmajor(True, False, n_in, n_out, rows, -lr / <floating>count, a, n_in, d, n_out,
                       scale_w, W, n_out)
@@ -1000,7 +1005,7 @@ cdef int train_epoch(
         if (opt.kind == OPT_SGD and state == NULL and count <= chunk
                 and fused_sgd_applies(lay, count)):
             failure = fused_sgd_batch(lay, opt, params, X, T, order, start, count, A, D,
-                                      grad, <floating>lr, batch_loss, &p_bound)
+                                      grad, <floating>lr, batch_loss, &p_bound, not shuffle)
             if failure == FIT_OK:
                 step_count[0] += 1
                 total += batch_loss[0] * count
