@@ -25,8 +25,9 @@ TINY_SHAPES = [list(s) for s in itertools.product((1, 2, 3, 4), repeat=3)] + [
 
 
 def _pair(sizes, dtype, k, train_biases):
+    # k runs over 68 shapes: every hidden activation meets every output/loss pair.
     hidden = HIDDEN[k % len(HIDDEN)]
-    output, loss = HEADS[k % len(HEADS)]
+    output, loss = HEADS[(k // len(HIDDEN)) % len(HEADS)]
     if output == "softmax" and sizes[-1] == 1:
         output, loss = "sigmoid", "squared_error"
     if loss == "binary_cross_entropy" and sizes[-1] > 1 and k % 2:
@@ -41,8 +42,8 @@ def _pair(sizes, dtype, k, train_biases):
 def _data(n, sizes, loss, seed):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-2.0, 2.0, size=(n, sizes[0]))
-    if loss == "cross_entropy":
-        T = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=n)]
+    if loss == "cross_entropy":  # soft labels: one-hot rows would hide t * (lse - z) slips
+        T = rng.dirichlet(np.ones(sizes[-1]), size=n)
     else:
         T = rng.uniform(0.0, 1.0, size=(n, sizes[-1]))
     return X, T

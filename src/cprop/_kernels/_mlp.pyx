@@ -178,6 +178,17 @@ cdef extern from "_dense.h" nogil:
     double cprop_absmax_f(const float* x, Py_ssize_t n)
     # Tiny layers (at most CPROP_TINY_WIDTH wide), unrolled per shape: see the header.
     Py_ssize_t CPROP_TINY_WIDTH
+    int CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU
+    int CPROP_ACT_LEAKY_RELU, CPROP_ACT_SOFTMAX
+    int CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY, CPROP_LOSS_BINARY_CROSS_ENTROPY
+    ctypedef struct cprop_tiny2_config:
+        int act_hidden, act_out, loss, train_biases
+        double slope, alpha, lr
+    Py_ssize_t cprop_tiny2_rows_d(double* W1, double* b1, double* W2, double* b2,
+                                  const double* X, const double* T, const Py_ssize_t* order,
+                                  Py_ssize_t start, Py_ssize_t end, const cprop_tiny2_config* c,
+                                  double* total, double* loss, int* failure, Py_ssize_t n_in,
+                                  Py_ssize_t n_hidden, Py_ssize_t n_out)
     int cprop_tiny_net_input_d(const double* a, const double* W, const double* b, double* z,
                                Py_ssize_t n_in, Py_ssize_t n_out)
     int cprop_tiny_net_input_f(const float* a, const float* W, const float* b, float* z,
@@ -736,6 +747,19 @@ cdef int single_row_sgd_step(
     return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
 
 
+cdef Py_ssize_t TINY_ROWS_PER_CALL = 4096  # one-row steps per call of cprop_tiny2_rows_d
+
+
+# _dense.h's whole-step tiny kernel spells the activation and loss codes as macros: they must be
+# _types.pxd's.
+if ((CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU, CPROP_ACT_LEAKY_RELU,
+     CPROP_ACT_SOFTMAX, CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY,
+     CPROP_LOSS_BINARY_CROSS_ENTROPY)
+        != (ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
+            LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY)):
+    raise ImportError("cprop: _dense.h's activation/loss codes differ from _types.pxd's")
+
+
 cdef bint tiny_network(const Layout* lay) noexcept nogil:
     # Every layer (inputs included) at most CPROP_TINY_WIDTH wide.
     cdef Py_ssize_t l
@@ -958,7 +982,7 @@ cdef int train_epoch(
     # update, weighted by the batch's size). Returns FIT_OK, or why a step was refused (then
     # batch_loss holds that batch's loss and the step is not applied). Raises KeyboardInterrupt
     # between two steps when Ctrl-C is pressed: params hold the last completed step's result.
-    cdef Py_ssize_t start, count, k
+    cdef Py_ssize_t start, count, k, end
     cdef Py_ssize_t work = 0
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef double total = 0.0
@@ -967,7 +991,15 @@ cdef int train_epoch(
     cdef double p_bound = abs_max(params, lay.n_params)
     cdef bint p_bound_stale = False
     cdef bint tiny = tiny_network(lay)
+    cdef cprop_tiny2_config tiny2
     cdef int failure
+    tiny2.act_hidden = lay.act[0]
+    tiny2.act_out = lay.act[lay.n_layers - 1]
+    tiny2.loss = lay.loss
+    tiny2.train_biases = opt.train_biases
+    tiny2.slope = lay.slope
+    tiny2.alpha = opt.alpha
+    tiny2.lr = lr
     if shuffle:
         shuffle_indices(order, n, rng)
     else:
@@ -977,11 +1009,27 @@ cdef int train_epoch(
     while start < n:
         count = min(batch_size, n - start)
         if count == 1 and opt.kind == OPT_SGD and state == NULL and tiny:
+            p_bound_stale = True
+            if floating is double and lay.n_layers == 2:
+                # One hidden layer: _dense.h's whole-step kernel, over a run of one-row batches
+                # (all of them up to the next signal poll when batch_size is 1).
+                end = start + 1 if batch_size > 1 else min(n, start + TINY_ROWS_PER_CALL)
+                failure = FIT_OK
+                k = cprop_tiny2_rows_d(
+                    params + lay.w_off[0], params + lay.b_off[0], params + lay.w_off[1],
+                    params + lay.b_off[1], X, T, order, start, end, &tiny2, &total, batch_loss,
+                    &failure, lay.sizes[0], lay.sizes[1], lay.sizes[2])
+                step_count[0] += k - start
+                if k < end:
+                    return failure
+                if poll_signals(&work, (end - start) * work_per_sample):
+                    return -1
+                start = end
+                continue
             failure = tiny_sgd_step(lay, opt, params, X, T, order, start, A, D, grad,
-                                    <floating>lr, batch_loss)
+                                    <floating>tiny2.lr, batch_loss)
             if failure != FIT_OK:
                 return failure
-            p_bound_stale = True
             step_count[0] += 1
             total += batch_loss[0]
             start += 1
