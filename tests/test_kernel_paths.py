@@ -195,8 +195,9 @@ def test_vectorised_max_abs_and_divide(dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("alpha, train_biases", [(0.0, True), (0.05, True), (0.0, False)])
 @pytest.mark.parametrize("batch_size", [2, 5, 8])
+@pytest.mark.parametrize("shuffle", [True, False])  # gathered rows / the rows of X in place
 def test_fused_minibatch_sgd_matches_oracle(monkeypatch, dtype, alpha, train_biases,
-                                             batch_size):
+                                             batch_size, shuffle):
     _use_path(monkeypatch, "blas")  # the minibatch steps fold the update into the gemm
     sizes = [6, 9, 4]
     kw = dict(hidden="tanh", output="softmax", loss="cross_entropy")
@@ -207,9 +208,9 @@ def test_fused_minibatch_sgd_matches_oracle(monkeypatch, dtype, alpha, train_bia
     Xd = X.astype(dtype).astype(np.float64)
     lr = float(np.asarray(0.1, dtype=dtype))
     h = net.fit(X.astype(dtype), T.astype(dtype), epochs=3, lr=lr, batch_size=batch_size,
-                alpha=alpha, seed=1)
+                alpha=alpha, seed=1, shuffle=shuffle)
     hr = ref.fit(Xd.tolist(), T.tolist(), epochs=3, lr=lr, batch_size=batch_size, alpha=alpha,
-                 seed=1)
+                 seed=1, shuffle=shuffle)
     assert rel_err(net.params, np.array(ref.params_flat())) <= RTOL[dtype]
     assert rel_err(h.loss, hr.loss) <= RTOL[dtype]
     if not train_biases:

@@ -171,8 +171,37 @@ cdef extern from "_dense.h" nogil:
                            Py_ssize_t n_out)
     void cprop_scale_d(double* g, Py_ssize_t n, double c)
     void cprop_scale_f(float* g, Py_ssize_t n, float c)
+    void cprop_back_sums_d(const double* W, const double* d, double* s, Py_ssize_t n_in,
+                           Py_ssize_t n_out)
+    void cprop_back_sums_f(const float* W, const float* d, float* s, Py_ssize_t n_in,
+                           Py_ssize_t n_out)
     double cprop_absmax_d(const double* x, Py_ssize_t n)
     double cprop_absmax_f(const float* x, Py_ssize_t n)
+    # Tiny layers (at most CPROP_TINY_WIDTH wide), unrolled per shape: see the header.
+    Py_ssize_t CPROP_TINY_WIDTH
+    int CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU
+    int CPROP_ACT_LEAKY_RELU, CPROP_ACT_SOFTMAX
+    int CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY, CPROP_LOSS_BINARY_CROSS_ENTROPY
+    ctypedef struct cprop_tiny2_config:
+        int act_hidden, act_out, loss, train_biases
+        double slope, alpha, lr
+    Py_ssize_t cprop_tiny2_rows_d(double* W1, double* b1, double* W2, double* b2,
+                                  const double* X, const double* T, const Py_ssize_t* order,
+                                  Py_ssize_t start, Py_ssize_t end, const cprop_tiny2_config* c,
+                                  double* total, double* loss, int* failure, Py_ssize_t n_in,
+                                  Py_ssize_t n_hidden, Py_ssize_t n_out)
+    int cprop_tiny_net_input_d(const double* a, const double* W, const double* b, double* z,
+                               Py_ssize_t n_in, Py_ssize_t n_out)
+    int cprop_tiny_net_input_f(const float* a, const float* W, const float* b, float* z,
+                               Py_ssize_t n_in, Py_ssize_t n_out)
+    int cprop_tiny_back_sums_d(const double* W, const double* d, double* s, Py_ssize_t n_in,
+                               Py_ssize_t n_out)
+    int cprop_tiny_back_sums_f(const float* W, const float* d, float* s, Py_ssize_t n_in,
+                               Py_ssize_t n_out)
+    int cprop_tiny_sgd_d(double* W, const double* a, const double* d, Py_ssize_t n_in,
+                         Py_ssize_t n_out, double lr, double alpha)
+    int cprop_tiny_sgd_f(float* W, const float* a, const float* d, Py_ssize_t n_in,
+                         Py_ssize_t n_out, float lr, float alpha)
 
 
 cdef inline void net_input_row(
@@ -214,35 +243,14 @@ cdef inline void delta_below(
     floating* d_in,          # OUT (n_in,) (W d)_i * f'(a_i): the layer below's delta
     Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
 ) noexcept nogil:
-    # Each sum runs over j in order (as the oracle adds); four rows at a time so that four
-    # independent sums are in flight instead of one long chain of dependent additions.
-    cdef Py_ssize_t i = 0, j
-    cdef floating s0, s1, s2, s3, d_j
-    cdef const floating* w0
-    while i + 4 <= n_in:
-        w0 = W + i * n_out
-        s0 = 0
-        s1 = 0
-        s2 = 0
-        s3 = 0
-        for j in range(n_out):
-            d_j = d[j]
-            s0 += w0[j] * d_j
-            s1 += w0[n_out + j] * d_j
-            s2 += w0[2 * n_out + j] * d_j
-            s3 += w0[3 * n_out + j] * d_j
-        d_in[i] = s0 * activation_derivative(act_in, a_in[i], slope)
-        d_in[i + 1] = s1 * activation_derivative(act_in, a_in[i + 1], slope)
-        d_in[i + 2] = s2 * activation_derivative(act_in, a_in[i + 2], slope)
-        d_in[i + 3] = s3 * activation_derivative(act_in, a_in[i + 3], slope)
-        i += 4
-    while i < n_in:
-        w0 = W + i * n_out
-        s0 = 0
-        for j in range(n_out):
-            s0 += w0[j] * d[j]
-        d_in[i] = s0 * activation_derivative(act_in, a_in[i], slope)
-        i += 1
+    # (W d)_i, each sum over j in order as the oracle adds (_dense.h, lanes along i), then f'.
+    cdef Py_ssize_t i
+    if floating is float:
+        cprop_back_sums_f(W, d, d_in, n_in, n_out)
+    else:
+        cprop_back_sums_d(W, d, d_in, n_in, n_out)
+    for i in range(n_in):
+        d_in[i] = d_in[i] * activation_derivative(act_in, a_in[i], slope)
 
 
 cdef inline void dense_forward(
@@ -532,8 +540,8 @@ cdef inline bint plain_sgd_step(
     cdef Py_ssize_t l, k, w_end, b_end
     cdef bint finite = True
     cdef floating p_new, alpha = <floating>opt.alpha
-    cdef double g_bound = abs_max_long(grad, lay.n_params)
-    cdef double bound = p_bound[0] if p_bound != NULL else abs_max_long(params, lay.n_params)
+    cdef double g_bound = abs_max(grad, lay.n_params)
+    cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
     if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
         for l in range(lay.n_layers):
             w_end = lay.b_off[l]
@@ -567,7 +575,7 @@ cdef inline bint plain_sgd_step(
         memcpy(params + lay.w_off[l], grad + lay.w_off[l],
                (b_end - lay.w_off[l]) * sizeof(floating))
     if p_bound != NULL:
-        p_bound[0] = abs_max_long(params, lay.n_params)
+        p_bound[0] = abs_max(params, lay.n_params)
     return True
 
 
@@ -628,24 +636,13 @@ cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) no
         cprop_scale_d(g, n, <double>count)
 
 
-cdef inline double abs_max_long(const floating* x, Py_ssize_t n) noexcept nogil:
-    # abs_max over a whole parameter or gradient buffer, vectorised (_dense.h).
+cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
+    # max |x_i| (0 when n = 0), or NaN if any x_i is NaN, so that a bound built on it fails
+    # every `<=` test of update_is_safe; vectorised (_dense.h).
     if floating is float:
         return cprop_absmax_f(x, n)
     else:
         return cprop_absmax_d(x, n)
-
-
-cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
-    # max |x_i| (0 when n = 0), or NaN as soon as any x_i is NaN (`v > NaN` is false, so NaN
-    # then stays), so that a bound built on it fails every `<=` test of update_is_safe.
-    cdef double m = 0.0, v
-    cdef Py_ssize_t i
-    for i in range(n):
-        v = fabs(<double>x[i])
-        if v > m or v != v:
-            m = v
-    return m
 
 
 cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, double lr,
@@ -754,8 +751,113 @@ cdef int single_row_sgd_step(
         return FIT_OK
     if not finite:
         memcpy(params, backup, lay.n_params * sizeof(floating))
-    p_bound[0] = abs_max_long(params, lay.n_params)
+    p_bound[0] = abs_max(params, lay.n_params)
     return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
+
+
+cdef Py_ssize_t TINY_ROWS_PER_CALL = 4096  # one-row steps per call of cprop_tiny2_rows_d
+
+
+# _dense.h's whole-step tiny kernel spells the activation and loss codes as macros: they must be
+# _types.pxd's.
+if ((CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU, CPROP_ACT_LEAKY_RELU,
+     CPROP_ACT_SOFTMAX, CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY,
+     CPROP_LOSS_BINARY_CROSS_ENTROPY)
+        != (ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
+            LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY)):
+    raise ImportError("cprop: _dense.h's activation/loss codes differ from _types.pxd's")
+
+
+cdef bint tiny_network(const Layout* lay) noexcept nogil:
+    # Every layer (inputs included) at most CPROP_TINY_WIDTH wide.
+    cdef Py_ssize_t l
+    for l in range(lay.n_layers + 1):
+        if lay.sizes[l] > CPROP_TINY_WIDTH:
+            return False
+    return True
+
+
+cdef int tiny_sgd_step(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
+    const floating* T, const Py_ssize_t* order, Py_ssize_t start, floating* A, floating* D,
+    floating* backup, floating lr, double* batch_loss,
+) noexcept nogil:
+    # single_row_sgd_step for a network whose layers are all at most CPROP_TINY_WIDTH wide (the
+    # worked example's 2-2-2): the same operations in the same order, so the same bits, with the
+    # dense parts unrolled per shape (_dense.h's cprop_tiny_*). At these widths the vector row
+    # kernels run only their scalar tails, and their calls, the per-layer magnitude bound and
+    # loop set-up cost more than the arithmetic (callgrind, 2-2-2: 1,430 instructions per step,
+    # against ~430 in a C loop written for that one shape). Instead of the bound, every new
+    # value is checked (a few compares at this size) and the old parameters, kept beforehand,
+    # are put back if any is not finite: the step is refused whole, as elsewhere.
+    cdef Py_ssize_t l, j, L = lay.n_layers, n_in, n_out
+    cdef bint finite = True
+    cdef floating alpha = <floating>opt.alpha, slope = <floating>lay.slope
+    cdef floating* b
+    cdef const floating* a_in
+    cdef floating* d
+    cdef floating* z
+    cdef floating* logits = A + lay.a_off[L + 1] if lay.loss != LOSS_SQUARED_ERROR else NULL
+    cdef floating* lse = output_lse(lay, A, 1)
+    cdef const floating* x = X + order[start] * lay.sizes[0]
+    # Forward, as dense_forward's loop path.
+    for l in range(L):
+        n_in = lay.sizes[l]
+        n_out = lay.sizes[l + 1]
+        z = A + lay.a_off[l + 1]
+        if floating is float:
+            cprop_tiny_net_input_f(x if l == 0 else A + lay.a_off[l], params + lay.w_off[l],
+                                   params + lay.b_off[l], z, n_in, n_out)
+        else:
+            cprop_tiny_net_input_d(x if l == 0 else A + lay.a_off[l], params + lay.w_off[l],
+                                   params + lay.b_off[l], z, n_in, n_out)
+        if l == L - 1:
+            if logits != NULL:
+                for j in range(n_out):
+                    logits[j] = z[j]
+            if lse != NULL:
+                lse[0] = softmax_row(z, n_out, True)
+                continue
+        activate_row(lay.act[l], z, n_out, slope)
+    batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
+                                 D + lay.a_off[L], lse, 1, 0.0)
+    if not isfinite(batch_loss[0]):
+        return FIT_LOSS_NOT_FINITE
+    # Every layer's delta, from the weights before the update (delta_below's sums, then f').
+    l = L - 1
+    while l > 0:
+        n_in = lay.sizes[l]
+        d = D + lay.a_off[l]
+        if floating is float:
+            cprop_tiny_back_sums_f(params + lay.w_off[l], D + lay.a_off[l + 1], d, n_in,
+                                   lay.sizes[l + 1])
+        else:
+            cprop_tiny_back_sums_d(params + lay.w_off[l], D + lay.a_off[l + 1], d, n_in,
+                                   lay.sizes[l + 1])
+        a_in = A + lay.a_off[l]
+        for j in range(n_in):
+            d[j] = d[j] * activation_derivative(lay.act[l - 1], a_in[j], slope)
+        l -= 1
+    # The update, in place, every new value checked.
+    memcpy(backup, params, lay.n_params * sizeof(floating))
+    for l in range(L):
+        n_in = lay.sizes[l]
+        n_out = lay.sizes[l + 1]
+        a_in = x if l == 0 else A + lay.a_off[l]
+        d = D + lay.a_off[l + 1]
+        if floating is float:
+            finite &= cprop_tiny_sgd_f(params + lay.w_off[l], a_in, d, n_in, n_out, lr, alpha)
+        else:
+            finite &= cprop_tiny_sgd_d(params + lay.w_off[l], a_in, d, n_in, n_out, lr, alpha)
+        if opt.train_biases:
+            b = params + lay.b_off[l]
+            for j in range(n_out):
+                b[j] = b[j] - lr * d[j]
+                finite &= isfinite(b[j])
+    if not finite:
+        memcpy(params, backup, lay.n_params * sizeof(floating))
+        return FIT_UPDATE_NOT_FINITE
+    return FIT_OK
 
 
 cdef int batch_step(
@@ -792,7 +894,8 @@ cdef bint fused_sgd_applies(const Layout* lay, Py_ssize_t rows) noexcept nogil:
 cdef int fused_sgd_batch(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t count,
-    floating* A, floating* D, floating lr, double* batch_loss, double* p_bound,
+    floating* A, floating* D, floating* grad, floating lr, double* batch_loss, double* p_bound,
+    bint in_order,
 ) noexcept nogil:
     # Plain SGD on a minibatch of `count` rows (one block, every layer through BLAS) with the
     # update folded into the weight-gradient gemm: W <- (1 - lr alpha) W - (lr / count) A^T D,
@@ -804,16 +907,20 @@ cdef int fused_sgd_batch(
     # sum_r max|a_r| max|d_r| / count (biases: a = 1), must prove no value can overflow
     # (update_is_safe); otherwise FUSED_FALLBACK and the caller runs the checked path. The
     # numbers differ from batch_gradient + plain_sgd_step only in rounding (gemm already sums in
-    # its own order).
+    # its own order). in_order (no shuffle: order is the identity): the input rows are read in
+    # place, not copied into the workspace.
     cdef Py_ssize_t l, r, j, L = lay.n_layers, n_in, n_out, rows = count
     cdef double g_bound = 0.0, s, am
-    cdef floating col, scale_w
+    cdef floating scale_w
     cdef floating* W
     cdef floating* b
     cdef const floating* a
     cdef floating* d
-    load_rows(lay, X, order, start, rows, A)
-    forward_block(lay, params, A, A, rows)
+    cdef const floating* x0 = X + start * lay.sizes[0]
+    if not in_order:
+        load_rows(lay, X, order, start, rows, A)
+        x0 = A
+    forward_block(lay, params, x0, A, rows)
     batch_loss[0] = output_delta(
         lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, order, start,
         D + rows * lay.a_off[L], output_lse(lay, A, rows), rows, 0.0) / count
@@ -833,14 +940,14 @@ cdef int fused_sgd_batch(
     for l in range(L):
         n_in = lay.sizes[l]
         n_out = lay.sizes[l + 1]
-        a = A + rows * lay.a_off[l]
+        a = x0 if l == 0 else A + rows * lay.a_off[l]
         d = D + rows * lay.a_off[l + 1]
         s = 0.0
         for r in range(rows):
-            am = abs_max_long(a + r * n_in, n_in)
+            am = abs_max(a + r * n_in, n_in)
             if am < 1.0:
                 am = 1.0
-            s += am * abs_max_long(d + r * n_out, n_out)  # NaN stays NaN
+            s += am * abs_max(d + r * n_out, n_out)  # NaN stays NaN
         s = s / count
         if s > g_bound or s != s:
             g_bound = s
@@ -852,16 +959,20 @@ cdef int fused_sgd_batch(
         n_out = lay.sizes[l + 1]
         W = params + lay.w_off[l]
         b = params + lay.b_off[l]
-        a = A + rows * lay.a_off[l]
+        a = x0 if l == 0 else A + rows * lay.a_off[l]
         d = D + rows * lay.a_off[l + 1]
         gemm_rowmajor(True, False, n_in, n_out, rows, -lr / <floating>count, a, n_in, d, n_out,
                       scale_w, W, n_out)
         if opt.train_biases:
+            # Column sums of d, row after row (each column still adds its rows in order, the
+            # same bits as a sum down each column) so that the loop runs along contiguous
+            # memory and vectorises; `grad` is free scratch here (the fused step writes none).
+            memset(grad, 0, n_out * sizeof(floating))
+            for r in range(rows):
+                for j in range(n_out):
+                    grad[j] = grad[j] + d[r * n_out + j]
             for j in range(n_out):
-                col = 0
-                for r in range(rows):
-                    col += d[r * n_out + j]
-                b[j] = b[j] - lr * (col / <floating>count)
+                b[j] = b[j] - lr * (grad[j] / <floating>count)
     p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
     return FIT_OK
 
@@ -879,14 +990,24 @@ cdef int train_epoch(
     # update, weighted by the batch's size). Returns FIT_OK, or why a step was refused (then
     # batch_loss holds that batch's loss and the step is not applied). Raises KeyboardInterrupt
     # between two steps when Ctrl-C is pressed: params hold the last completed step's result.
-    cdef Py_ssize_t start, count, k
+    cdef Py_ssize_t start, count, k, end
     cdef Py_ssize_t work = 0
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef double total = 0.0
     # An upper bound on max |params| for the unchecked SGD updates (see update_is_safe): taken
     # exactly here, then grown by each step's largest possible change.
-    cdef double p_bound = abs_max_long(params, lay.n_params)
+    cdef double p_bound = abs_max(params, lay.n_params)
+    cdef bint p_bound_stale = False
+    cdef bint tiny = tiny_network(lay)
+    cdef cprop_tiny2_config tiny2
     cdef int failure
+    tiny2.act_hidden = lay.act[0]
+    tiny2.act_out = lay.act[lay.n_layers - 1]
+    tiny2.loss = lay.loss
+    tiny2.train_biases = opt.train_biases
+    tiny2.slope = lay.slope
+    tiny2.alpha = opt.alpha
+    tiny2.lr = lr
     if shuffle:
         shuffle_indices(order, n, rng)
     else:
@@ -895,6 +1016,37 @@ cdef int train_epoch(
     start = 0
     while start < n:
         count = min(batch_size, n - start)
+        if count == 1 and opt.kind == OPT_SGD and state == NULL and tiny:
+            p_bound_stale = True
+            if floating is double and lay.n_layers == 2:
+                # One hidden layer: _dense.h's whole-step kernel, over a run of one-row batches
+                # (all of them up to the next signal poll when batch_size is 1).
+                end = start + 1 if batch_size > 1 else min(n, start + TINY_ROWS_PER_CALL)
+                failure = FIT_OK
+                k = cprop_tiny2_rows_d(
+                    params + lay.w_off[0], params + lay.b_off[0], params + lay.w_off[1],
+                    params + lay.b_off[1], X, T, order, start, end, &tiny2, &total, batch_loss,
+                    &failure, lay.sizes[0], lay.sizes[1], lay.sizes[2])
+                step_count[0] += k - start
+                if k < end:
+                    return failure
+                if poll_signals(&work, (end - start) * work_per_sample):
+                    return -1
+                start = end
+                continue
+            failure = tiny_sgd_step(lay, opt, params, X, T, order, start, A, D, grad,
+                                    <floating>tiny2.lr, batch_loss)
+            if failure != FIT_OK:
+                return failure
+            step_count[0] += 1
+            total += batch_loss[0]
+            start += 1
+            if poll_signals(&work, work_per_sample):
+                return -1
+            continue
+        if p_bound_stale:  # (the tiny steps keep no bound: take it exactly again)
+            p_bound = abs_max(params, lay.n_params)
+            p_bound_stale = False
         if count == 1 and opt.kind == OPT_SGD and state == NULL:
             failure = single_row_sgd_step(lay, opt, params, X, T, order, start, A, D, grad,
                                           <floating>lr, batch_loss, &p_bound)
@@ -909,7 +1061,7 @@ cdef int train_epoch(
         if (opt.kind == OPT_SGD and state == NULL and count <= chunk
                 and fused_sgd_applies(lay, count)):
             failure = fused_sgd_batch(lay, opt, params, X, T, order, start, count, A, D,
-                                      <floating>lr, batch_loss, &p_bound)
+                                      grad, <floating>lr, batch_loss, &p_bound, not shuffle)
             if failure == FIT_OK:
                 step_count[0] += 1
                 total += batch_loss[0] * count
@@ -1360,7 +1512,7 @@ def max_abs(const floating[::1] values):
     steps (exposed for the tests)."""
     if values.shape[0] == 0:
         return 0.0
-    return abs_max_long(&values[0], values.shape[0])
+    return abs_max(&values[0], values.shape[0])
 
 
 def divide_in_place(floating[::1] values, Py_ssize_t count):
