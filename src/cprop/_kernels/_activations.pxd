@@ -80,10 +80,12 @@ cdef inline floating activation(int act, floating z, floating slope) noexcept no
 
 cdef inline floating activation_derivative(int act, floating a, floating slope) noexcept nogil:
     # d f(z) / dz written in terms of the output a = f(z) (not for softmax: see output_delta).
+    # (<floating>1: a bare 1 - a is compiled as the double 1.0 - a, which made float32 layers
+    # compute f' in double and convert back, a scalar loop instead of a vectorised one.)
     if act == ACT_SIGMOID:
-        return a * (1 - a)
+        return a * (<floating>1 - a)
     if act == ACT_TANH:
-        return 1 - a * a
+        return <floating>1 - a * a
     if act == ACT_RELU:
         return 1 if a > 0 else 0
     if act == ACT_LEAKY_RELU:
