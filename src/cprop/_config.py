@@ -75,13 +75,24 @@ def _blas_section(kernels) -> dict:
     else:
         import scipy
 
+        chosen = kernels.blas_library() if hasattr(kernels, "blas_library") else {
+            "library": "scipy.linalg.cython_blas", "version": None, "path": None}
+        if chosen["library"] == "scipy-openblas32":
+            cprop_blas = f"scipy-openblas32 {chosen['version']} (sgemm/dgemm) {chosen['path']}"
+            note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
+                    "the gemm of the installed scipy-openblas32 package (CPROP_BLAS=scipy: "
+                    "SciPy's instead); smaller ones use cprop's own loops")
+        else:
+            cprop_blas = "scipy.linalg.cython_blas (sgemm/dgemm)"
+            note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
+                    "SciPy's BLAS gemm (install cprop[openblas] for a newer OpenBLAS); smaller "
+                    "ones use cprop's own loops")
         section = {
-            "cprop": "scipy.linalg.cython_blas (sgemm/dgemm)",
+            "cprop": cprop_blas,
             "min_work": int(min_work),
             "scipy": scipy.__version__,
             "provider": _blas_of(scipy),
-            "note": "layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
-                    "SciPy's BLAS gemm; smaller ones use cprop's own loops",
+            "note": note,
         }
     section["numpy"] = _blas_of(np)
     section["threadpools"] = _threadpools()
