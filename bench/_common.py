@@ -202,8 +202,19 @@ def pools_by_owner(desc: dict) -> dict[str, str]:
         out["sklearn"] += f"; its OpenMP: {sk_omp}"
     if "torch" in desc:
         out["torch"] = f"torch.get_num_threads() = {desc['torch']}"
-    scipy_s = pool("scipy") or via_env
-    out["cprop"] = f"kernels: 1 (no OpenMP); SciPy's BLAS (if called): {scipy_s}"
+    try:
+        from cprop._kernels import _mlp
+
+        chosen = _mlp.blas_library()["library"]
+    except (ImportError, AttributeError):
+        chosen = "scipy.linalg.cython_blas"
+    if chosen == "scipy-openblas32":
+        blas_s = pool("scipy_openblas32") or via_env
+        out["cprop"] = (f"kernels: 1 (no OpenMP); BLAS (if called): scipy-openblas32's "
+                        f"{blas_s}")
+    else:
+        blas_s = pool("scipy.libs") or pool("scipy/") or via_env
+        out["cprop"] = f"kernels: 1 (no OpenMP); SciPy's BLAS (if called): {blas_s}"
     out["c"] = "1 (single-threaded C)"
     return out
 
