@@ -10,7 +10,9 @@ OpenMP is off, on every platform, on purpose: the kernels have no ``prange`` loo
 comes from the caller's threads (every kernel runs with the GIL released, and each network has
 its own lock), so there is no libgomp/libomp to vendor into wheels and nothing to opt out of.
 (Wide layers call BLAS gemm through ``scipy.linalg.cython_blas``: function pointers from SciPy's
-own BLAS at run time, so nothing BLAS-related is linked here or vendored into cprop's wheels.)
+own BLAS at run time, or, when the scipy-openblas32 package is installed, from its library,
+loaded with ctypes at import; so nothing BLAS-related is linked here or vendored into cprop's
+wheels.)
 If a kernel ever gains a ``prange``, pick the flags per compiler in ``build_ext`` below
 (``-fopenmp`` for gcc, ``-Xpreprocessor -fopenmp`` + ``-lomp`` for Apple clang, ``/openmp`` for
 MSVC) and record ``openmp=True`` in the build info.
