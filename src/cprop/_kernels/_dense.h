@@ -120,6 +120,26 @@ typedef unsigned long long cprop_vul32 __attribute__((vector_size(32)));
 
 #if CPROP_VECTORS
 
+/* z[i] = FN(z[i]) in place, FN a function of one vector V: two vectors at a time, then one,
+ * then the tail through one zero-padded vector (the same lanes, so the same bits). */
+#define CPROP_ROW_MAP_BODY(T, V, LANES, FN)                                                    \
+{                                                                                              \
+    ptrdiff_t i = 0;                                                                           \
+    V v;                                                                                       \
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {                                               \
+        V a = CPROP_LD(V, z + i), b = CPROP_LD(V, z + i + LANES);                              \
+        CPROP_ST(z + i, FN(a));                                                                \
+        CPROP_ST(z + i + LANES, FN(b));                                                        \
+    }                                                                                          \
+    for (; i + LANES <= n; i += LANES) CPROP_ST(z + i, FN(CPROP_LD(V, z + i)));                \
+    if (i < n) {                                                                               \
+        v = (V){0};                                                                            \
+        memcpy(&v, z + i, (size_t)(n - i) * sizeof(T));                                       \
+        v = FN(v);                                                                             \
+        memcpy(z + i, &v, (size_t)(n - i) * sizeof(T));                                       \
+    }                                                                                          \
+}
+
 /* CPROP_VMATH_KERNELS(T, V, VU, LANES, K, SUFFIX, TARGET): VU is the unsigned integer vector of
  * V's size, K is f or d (the constants above). Defines cprop_exp_row_SUFFIX(z, n),
  * cprop_sigmoid_row_SUFFIX(z, n) (in place) and cprop_softmax_row_SUFFIX(z, n, want_lse). */
@@ -175,41 +195,10 @@ static inline __attribute__((always_inline)) TARGET V cprop_vsigmoid_##SUFFIX(V 
 }                                                                                              \
                                                                                                \
 static CPROP_NOINLINE TARGET void cprop_exp_row_##SUFFIX(T* CPROP_RESTRICT z, ptrdiff_t n)     \
-{                                                                                              \
-    ptrdiff_t i = 0;                                                                           \
-    V v;                                                                                       \
-    for (; i + 2 * LANES <= n; i += 2 * LANES) {                                               \
-        V a = CPROP_LD(V, z + i), b = CPROP_LD(V, z + i + LANES);                              \
-        CPROP_ST(z + i, cprop_vexp_##SUFFIX(a));                                               \
-        CPROP_ST(z + i + LANES, cprop_vexp_##SUFFIX(b));                                       \
-    }                                                                                          \
-    for (; i + LANES <= n; i += LANES) CPROP_ST(z + i, cprop_vexp_##SUFFIX(CPROP_LD(V, z + i))); \
-    if (i < n) { /* the tail through one zero-padded vector: same lanes, same bits */          \
-        v = (V){0};                                                                            \
-        memcpy(&v, z + i, (size_t)(n - i) * sizeof(T));                                       \
-        v = cprop_vexp_##SUFFIX(v);                                                            \
-        memcpy(z + i, &v, (size_t)(n - i) * sizeof(T));                                        \
-    }                                                                                          \
-}                                                                                              \
+CPROP_ROW_MAP_BODY(T, V, LANES, cprop_vexp_##SUFFIX)                                           \
                                                                                                \
 static CPROP_NOINLINE TARGET void cprop_sigmoid_row_##SUFFIX(T* CPROP_RESTRICT z, ptrdiff_t n) \
-{                                                                                              \
-    ptrdiff_t i = 0;                                                                           \
-    V v;                                                                                       \
-    for (; i + 2 * LANES <= n; i += 2 * LANES) {                                               \
-        V a = CPROP_LD(V, z + i), b = CPROP_LD(V, z + i + LANES);                              \
-        CPROP_ST(z + i, cprop_vsigmoid_##SUFFIX(a));                                           \
-        CPROP_ST(z + i + LANES, cprop_vsigmoid_##SUFFIX(b));                                   \
-    }                                                                                          \
-    for (; i + LANES <= n; i += LANES)                                                         \
-        CPROP_ST(z + i, cprop_vsigmoid_##SUFFIX(CPROP_LD(V, z + i)));                          \
-    if (i < n) {                                                                               \
-        v = (V){0};                                                                            \
-        memcpy(&v, z + i, (size_t)(n - i) * sizeof(T));                                       \
-        v = cprop_vsigmoid_##SUFFIX(v);                                                        \
-        memcpy(z + i, &v, (size_t)(n - i) * sizeof(T));                                        \
-    }                                                                                          \
-}                                                                                              \
+CPROP_ROW_MAP_BODY(T, V, LANES, cprop_vsigmoid_##SUFFIX)                                       \
                                                                                                \
 static CPROP_NOINLINE TARGET double cprop_softmax_row_##SUFFIX(T* CPROP_RESTRICT z,            \
                                                               ptrdiff_t n, int want_lse)       \
@@ -943,25 +932,13 @@ static CPROP_ALWAYS_INLINE int cprop_tiny2_row(
     double h[CPROP_TINY_WIDTH], z[CPROP_TINY_WIDTH], d2[CPROP_TINY_WIDTH], d1[CPROP_TINY_WIDTH];
     double nW1[CPROP_TINY_WIDTH * CPROP_TINY_WIDTH], nW2[CPROP_TINY_WIDTH * CPROP_TINY_WIDTH];
     double nb1[CPROP_TINY_WIDTH] = {0}, nb2[CPROP_TINY_WIDTH] = {0};
-    double s, w, check = 0, lr = c->lr, alpha = c->alpha;
+    double w, check = 0, lr = c->lr, alpha = c->alpha;
     ptrdiff_t i, j, k;
-    for (j = 0; j < NH; j++) {
-        s = b1[j];
-        for (i = 0; i < NI; i++) s = s + x[i] * W1[i * NH + j];
-        h[j] = s;
-    }
+    cprop_tiny_net_input_body_d(x, W1, b1, h, NI, NH);
     cprop_tiny2_activate(c->act_hidden, h, NH, c->slope);
-    for (k = 0; k < NO; k++) {
-        s = b2[k];
-        for (j = 0; j < NH; j++) s = s + h[j] * W2[j * NO + k];
-        z[k] = s;
-    }
+    cprop_tiny_net_input_body_d(h, W2, b2, z, NH, NO);
     if (cprop_tiny2_output(c, z, t, d2, NO, loss)) return 1;
-    for (j = 0; j < NH; j++) {
-        s = 0;
-        for (k = 0; k < NO; k++) s = s + W2[j * NO + k] * d2[k];
-        d1[j] = s;
-    }
+    cprop_tiny_back_sums_body_d(W2, d2, d1, NH, NO);
     cprop_tiny2_times_deriv(c->act_hidden, d1, h, NH, c->slope);
     /* The new values, checked before any is written (p * 0 is NaN exactly when p is not finite). */
     if (alpha != 0) {

@@ -309,6 +309,15 @@ cdef inline void rank1_add(
         cprop_rank1_add_d(G, a, d, n_in, n_out)
 
 
+cdef inline void times_derivative(
+    floating* d, const floating* a, Py_ssize_t n, int act, floating slope,
+) noexcept nogil:
+    # d[i] <- d[i] * f'(a[i]), f' from the activation's output a (the last step of every delta).
+    cdef Py_ssize_t i
+    for i in range(n):
+        d[i] = d[i] * activation_derivative(act, a[i], slope)
+
+
 cdef inline void delta_below(
     const floating* W,       # IN  (n_in, n_out) this layer's weights
     const floating* d,       # IN  (n_out,) this layer's delta for one sample
@@ -317,13 +326,11 @@ cdef inline void delta_below(
     Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
 ) noexcept nogil:
     # (W d)_i, each sum over j in order as the oracle adds (_dense.h, lanes along i), then f'.
-    cdef Py_ssize_t i
     if floating is float:
         cprop_back_sums_f(W, d, d_in, n_in, n_out)
     else:
         cprop_back_sums_d(W, d, d_in, n_in, n_out)
-    for i in range(n_in):
-        d_in[i] = d_in[i] * activation_derivative(act_in, a_in[i], slope)
+    times_derivative(d_in, a_in, n_in, act_in, slope)
 
 
 cdef inline void dense_forward(
@@ -470,10 +477,7 @@ cdef inline void backprop_layer(
         if compute_delta_in:
             gemm_rowmajor(False, True, rows, n_in, n_out, 1, delta, n_out, W, n_out, 0,
                           delta_in, n_in)
-            for r in range(rows):
-                for i in range(n_in):
-                    delta_in[r * n_in + i] *= activation_derivative(
-                        act_in, a_in[r * n_in + i], slope)
+            times_derivative(delta_in, a_in, rows * n_in, act_in, slope)
         return
     for r in range(rows):
         d = delta + r * n_out
@@ -907,9 +911,7 @@ cdef int tiny_sgd_step(
         else:
             cprop_tiny_back_sums_d(params + lay.w_off[l], D + lay.a_off[l + 1], d, n_in,
                                    lay.sizes[l + 1])
-        a_in = A + lay.a_off[l]
-        for j in range(n_in):
-            d[j] = d[j] * activation_derivative(lay.act[l - 1], a_in[j], slope)
+        times_derivative(d, A + lay.a_off[l], n_in, lay.act[l - 1], slope)
         l -= 1
     # The update, in place, every new value checked.
     memcpy(backup, params, lay.n_params * sizeof(floating))
@@ -1005,10 +1007,8 @@ cdef int fused_sgd_batch(
         n_out = lay.sizes[l + 1]
         gemm_rowmajor(False, True, rows, n_in, n_out, 1, D + rows * lay.a_off[l + 1], n_out,
                       params + lay.w_off[l], n_out, 0, D + rows * lay.a_off[l], n_in)
-        a = A + rows * lay.a_off[l]
-        d = D + rows * lay.a_off[l]
-        for r in range(rows * n_in):
-            d[r] *= activation_derivative(lay.act[l - 1], a[r], <floating>lay.slope)
+        times_derivative(D + rows * lay.a_off[l], A + rows * lay.a_off[l], rows * n_in,
+                         lay.act[l - 1], <floating>lay.slope)
         l -= 1
     for l in range(L):
         n_in = lay.sizes[l]
