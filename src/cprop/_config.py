@@ -75,8 +75,7 @@ def _blas_section(kernels) -> dict:
     else:
         import scipy
 
-        chosen = kernels.blas_library() if hasattr(kernels, "blas_library") else {
-            "library": "scipy.linalg.cython_blas", "version": None, "path": None}
+        chosen = kernels.blas_library()
         if chosen["library"] == "scipy-openblas32":
             cprop_blas = f"scipy-openblas32 {chosen['version']} (sgemm/dgemm) {chosen['path']}"
             note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
