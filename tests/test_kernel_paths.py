@@ -134,12 +134,12 @@ def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
     import subprocess
     import sys
 
-    from cprop._kernels import _mlp
+    from cprop._kernels import _testing
 
     script = (
         "import sys, numpy as np, cprop\n"
-        "from cprop._kernels import _mlp\n"
-        "out = [_mlp.simd_isa()]\n"
+        "from cprop._kernels import _elementwise\n"
+        "out = [_elementwise.simd_isa()]\n"
         "for dtype in ('float64', 'float32'):\n"
         "    for b in (1, 5):\n"
         "        rng = np.random.default_rng(0)\n"
@@ -167,29 +167,29 @@ def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_vectorised_max_abs_and_divide(dtype):
-    from cprop._kernels import _mlp
+    from cprop._kernels import _testing
 
     rng = np.random.default_rng(7)
     for n in range(0, 70):
         x = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)).astype(dtype)
         expected = float(np.max(np.abs(x))) if n else 0.0
-        assert _mlp.max_abs(x) == expected, n
+        assert _testing.max_abs(x) == expected, n
         for special in (np.inf, -np.inf, np.nan):
             if n == 0:
                 continue
             y = x.copy()
             y[rng.integers(0, n)] = special
-            got = _mlp.max_abs(y)
+            got = _testing.max_abs(y)
             if np.isnan(special):
                 assert np.isnan(got), n
             else:
                 assert got == np.inf, n
         for count in (1, 2, 3, 7, 32, 64, 100, 256, 1000):
             g = x.copy()
-            _mlp.divide_in_place(g, count)
+            _testing.divide_in_place(g, count)
             np.testing.assert_array_equal(g, x / dtype(count))
     with pytest.raises(ValueError):
-        _mlp.divide_in_place(np.ones(3), 0)
+        _testing.divide_in_place(np.ones(3), 0)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -1,4 +1,4 @@
-"""``MLP.train_step``'s checked-in-C route (``_mlp.FastStep``) against the checked Python route.
+"""``MLP.train_step``'s checked-in-C route (``_mlp.Stepper``) against the checked Python route.
 
 After a successful step, a call that repeats its options runs its checks in C. It must give
 bit-identical results to the checked route, take the checked route (and so raise the same
@@ -73,14 +73,14 @@ def test_fast_route_is_taken_and_declines_without_side_effects(monkeypatch):
     assert fast is not None
     before = net.params.copy()
     # Declined: the result is None and nothing changed.
-    assert fast.step(X, T, 0.1, "adam", 0.0, False, 0.9, 0.999, 1e-8, 0.0, True) is None
-    assert fast.step(X[:, :1].copy(), T, 0.1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, 0.0,
+    assert fast.step_if_same(X, T, 0.1, "adam", 0.0, False, 0.9, 0.999, 1e-8, 0.0, True) is None
+    assert fast.step_if_same(X[:, :1].copy(), T, 0.1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, 0.0,
                      True) is None
-    assert fast.step(X, T, 1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, 0.0, True) is None
+    assert fast.step_if_same(X, T, 1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, 0.0, True) is None
     np.testing.assert_array_equal(net.params, before)
     assert net._opt_steps[0] == 1
     # Taken: a float loss, one more step.
-    loss = fast.step(X, T, 0.1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, 0.0, True)
+    loss = fast.step_if_same(X, T, 0.1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, 0.0, True)
     assert type(loss) is float and net._opt_steps[0] == 2
     assert not np.array_equal(net.params, before)
 

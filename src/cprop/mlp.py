@@ -2,9 +2,10 @@
 
 This module is the thin Python layer: it checks every argument once, lays the parameters out
 in one flat buffer, allocates outputs and workspaces, and hands pointers to
-:mod:`cprop._kernels._mlp`, which runs without the GIL. ``fit`` calls the kernel once per epoch
-(the epoch's batches, gradients and updates all run in C); between epochs it does what a user
-steers: learning-rate schedule, validation loss, early stopping, callbacks, progress bar.
+:mod:`cprop._kernels._mlp`, which runs without the GIL. A whole ``fit`` (epochs, shuffles,
+batches, steps) is one kernel call; Python comes back between epochs only when something needs
+it (callbacks, a progress bar, validation, early stopping): then the kernel runs one epoch per
+call. ``train_step`` and ``stepper`` take single steps through the same kernel driver.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cprop._kernels import _mlp
+from cprop._kernels import _elementwise, _mlp
 from cprop._validation import (
     as_float_array,
     check_bool,
@@ -31,7 +32,7 @@ from cprop._validation import (
 )
 from cprop.activations import HIDDEN, OUTPUT, activation_code
 from cprop.optimizers import OptimizerOptions, check_optimizer
-from cprop.schedules import check_schedule
+from cprop.schedules import Constant, check_schedule
 
 __all__ = ["MLP", "History", "LOSSES", "INITS"]
 
@@ -44,6 +45,10 @@ _LOSS_OUTPUT = {"squared_error": None, "cross_entropy": "softmax",
 # Layer blocks of at least this many multiply-adds use BLAS gemm, smaller ones tight loops
 # (read when a network is built; tests set it to 0 or a huge value to force either path).
 _BLAS_MIN_WORK = _mlp.BLAS_MIN_WORK
+
+# Routes of the step plan (``_mlp.ROUTES``) that networks built from now on never take: for
+# re-measuring a route against the general one (bench/) and for tests pinning a route.
+_DISABLED_ROUTES: frozenset = frozenset()
 
 # Rows per block when a call covers many samples (forward, loss, gradients of a big X): the
 # workspace is block_rows * (sum of layer widths) values, whatever the number of samples.
@@ -140,6 +145,26 @@ def _progress_bar(progress, total: int):
     else:
         return None
     return tqdm(total=total, unit="epoch", desc="fit", leave=False)
+
+
+def _epoch_rates(schedule, lr: float, epochs: int, dtype):
+    """Each epoch's learning rate as a float64 array, up to the first epoch whose rate is not
+    valid, and that epoch's error (raised once the epochs before it have trained), or None."""
+    if isinstance(schedule, Constant):
+        return np.full(epochs, lr, dtype=np.float64), None
+    lrs = []
+    for e in range(epochs):
+        try:
+            lr_e = schedule.lr(lr, e, epochs)
+        except (OverflowError, ZeroDivisionError) as exc:
+            return np.array(lrs, dtype=np.float64), ValueError(
+                f"lr_schedule (epoch {e + 1}): the learning rate overflowed ({exc})")
+        try:
+            check_learning_rate(lr_e, dtype, name=f"lr_schedule (epoch {e + 1}: lr={lr_e!r})")
+        except (TypeError, ValueError) as exc:
+            return np.array(lrs, dtype=np.float64), exc
+        lrs.append(float(lr_e))
+    return np.array(lrs, dtype=np.float64), None
 
 
 class MLP:
@@ -245,7 +270,7 @@ class MLP:
         n_layers = len(sizes) - 1
         codes = [hidden_code] * (n_layers - 1) + [output_code]
         self._plan = _mlp.Plan(sizes, codes, _mlp.LOSS_CODES[loss], self.negative_slope,
-                               _BLAS_MIN_WORK)
+                               _BLAS_MIN_WORK, tuple(_DISABLED_ROUTES))
         assert self._plan.n_params == n_params
         self._params = np.zeros(n_params, dtype=dt)
         self._make_views()
@@ -260,7 +285,10 @@ class MLP:
             self._plan.init_params(_mlp.INIT_CODES[init], self._params, self._rng)
 
         self._lock = threading.RLock()
-        self._fast_step = None  # train_step's checked-in-C route, once a step has succeeded
+        # Bumped whenever the optimizer state buffers are replaced: a Stepper built over the old
+        # ones then hands its calls to the checked route.
+        self._generation = np.zeros(1, dtype=np.int64)
+        self._fast_step = None  # train_step's Stepper, once a checked step has succeeded
         self._workspaces: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._reset_optimizer(OptimizerOptions())
 
@@ -350,7 +378,7 @@ class MLP:
 
     def _check_params_finite(self) -> None:
         # Parameters are user-writable views, so they are checked like any other input.
-        if not _mlp.all_finite(self._params):
+        if not _elementwise.all_finite(self._params):
             raise ValueError("params: the network's parameters contain NaN or infinity")
 
     def _workspace(self, rows: int):
@@ -372,6 +400,7 @@ class MLP:
 
     def _reset_optimizer(self, opt: OptimizerOptions, lr: float = 0.0) -> None:
         self._fast_step = None  # it holds the old state buffers
+        self._generation[0] += 1
         self._opt = opt
         self._opt_state = opt.fresh_state(self.n_params, self.dtype, lr)
         self._opt_steps = np.zeros(1, dtype=np.int64)
@@ -445,7 +474,7 @@ class MLP:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             self._plan.forward(self._params, X2, out, A)
-        if not _mlp.all_finite_2d(out):
+        if not _elementwise.all_finite_2d(out):
             raise _overflow("forward", "the outputs")
         return out[0] if single else out
 
@@ -477,7 +506,7 @@ class MLP:
             self._check_params_finite()
             A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             loss = self._plan.gradient(self._params, X2, T2, grad, A, D)
-        if not (math.isfinite(loss) and _mlp.all_finite(grad)):
+        if not (math.isfinite(loss) and _elementwise.all_finite(grad)):
             raise _overflow("gradients", "the loss or its gradient")
         return self._split(grad)
 
@@ -501,47 +530,117 @@ class MLP:
         unchanged, if that loss is not finite or the update would overflow.
 
         A call that repeats the previous one's options and block size, with X and T already
-        C-contiguous arrays of the network's dtype, is checked in C and runs in about a
-        microsecond (see ``_mlp.FastStep``); every other call takes the checked route below.
+        C-contiguous arrays of the network's dtype, is checked in C (see :meth:`stepper`);
+        every other call takes the checked route below. For online learning in a loop,
+        :meth:`stepper` skips even the comparison of the options.
         """
         fast = self._fast_step
         if fast is not None:
-            loss = fast.step(X, T, lr, optimizer, momentum, nesterov, beta1, beta2, eps, alpha,
-                             self.train_biases)
+            loss = fast.step_if_same(X, T, lr, optimizer, momentum, nesterov, beta1, beta2, eps,
+                                     alpha, self.train_biases)
             if loss is not None:
                 return loss
-        return self._train_step(X, T, lr, (optimizer, momentum, nesterov, beta1, beta2, eps,
-                                           alpha))
+        args = (optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
+        loss, stepper = self._checked_step(X, T, lr, check_optimizer(*args), args)
+        self._fast_step = stepper
+        return loss
 
-    def _train_step(self, X, T, lr, args: tuple) -> float:
+    def stepper(self, lr: float = 0.1, *, optimizer="sgd", momentum=0.0, nesterov=False,
+                beta1=0.9, beta2=0.999, eps=1e-8, alpha=0.0):
+        """A callable ``step(X, T) -> loss`` for online learning: one :meth:`train_step` with
+        these options per call, checked in C (a few hundred nanoseconds on a small network).
+
+        It shares the network's parameters and optimizer state: steps taken through it, through
+        :meth:`train_step` and through :meth:`fit` with the same optimizer options continue one
+        another. Inputs that are not already C-contiguous arrays of the network's dtype, and
+        calls after the network switched to other optimizer options, take the checked route of
+        :meth:`train_step` (which converts them, or raises its errors, and switches back).
+        """
+        lr = check_learning_rate(lr, self.dtype)
+        opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
+        with self._lock:
+            self._use_optimizer(opt, lr)
+            return self._make_stepper(opt, float(lr), 1, ())
+
+    def _make_stepper(self, opt, lr, rows, args):
+        A, D, grad = self._workspace(min(rows, _BLOCK_ROWS))
+        return _mlp.Stepper(self._plan, self._params, A, D, grad, self._opt_state,
+                            self._opt_steps, self._generation, opt, self.train_biases,
+                            self._lock, lr, self._stepper_fallback, args)
+
+    def _stepper_fallback(self, stepper, X, T) -> float:
+        # A stepper's call that the C checks turned away: the checked route with its options,
+        # which converts the inputs or raises; then the stepper follows the network's buffers.
+        loss, _ = self._checked_step(X, T, stepper.lr, stepper.options, None)
+        with self._lock:
+            if self._opt is stepper.options or self._opt == stepper.options:
+                stepper.rebind(self._opt_state, self._opt_steps)
+        return loss
+
+    def _checked_step(self, X, T, lr, opt, args):
+        """train_step's checked route: (loss, a Stepper for the next call like this one)."""
         X2, T2 = self._xt(X, T)
         lr = check_learning_rate(lr, self.dtype)
-        opt = check_optimizer(*args)
         with self._lock:
             self._check_params_finite()
             previous = (self._opt, self._opt_state, self._opt_steps)
             self._use_optimizer(opt, lr)
             A, D, grad = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            options = opt.kernel_options(self.train_biases)
             try:
-                loss, failure = self._plan.train_step(self._params, X2, T2, lr, options,
-                                                      self._opt_state, self._opt_steps, grad,
-                                                      A, D)
+                loss, failure = self._plan.train_step(self._params, X2, T2, lr, opt,
+                                                      self.train_biases, self._opt_state,
+                                                      self._opt_steps, grad, A, D)
             except BaseException:  # Ctrl-C part-way: nothing was applied, so undo the switch
-                self._opt, self._opt_state, self._opt_steps = previous
-                self._fast_step = None
+                self._restore_optimizer(previous)
                 raise
             if failure:  # a refused step changes nothing, not even which optimizer is held
-                self._opt, self._opt_state, self._opt_steps = previous
-                self._fast_step = None
+                self._restore_optimizer(previous)
+                stepper = None
+            elif args is not None:
+                stepper = self._make_stepper(opt, None, X2.shape[0], args)
             else:
-                # The next call with the same options may skip these checks (train_step).
-                self._fast_step = _mlp.FastStep(
-                    self._plan, self._params, A, D, grad, self._opt_state, self._opt_steps,
-                    options, args, self.train_biases, self._lock)
+                stepper = None
         if failure:
             raise _step_refused("train_step", failure, loss, lr)
-        return loss
+        return loss, stepper
+
+    def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
+                  state: np.ndarray, steps: np.ndarray):
+        """One pass over (X, T) in order, in minibatches, with an optimizer state the caller
+        keeps (``cprop.sklearn`` keeps scikit-learn's): the driver :meth:`fit` uses, for
+        drivers that steer each step's options themselves. ``X``/``T`` must already be
+        C-contiguous arrays of the network's dtype; ``state`` is ``optimizer.fresh_state(...)``
+        and ``steps`` a one-element int64 array, both updated in place.
+
+        Returns ``(failure, epoch_loss, batch_loss)``: failure 0, or why a step was refused
+        (``batch_loss`` is that batch's; nothing of it was applied).
+        """
+        X2, T2 = self._xt(X, T)
+        if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
+                or state.shape != (optimizer.slots * self.n_params,)
+                or not state.flags.c_contiguous):
+            raise ValueError(f"state: expected a C-contiguous {self.dtype} array of "
+                             f"{optimizer.slots * self.n_params} values")
+        if (not isinstance(steps, np.ndarray) or steps.dtype != np.int64
+                or steps.shape != (1,)):
+            raise ValueError("steps: expected a one-element int64 array")
+        n = X2.shape[0]
+        batch_size = min(check_positive_int(batch_size, "batch_size"), n)
+        lrs = np.array([check_learning_rate(lr, self.dtype)], dtype=np.float64)
+        losses = np.empty(1, dtype=np.float64)
+        with self._lock:
+            A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
+            order = np.empty(n, dtype=np.intp)
+            failure, _, batch_loss = self._plan.fit(
+                self._params, X2, T2, lrs, batch_size, False, self._rng, optimizer,
+                self.train_biases, state, steps, order, grad, A, D, losses)
+        return failure, float(losses[0]), batch_loss
+
+    def _restore_optimizer(self, previous) -> None:
+        if self._opt_state is not previous[1]:
+            self._generation[0] += 1
+        self._opt, self._opt_state, self._opt_steps = previous
+        self._fast_step = None
 
     def fit(self, X, T, *, epochs: int = 1, lr: float = 0.1, batch_size: int = 1,
             shuffle: bool = True, seed: int | None = None, optimizer: str = "sgd",
@@ -626,32 +725,36 @@ class MLP:
             n = X2.shape[0]
             batch_size = min(batch_size, n)  # any batch_size >= n: one batch per epoch
             self._use_optimizer(opt, lr)
-            options = opt.kernel_options(self.train_biases)
             A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
             order = np.empty(n, dtype=np.intp)
+            lrs, lr_error = _epoch_rates(schedule, lr, epochs, self.dtype)
+            losses = np.empty(len(lrs), dtype=np.float64)
             history = History()
             best = (math.inf, None, None)  # (monitored loss, epoch, params)
             waited = 0
             bar = _progress_bar(progress, epochs)
+            # Python between epochs only when something needs it; else all epochs in one call.
+            per_epoch = bool(callbacks) or bar is not None or X_val is not None or early_stopping
+            calls = [(e, e + 1) for e in range(len(lrs))] if per_epoch else [(0, len(lrs))]
             try:
-                for e in range(epochs):
-                    try:
-                        lr_e = schedule.lr(lr, e, epochs)
-                    except (OverflowError, ZeroDivisionError) as exc:
-                        raise ValueError(f"lr_schedule (epoch {e + 1}): the learning rate "
-                                         f"overflowed ({exc})") from None
-                    check_learning_rate(lr_e, self.dtype, name="lr_schedule (epoch "
-                                        f"{e + 1}: lr={lr_e!r})")
-                    failure, epoch_loss, batch_loss = self._plan.fit_epoch(
-                        self._params, X2, T2, lr_e, batch_size, shuffle, self._rng, options,
-                        self._opt_state, self._opt_steps, order, grad, A, D)
+                for e0, e1 in calls:
+                    if e0 == e1:
+                        break
+                    failure, done, batch_loss = self._plan.fit(
+                        self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
+                        self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
+                        losses[e0:e1])
+                    history.loss.extend(losses[e0:e0 + done].tolist())
+                    history.lr.extend(lrs[e0:e0 + done].tolist())
                     if failure:
+                        e = e0 + done
                         exc = _step_refused(f"fit (epoch {e + 1} of {epochs})", failure,
-                                            batch_loss, lr_e)
+                                            batch_loss, float(lrs[e]))
                         exc.history = history
                         raise exc
-                    history.loss.append(epoch_loss)
-                    history.lr.append(lr_e)
+                    if not per_epoch:
+                        break
+                    e, epoch_loss = e0, history.loss[-1]
                     monitored = epoch_loss
                     if X_val is not None:
                         monitored = self._loss(X_val, T_val)
@@ -673,6 +776,11 @@ class MLP:
                     if any([bool(cb(self, history)) for cb in callbacks]):
                         history.stop_reason = "callback"
                         break
+                else:
+                    if lr_error is not None:
+                        raise lr_error
+                if not per_epoch and lr_error is not None:
+                    raise lr_error
             finally:
                 if bar is not None:
                     bar.close()
@@ -689,7 +797,7 @@ class MLP:
                              f"{n - n_val} to train on and {n_val} to validate; need >= 1 each")
         if shuffle:
             order = np.empty(n, dtype=np.intp)
-            _mlp.shuffled_order(self._rng, order)
+            _elementwise.shuffled_order(self._rng, order)
             val, train = np.sort(order[n - n_val:]), np.sort(order[: n - n_val])
         else:
             val, train = np.arange(n - n_val, n), np.arange(n - n_val)
@@ -740,6 +848,6 @@ class MLP:
             self._check_params_finite()
             params = self._params.copy()
             loss = self._plan.gradient(params, X2, T2, grad, A, D)
-        if not (math.isfinite(loss) and _mlp.all_finite(grad)):
+        if not (math.isfinite(loss) and _elementwise.all_finite(grad)):
             raise _overflow("explain", "the loss or its gradient")
         return build_trace(self, params, X2[0], T2[0], lr, A, D, grad, float(loss))

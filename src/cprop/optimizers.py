@@ -19,6 +19,7 @@ import functools
 import math
 import numbers
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -41,6 +42,9 @@ class OptimizerOptions:
     beta2: float = 0.999
     eps: float = 1e-8
     alpha: float = 0.0
+    # torch.optim.Rprop's fixed settings (the kernel's option struct reads them by name)
+    rprop_etas: ClassVar[tuple[float, float]] = RPROP_ETAS
+    rprop_step_sizes: ClassVar[tuple[float, float]] = RPROP_STEP_SIZES
 
     @property
     def slots(self) -> int:
@@ -57,13 +61,6 @@ class OptimizerOptions:
         if self.name == "adam":
             return ("adam", self.beta1, self.beta2, self.eps)
         return ("rprop",)
-
-    def kernel_options(self, train_biases: bool) -> tuple:
-        """The tuple ``_mlp.make_opt_config`` unpacks."""
-        return (_mlp.OPTIMIZER_CODES[self.name], float(self.momentum), bool(self.nesterov),
-                float(self.beta1), float(self.beta2), float(self.eps), float(self.alpha),
-                RPROP_ETAS[0], RPROP_ETAS[1], RPROP_STEP_SIZES[0], RPROP_STEP_SIZES[1],
-                bool(train_biases))
 
     def fresh_state(self, n_params: int, dtype, lr: float) -> np.ndarray:
         state = np.zeros(self.slots * n_params, dtype=dtype)

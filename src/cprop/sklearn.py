@@ -65,7 +65,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
-from cprop._kernels import _mlp
 from cprop.mlp import _BLOCK_ROWS, MLP
 from cprop.optimizers import OptimizerOptions
 
@@ -99,7 +98,7 @@ class _Solver:
         self.steps = np.zeros(1, dtype=np.int64)
         self.buffer_lr = self.lr
 
-    def kernel_options(self, alpha: float) -> tuple:
+    def step_options(self, alpha: float) -> OptimizerOptions:
         """Options for the next step: this batch's L2 and (Adam) this step's epsilon."""
         eps = self.epsilon
         if self.solver == "adam":
@@ -110,7 +109,7 @@ class _Solver:
             self.state *= self.buffer_lr / self.lr
             self.buffer_lr = self.lr
         return OptimizerOptions(self.solver, self.momentum, self.nesterov, self.beta_1,
-                                self.beta_2, eps, alpha).kernel_options(True)
+                                self.beta_2, eps, alpha)
 
     def iteration_ends(self, time_step: int) -> None:
         if self.solver == "sgd" and self.schedule == "invscaling":
@@ -470,13 +469,9 @@ class _BaseMLP(BaseEstimator):
         if alpha == 0 and solver.solver == "sgd":
             # Nothing changes between steps (no L2 term to report, no per-step epsilon): the
             # whole epoch is one kernel call.
-            options = solver.kernel_options(0.0)
-            with net._lock:
-                A, D, grad = net._workspace(min(batch_size, _BLOCK_ROWS))
-                order = np.empty(n, dtype=np.intp)
-                failure, epoch_loss, batch_loss = net._plan.fit_epoch(
-                    net._params, X, T, solver.lr, batch_size, False, net._rng, options,
-                    solver.state, solver.steps, order, grad, A, D)
+            failure, epoch_loss, batch_loss = net.run_steps(
+                X, T, solver.lr, batch_size, solver.step_options(0.0), solver.state,
+                solver.steps)
             if failure:
                 raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
                                   f"with learning rate {solver.lr}")
@@ -486,13 +481,10 @@ class _BaseMLP(BaseEstimator):
             Xb, Tb = X[batch], T[batch]
             m = Xb.shape[0]
             penalty = 0.5 * alpha * self._penalty() / m if alpha else 0.0
-            options = solver.kernel_options(alpha / m)
-            with net._lock:
-                A, D, grad = net._workspace(min(m, _BLOCK_ROWS))
-                loss, failure = net._plan.train_step(net._params, Xb, Tb, solver.lr, options,
-                                                     solver.state, solver.steps, grad, A, D)
+            failure, loss, batch_loss = net.run_steps(
+                Xb, Tb, solver.lr, m, solver.step_options(alpha / m), solver.state, solver.steps)
             if failure:
-                raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {loss:g} with "
+                raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with "
                                   f"learning rate {solver.lr}")
             accumulated += (loss * scale + penalty) * m
         return accumulated

@@ -15,7 +15,7 @@ from cprop._kernels._types cimport (
 )
 
 
-cdef extern from "_dense.h" nogil:
+cdef extern from "_vecmath.h" nogil:
     # Vectorised, branch-free exp / sigmoid / softmax (see the header): float32 everywhere, and
     # float64 on the BLAS path only. cprop_sigmoid_libm_d: the oracle's float64 sigmoid (libm's
     # exp, so math.exp's bits), without its branch.

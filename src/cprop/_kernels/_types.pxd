@@ -33,6 +33,15 @@ cdef enum FitFailure:
     FIT_UPDATE_NOT_FINITE = 2   # the update would have made a parameter inf/NaN
 
 
+# Fortran gemm as BLAS exports it (LP64): SciPy's cython_blas and scipy-openblas32 alike.
+ctypedef void (*sgemm_fn)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
+                          float* a, int* lda, float* b, int* ldb, float* beta, float* c,
+                          int* ldc) noexcept nogil
+ctypedef void (*dgemm_fn)(char* transa, char* transb, int* m, int* n, int* k, double* alpha,
+                          double* a, int* lda, double* b, int* ldb, double* beta, double* c,
+                          int* ldc) noexcept nogil
+
+
 # The shape of a network, as C arrays owned by ``_mlp.Plan``. Layer l (0 <= l < n_layers) maps
 # sizes[l] inputs to sizes[l + 1] outputs; its weights are params[w_off[l] : w_off[l] + n_in*n_out]
 # (row-major (n_in, n_out), so z = a @ W + b) and its biases params[b_off[l] : b_off[l] + n_out].
@@ -53,6 +62,18 @@ cdef struct Layout:
     double slope             # negative slope of leaky_relu
     Py_ssize_t blas_min_work # a layer block of rows * n_in * n_out multiply-adds at least this
                              # large goes through BLAS gemm; smaller ones through tight loops
+    sgemm_fn sgemm           # the BLAS chosen at import (_blas.pyx), copied in by Plan
+    dgemm_fn dgemm
+    int disabled_routes      # bit (1 << route) set: the step plan never picks that route
+
+
+# The routes a training step can take (_mlp.choose_route picks one; its design block says why
+# each exists and which bench row and test pin it).
+cdef enum Route:
+    ROUTE_GENERAL = 0        # batch gradient, then the optimizer's update: any step
+    ROUTE_ROW_SGD = 1        # one row, stateless SGD: update straight from activations/deltas
+    ROUTE_TINY2_ROWS = 2     # one row, stateless SGD, float64, one hidden layer, widths <= 4
+    ROUTE_FUSED_SGD = 3      # stateless SGD, every layer through gemm: update folded into gemm
 
 
 # One optimizer and its options (the learning rate is passed per epoch).
