@@ -60,25 +60,15 @@ from cprop._kernels._layers cimport (
     delta_below, output_delta, backprop_layer, load_rows, output_lse, forward_block,
     divide_by_count, abs_max, update_is_safe, all_finite_ptr, cprop_dense_init,
 )
-from cprop._kernels._optimizers cimport sgd_value, adam_value, rprop_value
+from cprop._kernels._optimizers cimport optimizer_step
+from cprop._kernels._routes cimport (
+    CPROP_TINY_WIDTH, CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU,
+    CPROP_ACT_LEAKY_RELU, CPROP_ACT_SOFTMAX, CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY,
+    CPROP_LOSS_BINARY_CROSS_ENTROPY, FUSED_FALLBACK, single_row_sgd_step, tiny2_rows,
+    fused_sgd_applies, fused_sgd_batch,
+)
 from cprop._kernels._random cimport uniform01, shuffle_indices
 from cprop._kernels._blas cimport chosen_sgemm, chosen_dgemm
-
-
-cdef extern from "_tiny.h" nogil:
-    # The whole-step kernel for one-hidden-layer float64 networks at most CPROP_TINY_WIDTH wide.
-    Py_ssize_t CPROP_TINY_WIDTH
-    int CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU
-    int CPROP_ACT_LEAKY_RELU, CPROP_ACT_SOFTMAX
-    int CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY, CPROP_LOSS_BINARY_CROSS_ENTROPY
-    ctypedef struct cprop_tiny2_config:
-        int act_hidden, act_out, loss, train_biases
-        double slope, alpha, lr
-    Py_ssize_t cprop_tiny2_rows_d(double* W1, double* b1, double* W2, double* b2,
-                                  const double* X, const double* T, const Py_ssize_t* order,
-                                  Py_ssize_t start, Py_ssize_t end, const cprop_tiny2_config* c,
-                                  double* total, double* loss, int* failure, Py_ssize_t n_in,
-                                  Py_ssize_t n_hidden, Py_ssize_t n_out)
 
 
 cnp.import_array()
@@ -120,7 +110,6 @@ _ROUTE_NAMES = {code: name for name, code in ROUTES.items()}
 FAILURE_LOSS = FIT_LOSS_NOT_FINITE
 FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
 cdef enum:
-    FUSED_FALLBACK = 3       # fused_sgd_batch could not prove its step safe: the general route
     FIT_INTERRUPTED = 4      # a signal handler raised (Ctrl-C): the exception is set
 
 # A layer block with at least this many multiply-adds (rows * n_in * n_out) goes through BLAS
@@ -210,308 +199,6 @@ cdef double batch_gradient(
     return loss_sum / count
 
 
-cdef inline floating param_value(
-    const OptConfig* opt, Py_ssize_t k, Py_ssize_t n, floating p, floating g, floating* state,
-    floating lr, floating step_size, floating bc2_sqrt, bint commit,
-) noexcept nogil:
-    if opt.kind == OPT_ADAM:
-        return adam_value(opt, p, g, state + k, state + n + k, step_size, bc2_sqrt, commit)
-    if opt.kind == OPT_RPROP:
-        return rprop_value(opt, p, g, state + k, state + n + k, commit)
-    return sgd_value(opt, p, g, state + k if state != NULL else NULL, lr, commit)
-
-
-cdef inline bint plain_sgd_step(
-    const Layout* lay, const OptConfig* opt, floating* params, floating* grad, floating lr,
-    double* p_bound,
-) noexcept nogil:
-    # SGD without momentum keeps no state. If the step provably cannot overflow (update_is_safe,
-    # from max |grad| and p_bound, a bound on max |params| that the caller keeps, or NULL to take
-    # it exactly here) it is one unchecked, vectorisable pass. Otherwise the new values overwrite
-    # the gradient (scratch from here on) and are copied in only if every one is finite.
-    cdef Py_ssize_t l, k, w_end, b_end
-    cdef bint finite = True
-    cdef floating p_new, alpha = <floating>opt.alpha
-    cdef double g_bound = abs_max(grad, lay.n_params)
-    cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
-    if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
-        for l in range(lay.n_layers):
-            w_end = lay.b_off[l]
-            b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
-            if alpha != 0:
-                for k in range(lay.w_off[l], w_end):
-                    params[k] = params[k] - lr * (grad[k] + alpha * params[k])
-            else:
-                for k in range(lay.w_off[l], w_end):
-                    params[k] = params[k] - lr * grad[k]
-            for k in range(w_end, b_end):
-                params[k] = params[k] - lr * grad[k]
-        if p_bound != NULL:
-            p_bound[0] = bound + lr * (g_bound + opt.alpha * bound)
-        return True
-    for l in range(lay.n_layers):
-        w_end = lay.b_off[l]
-        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
-        for k in range(lay.w_off[l], w_end):
-            p_new = params[k] - lr * (grad[k] + alpha * params[k] if alpha != 0 else grad[k])
-            grad[k] = p_new
-            finite = finite & isfinite(p_new)
-        for k in range(w_end, b_end):
-            p_new = params[k] - lr * grad[k]
-            grad[k] = p_new
-            finite = finite & isfinite(p_new)
-    if not finite:
-        return False
-    for l in range(lay.n_layers):
-        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else lay.b_off[l]
-        memcpy(params + lay.w_off[l], grad + lay.w_off[l],
-               (b_end - lay.w_off[l]) * sizeof(floating))
-    if p_bound != NULL:
-        p_bound[0] = abs_max(params, lay.n_params)
-    return True
-
-
-cdef bint optimizer_step(
-    const Layout* lay, const OptConfig* opt, floating* params, floating* grad,
-    floating* state, int64_t* step_count, double lr, double* p_bound,
-) noexcept nogil:
-    # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
-    # gradient `grad`, with L2 alpha * W added to the weights' gradient. Two passes: the first
-    # only checks that every new value is finite; the second (identical arithmetic) writes the
-    # parameters and the optimizer state. Returns False, changing nothing, if a value would be
-    # inf/NaN. state: SGD momentum [velocity], Adam [m, v], Rprop [prev grad, step size].
-    # p_bound: see plain_sgd_step (the other optimizers check every value and leave it alone).
-    cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
-    cdef int pass_
-    cdef bint commit, finite = True
-    cdef floating g, p_new, alpha = <floating>opt.alpha
-    cdef floating step_size = 0, bc2_sqrt = 0
-    cdef double t
-    if opt.kind == OPT_SGD and state == NULL:
-        if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound):
-            return False
-        step_count[0] += 1
-        return True
-    if opt.kind == OPT_ADAM:
-        t = <double>(step_count[0] + 1)
-        # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
-        # which differs from beta ** t (torch, the oracle) in the last bit at some t.
-        step_size = <floating>(lr / (1.0 - pow(opt.beta1, t)))
-        bc2_sqrt = <floating>sqrt(1.0 - pow(opt.beta2, t))
-    for pass_ in range(2):
-        commit = pass_ == 1
-        for l in range(lay.n_layers):
-            w_end = lay.b_off[l]
-            b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
-            for k in range(lay.w_off[l], b_end):
-                g = grad[k]
-                if k < w_end and alpha != 0:
-                    g = g + alpha * params[k]
-                p_new = param_value(opt, k, n, params[k], g, state, <floating>lr, step_size,
-                                    bc2_sqrt, commit)
-                if commit:
-                    params[k] = p_new
-                else:
-                    finite = finite & isfinite(p_new)
-        if not finite:
-            return False
-    step_count[0] += 1
-    return True
-
-
-
-cdef int single_row_sgd_step(
-    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
-    const floating* T, const Py_ssize_t* order, Py_ssize_t start, floating* A, floating* D,
-    floating* backup, floating lr, double* batch_loss, double* p_bound,
-) noexcept nogil:
-    # Stateless SGD on a one-row batch, fused: the gradient of one sample is a_i * delta_j
-    # exactly (0 + a_i d_j), so each weight is updated straight from the activations and
-    # deltas - the same numbers as batch_gradient + plain_sgd_step, without clearing, filling
-    # and re-reading a gradient buffer. The input row is read in place (no copy).
-    #
-    # A step whose new values are not all finite is refused whole, as everywhere else. Checking
-    # every new value would keep the update loops scalar, so instead: p_bound bounds max |params|
-    # (kept by train_epoch), and if max|a_i| max|d_j| + alpha p_bound cannot take any value past
-    # SAFE_MAGNITUDE the loops run unchecked; otherwise (in practice: only on the way to a
-    # divergence) the old parameters are backed up, every value checked, and restored on failure.
-    cdef Py_ssize_t l, i, j, L = lay.n_layers, n_in, n_out
-    cdef bint finite = True, safe
-    cdef floating a_i, s, p_new, alpha = <floating>opt.alpha
-    cdef floating slope = <floating>lay.slope
-    cdef double g_bound = 0.0, term
-    cdef floating* W
-    cdef floating* b
-    cdef floating* w_row
-    cdef const floating* a_in
-    cdef const floating* d
-    cdef floating* d_in
-    cdef const floating* x = X + (order[start] if order != NULL else start) * lay.sizes[0]
-    forward_block(lay, params, x, A, 1)
-    batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
-                                 D + lay.a_off[L], output_lse(lay, A, 1), 1, 0.0)
-    if not isfinite(batch_loss[0]):
-        return FIT_LOSS_NOT_FINITE
-    # Every layer's delta first, each from the weights above it before their update.
-    l = L - 1
-    while l > 0:
-        n_in = lay.sizes[l]
-        n_out = lay.sizes[l + 1]
-        W = params + lay.w_off[l]
-        a_in = A + lay.a_off[l]
-        d = D + lay.a_off[l + 1]
-        delta_below(W, d, a_in, D + lay.a_off[l], n_in, n_out, lay.act[l - 1], slope)
-        l -= 1
-    # A bound on every gradient term a_i d_j (biases: a = 1).
-    for l in range(L):
-        a_in = x if l == 0 else A + lay.a_off[l]
-        term = abs_max(a_in, lay.sizes[l])
-        if term < 1.0:
-            term = 1.0
-        term = term * abs_max(D + lay.a_off[l + 1], lay.sizes[l + 1])
-        if term > g_bound or term != term:
-            g_bound = term
-    safe = update_is_safe(p_bound[0], g_bound, opt.alpha, lr, floating is float)
-    if not safe:
-        memcpy(backup, params, lay.n_params * sizeof(floating))
-    for l in range(L):
-        n_in = lay.sizes[l]
-        n_out = lay.sizes[l + 1]
-        W = params + lay.w_off[l]
-        b = params + lay.b_off[l]
-        a_in = x if l == 0 else A + lay.a_off[l]
-        d = D + lay.a_off[l + 1]
-        if safe:
-            if alpha != 0:
-                for i in range(n_in):
-                    a_i = a_in[i]
-                    w_row = W + i * n_out
-                    for j in range(n_out):
-                        w_row[j] = w_row[j] - lr * (a_i * d[j] + alpha * w_row[j])
-            else:
-                rank1_sgd(W, a_in, d, n_in, n_out, lr)
-            if opt.train_biases:
-                for j in range(n_out):
-                    b[j] = b[j] - lr * d[j]
-            continue
-        for i in range(n_in):
-            a_i = a_in[i]
-            w_row = W + i * n_out
-            for j in range(n_out):
-                if alpha != 0:
-                    p_new = w_row[j] - lr * (a_i * d[j] + alpha * w_row[j])
-                else:
-                    p_new = w_row[j] - lr * (a_i * d[j])
-                w_row[j] = p_new
-                finite = finite & isfinite(p_new)
-        if opt.train_biases:
-            for j in range(n_out):
-                p_new = b[j] - lr * d[j]
-                b[j] = p_new
-                finite = finite & isfinite(p_new)
-    if safe:
-        p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
-        return FIT_OK
-    if not finite:
-        memcpy(params, backup, lay.n_params * sizeof(floating))
-    p_bound[0] = abs_max(params, lay.n_params)
-    return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
-
-
-
-
-
-cdef bint fused_sgd_applies(const Layout* lay, Py_ssize_t rows) noexcept nogil:
-    # Every layer of a `rows`-row block goes through BLAS gemm (the fused step's update is one).
-    cdef Py_ssize_t l
-    for l in range(lay.n_layers):
-        if rows * lay.sizes[l] * lay.sizes[l + 1] < lay.blas_min_work:
-            return False
-    return True
-
-
-cdef int fused_sgd_batch(
-    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
-    const floating* T, const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t count,
-    floating* A, floating* D, floating* grad, floating lr, double* batch_loss, double* p_bound,
-    bint in_order,
-) noexcept nogil:
-    # Plain SGD on a minibatch of `count` rows (one block, every layer through BLAS) with the
-    # update folded into the weight-gradient gemm: W <- (1 - lr alpha) W - (lr / count) A^T D,
-    # so the gradient is never written, zeroed, divided, bounded and re-read (five passes over
-    # the parameters, which capped wide layers at ~80 % of the GEMM rate).
-    #
-    # Every delta is computed first, from the weights before the update. The update cannot be
-    # undone, so before any of it is applied an a-priori bound, |(A^T D)_ij| / count <=
-    # sum_r max|a_r| max|d_r| / count (biases: a = 1), must prove no value can overflow
-    # (update_is_safe); otherwise FUSED_FALLBACK and the caller runs the checked path. The
-    # numbers differ from batch_gradient + plain_sgd_step only in rounding (gemm already sums in
-    # its own order). in_order (no shuffle: order is the identity): the input rows are read in
-    # place, not copied into the workspace.
-    cdef Py_ssize_t l, r, j, L = lay.n_layers, n_in, n_out, rows = count
-    cdef double g_bound = 0.0, s, am
-    cdef floating scale_w
-    cdef floating* W
-    cdef floating* b
-    cdef const floating* a
-    cdef floating* d
-    cdef const floating* x0 = X + start * lay.sizes[0]
-    if not in_order:
-        load_rows(lay, X, order, start, rows, A)
-        x0 = A
-    forward_block(lay, params, x0, A, rows)
-    batch_loss[0] = output_delta(
-        lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, order, start,
-        D + rows * lay.a_off[L], output_lse(lay, A, rows), rows, 0.0) / count
-    if not isfinite(batch_loss[0]):
-        return FIT_LOSS_NOT_FINITE
-    l = L - 1
-    while l > 0:
-        n_in = lay.sizes[l]
-        n_out = lay.sizes[l + 1]
-        gemm_rowmajor(lay, False, True, rows, n_in, n_out, 1, D + rows * lay.a_off[l + 1], n_out,
-                      params + lay.w_off[l], n_out, 0, D + rows * lay.a_off[l], n_in)
-        times_derivative(D + rows * lay.a_off[l], A + rows * lay.a_off[l], rows * n_in,
-                         lay.act[l - 1], <floating>lay.slope)
-        l -= 1
-    for l in range(L):
-        n_in = lay.sizes[l]
-        n_out = lay.sizes[l + 1]
-        a = x0 if l == 0 else A + rows * lay.a_off[l]
-        d = D + rows * lay.a_off[l + 1]
-        s = 0.0
-        for r in range(rows):
-            am = abs_max(a + r * n_in, n_in)
-            if am < 1.0:
-                am = 1.0
-            s += am * abs_max(d + r * n_out, n_out)  # NaN stays NaN
-        s = s / count
-        if s > g_bound or s != s:
-            g_bound = s
-    if not update_is_safe(p_bound[0], g_bound, opt.alpha, lr, floating is float):
-        return FUSED_FALLBACK
-    scale_w = <floating>(1.0 - <double>lr * opt.alpha)
-    for l in range(L):
-        n_in = lay.sizes[l]
-        n_out = lay.sizes[l + 1]
-        W = params + lay.w_off[l]
-        b = params + lay.b_off[l]
-        a = x0 if l == 0 else A + rows * lay.a_off[l]
-        d = D + rows * lay.a_off[l + 1]
-        gemm_rowmajor(lay, True, False, n_in, n_out, rows, -lr / <floating>count, a, n_in, d, n_out,
-                      scale_w, W, n_out)
-        if opt.train_biases:
-            # Column sums of d, row after row (each column still adds its rows in order, the
-            # same bits as a sum down each column) so that the loop runs along contiguous
-            # memory and vectorises; `grad` is free scratch here (the fused step writes none).
-            memset(grad, 0, n_out * sizeof(floating))
-            for r in range(rows):
-                for j in range(n_out):
-                    grad[j] = grad[j] + d[r * n_out + j]
-            for j in range(n_out):
-                b[j] = b[j] - lr * (grad[j] / <floating>count)
-    p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
-    return FIT_OK
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,41 +232,6 @@ cdef Route choose_route(const Layout* lay, const OptConfig* opt, Py_ssize_t rows
             and route_on(lay, ROUTE_FUSED_SGD)):
         return ROUTE_FUSED_SGD
     return ROUTE_GENERAL
-
-
-cdef int tiny2_rows(
-    const Layout* lay, const OptConfig* opt, double* params, const double* X, const double* T,
-    const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t end, double lr, int64_t* step_count,
-    double* total, double* batch_loss,
-) noexcept nogil:
-    # The tiny2 route over one-row batches start .. end-1 (order NULL: rows in order).
-    cdef cprop_tiny2_config c
-    cdef int failure = FIT_OK
-    cdef Py_ssize_t k, r, row
-    c.act_hidden = lay.act[0]
-    c.act_out = lay.act[1]
-    c.loss = lay.loss
-    c.train_biases = opt.train_biases
-    c.slope = lay.slope
-    c.alpha = opt.alpha
-    c.lr = lr
-    if order != NULL:
-        k = cprop_tiny2_rows_d(
-            params + lay.w_off[0], params + lay.b_off[0], params + lay.w_off[1],
-            params + lay.b_off[1], X, T, order, start, end, &c, total, batch_loss, &failure,
-            lay.sizes[0], lay.sizes[1], lay.sizes[2])
-        step_count[0] += k - start
-        return failure
-    for r in range(start, end):
-        row = r
-        k = cprop_tiny2_rows_d(
-            params + lay.w_off[0], params + lay.b_off[0], params + lay.w_off[1],
-            params + lay.b_off[1], X, T, &row, 0, 1, &c, total, batch_loss, &failure,
-            lay.sizes[0], lay.sizes[1], lay.sizes[2])
-        step_count[0] += k
-        if failure != FIT_OK:
-            return failure
-    return FIT_OK
 
 
 cdef int train_rows(
@@ -1058,7 +710,7 @@ cdef class Stepper:
 
     def __call__(self, X, T):
         """One step on (X, T) at this stepper's learning rate; returns the loss before it."""
-        cdef object loss = self.step(X, T, self.lr)
+        cdef object loss = self.try_step(X, T, self.lr)
         if loss is None:
             return self.fallback(self, X, T)
         return loss
@@ -1087,10 +739,13 @@ cdef class Stepper:
                 and self.same_arg(4, beta2) and self.same_arg(5, eps)
                 and self.same_arg(6, alpha)):
             return None
-        return self.step(X, T, lr)
+        return self.try_step(X, T, lr)
 
     def step(self, X, T, lr):
         """The loss before the step, or None (nothing changed): see the class docstring."""
+        return self.try_step(X, T, lr)
+
+    cdef object try_step(self, object X, object T, object lr):
         cdef bint single_x = False, single_t = False, ok = True, release
         cdef Py_ssize_t work = 0
         cdef Py_ssize_t rows, t_rows

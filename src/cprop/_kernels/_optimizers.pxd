@@ -9,9 +9,12 @@
 # `g` already includes the L2 term alpha * p for weights (torch's weight_decay).
 
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport sqrt, sqrtf, pow, isfinite
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 
-from cprop._kernels._types cimport OptConfig
+from cprop._kernels._types cimport Layout, OptConfig, OPT_SGD, OPT_ADAM, OPT_RPROP
+from cprop._kernels._layers cimport abs_max, update_is_safe
 
 
 cdef inline floating sgd_value(
@@ -79,3 +82,114 @@ cdef inline floating rprop_value(
         prev[0] = g
     direction = 1 if g > 0 else (-1 if g < 0 else 0)
     return p - direction * step
+
+
+# One update of a whole network: every route's update that is not folded into its own loops.
+
+cdef inline floating param_value(
+    const OptConfig* opt, Py_ssize_t k, Py_ssize_t n, floating p, floating g, floating* state,
+    floating lr, floating step_size, floating bc2_sqrt, bint commit,
+) noexcept nogil:
+    if opt.kind == OPT_ADAM:
+        return adam_value(opt, p, g, state + k, state + n + k, step_size, bc2_sqrt, commit)
+    if opt.kind == OPT_RPROP:
+        return rprop_value(opt, p, g, state + k, state + n + k, commit)
+    return sgd_value(opt, p, g, state + k if state != NULL else NULL, lr, commit)
+
+
+cdef inline bint plain_sgd_step(
+    const Layout* lay, const OptConfig* opt, floating* params, floating* grad, floating lr,
+    double* p_bound,
+) noexcept nogil:
+    # SGD without momentum keeps no state. If the step provably cannot overflow (update_is_safe,
+    # from max |grad| and p_bound, a bound on max |params| that the caller keeps, or NULL to take
+    # it exactly here) it is one unchecked, vectorisable pass. Otherwise the new values overwrite
+    # the gradient (scratch from here on) and are copied in only if every one is finite.
+    cdef Py_ssize_t l, k, w_end, b_end
+    cdef bint finite = True
+    cdef floating p_new, alpha = <floating>opt.alpha
+    cdef double g_bound = abs_max(grad, lay.n_params)
+    cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
+    if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
+        for l in range(lay.n_layers):
+            w_end = lay.b_off[l]
+            b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+            if alpha != 0:
+                for k in range(lay.w_off[l], w_end):
+                    params[k] = params[k] - lr * (grad[k] + alpha * params[k])
+            else:
+                for k in range(lay.w_off[l], w_end):
+                    params[k] = params[k] - lr * grad[k]
+            for k in range(w_end, b_end):
+                params[k] = params[k] - lr * grad[k]
+        if p_bound != NULL:
+            p_bound[0] = bound + lr * (g_bound + opt.alpha * bound)
+        return True
+    for l in range(lay.n_layers):
+        w_end = lay.b_off[l]
+        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+        for k in range(lay.w_off[l], w_end):
+            p_new = params[k] - lr * (grad[k] + alpha * params[k] if alpha != 0 else grad[k])
+            grad[k] = p_new
+            finite = finite & isfinite(p_new)
+        for k in range(w_end, b_end):
+            p_new = params[k] - lr * grad[k]
+            grad[k] = p_new
+            finite = finite & isfinite(p_new)
+    if not finite:
+        return False
+    for l in range(lay.n_layers):
+        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else lay.b_off[l]
+        memcpy(params + lay.w_off[l], grad + lay.w_off[l],
+               (b_end - lay.w_off[l]) * sizeof(floating))
+    if p_bound != NULL:
+        p_bound[0] = abs_max(params, lay.n_params)
+    return True
+
+
+cdef inline bint optimizer_step(
+    const Layout* lay, const OptConfig* opt, floating* params, floating* grad,
+    floating* state, int64_t* step_count, double lr, double* p_bound,
+) noexcept nogil:
+    # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
+    # gradient `grad`, with L2 alpha * W added to the weights' gradient. Two passes: the first
+    # only checks that every new value is finite; the second (identical arithmetic) writes the
+    # parameters and the optimizer state. Returns False, changing nothing, if a value would be
+    # inf/NaN. state: SGD momentum [velocity], Adam [m, v], Rprop [prev grad, step size].
+    # p_bound: see plain_sgd_step (the other optimizers check every value and leave it alone).
+    cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
+    cdef int pass_
+    cdef bint commit, finite = True
+    cdef floating g, p_new, alpha = <floating>opt.alpha
+    cdef floating step_size = 0, bc2_sqrt = 0
+    cdef double t
+    if opt.kind == OPT_SGD and state == NULL:
+        if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound):
+            return False
+        step_count[0] += 1
+        return True
+    if opt.kind == OPT_ADAM:
+        t = <double>(step_count[0] + 1)
+        # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
+        # which differs from beta ** t (torch, the oracle) in the last bit at some t.
+        step_size = <floating>(lr / (1.0 - pow(opt.beta1, t)))
+        bc2_sqrt = <floating>sqrt(1.0 - pow(opt.beta2, t))
+    for pass_ in range(2):
+        commit = pass_ == 1
+        for l in range(lay.n_layers):
+            w_end = lay.b_off[l]
+            b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+            for k in range(lay.w_off[l], b_end):
+                g = grad[k]
+                if k < w_end and alpha != 0:
+                    g = g + alpha * params[k]
+                p_new = param_value(opt, k, n, params[k], g, state, <floating>lr, step_size,
+                                    bc2_sqrt, commit)
+                if commit:
+                    params[k] = p_new
+                else:
+                    finite = finite & isfinite(p_new)
+        if not finite:
+            return False
+    step_count[0] += 1
+    return True
