@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import cprop
-from _helpers import fd4, fd_gradient, flat
+from parity import fd4, fd_gradient, flat
 from cprop import oracle
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")

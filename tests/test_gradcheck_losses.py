@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import cprop
-from _helpers import fd_gradient as _fd_gradient, flat, hidden_pre_activations
+from parity import fd_gradient as _fd_gradient, flat, hidden_pre_activations
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 PAIRINGS = (

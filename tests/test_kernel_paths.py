@@ -16,7 +16,7 @@ import pytest
 
 import cprop
 from cprop import oracle
-from _helpers import rel_err
+from parity import rel_err
 
 WIDTHS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 70)
 RTOL = {"float64": 1e-12, "float32": 1e-5}

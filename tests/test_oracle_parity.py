@@ -37,7 +37,7 @@ import pytest
 
 import cprop
 from cprop import oracle
-from _helpers import rel_err
+from parity import rel_err
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 OUTPUT = ("sigmoid", "identity")

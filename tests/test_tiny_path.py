@@ -14,7 +14,7 @@ import pytest
 
 import cprop
 from cprop import oracle
-from _helpers import rel_err
+from parity import rel_err
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 HEADS = (("sigmoid", "squared_error"), ("softmax", "cross_entropy"),

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import cprop
-from _helpers import hidden_pre_activations
+from parity import hidden_pre_activations
 
 F64 = torch.float64
 RTOL = 1e-10          # gradients and float64 trajectories, per parameter array, norm-wise
