@@ -214,14 +214,15 @@ MAX_F32_FIT_REDUCED = 0.15  # fraction of a family's cases that may run at a red
 
 @dataclass
 class FitRun:
-    """What an oracle fit left: parameters, history (None: it raised FloatingPointError),
-    learning rates per epoch, optimizer state, step counter and generator state."""
+    """What an oracle fit left: parameters, history.loss (None: it raised FloatingPointError),
+    history.lr, optimizer state, step counter, generator state, and the History itself."""
     params: list
     loss: list | None
     lr: list | None
     state: list
     steps: int
     rng_state: int
+    history: object = None
 
 
 def oracle_fit_run(o, X, T, **fit_kwargs) -> FitRun:
@@ -231,7 +232,7 @@ def oracle_fit_run(o, X, T, **fit_kwargs) -> FitRun:
     except FloatingPointError:
         return FitRun(o.params_flat(), None, None, list(o.opt_state), o.opt_steps, o.rng.state)
     return FitRun(o.params_flat(), list(h.loss), list(h.lr), list(o.opt_state), o.opt_steps,
-                  o.rng.state)
+                  o.rng.state, h)
 
 
 def float32_fit_probe(run, start, lr, probe_key):
