@@ -175,9 +175,6 @@ def flat_gradient(grad_weights, grad_biases) -> np.ndarray:
                            for gW, gb in zip(grad_weights, grad_biases)])
 
 
-flat = flat_gradient  # the old name, until the gradient checks import flat_gradient
-
-
 def state_slots(state, n_params: int) -> list[np.ndarray]:
     """The optimizer state split into its n_params-long slots (velocity; m, v; prev, step)."""
     s = np.asarray(state, dtype=np.float64)
