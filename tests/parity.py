@@ -109,6 +109,20 @@ def same_bits(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def replay(sizes, net_kw, X, T, steps, batch_size, lr, **opt):
+    """A fresh network after `steps` steps on the batches fit takes without shuffle: the whole
+    epochs by fit, the rest by train_step (the two agree bit for bit: tests/test_mlp_api.py)."""
+    net = cprop.MLP(sizes, **net_kw)
+    starts = list(range(0, X.shape[0], batch_size))
+    epochs, rest = divmod(steps, len(starts))
+    if epochs:
+        net.fit(X, T, epochs=epochs, batch_size=batch_size, shuffle=False, lr=lr, **opt)
+    for s in starts[:rest]:
+        net.train_step(X[s:s + batch_size], T[s:s + batch_size], lr, **opt)
+    assert net._opt_steps[0] == steps
+    return net
+
+
 # --------------------------------------------------------------------------------------------
 # What the oracle gets
 # --------------------------------------------------------------------------------------------

@@ -57,7 +57,8 @@ if [ $asan -eq 1 ]; then
 
   TESTS=(${SANITIZE_TESTS:-tests/test_oracle_parity.py tests/test_parity_training.py tests/test_blas_path.py
          tests/test_seed_example.py tests/test_validation.py tests/test_save_load.py
-         tests/test_fuzz.py tests/test_fuzz_load.py tests/test_reliability.py})
+         tests/test_fuzz.py tests/test_fuzz_load.py tests/test_reliability.py
+         tests/test_interrupts.py})
 
   echo "::: pytest under AddressSanitizer: ${TESTS[*]}"
   start=$(date +%s)
