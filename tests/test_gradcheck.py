@@ -133,7 +133,7 @@ def test_oracle_gradients_match_finite_differences(hidden, output):
     err = rel_err(g, fd)
     assert err <= GRAD_RTOL, f"oracle {o!r}: gradients vs FD, relative error {err:.3e}"
     assert np.max(np.abs(fd)) > 1e-6
-    # and the compiled gradient of the same network is the oracle's (test_oracle_parity's bound)
+    # and the compiled gradient of the same network is the oracle's (the float64 parity bound)
     assert rel_err(flat(*net.gradients(X, T)), g) <= 1e-12
 
 

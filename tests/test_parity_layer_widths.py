@@ -1,4 +1,5 @@
-"""The code paths inside the kernels that the random parity cases (widths 1-9) do not reach.
+"""Every layer width from 1 to 70, and every SGD step kind, against the oracle: the parts of the
+kernels that the random parity cases (widths 1-9) do not reach.
 
 * ``_dense.h``'s one-sample row kernels (forward net input, the fused single-sample SGD update,
   the per-sample gradient term) process columns in blocks of 8 vectors (16 float64 / 32 float32
@@ -6,7 +7,9 @@
   70 crosses a different mix of those; each must give the oracle's numbers.
 * The SGD steps skip their per-value overflow checks when a bound on |params| and |gradient|
   proves no value can pass 1e300 (1e36 in float32) - and must fall back to the checked path,
-  with identical results, when the bound does not hold.
+  with identical results, when the bound does not hold; a step that does overflow is refused
+  whole on every step kind.
+* The fused minibatch SGD step (the update folded into the weight-gradient gemm).
 """
 
 from __future__ import annotations
