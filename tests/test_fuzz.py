@@ -1,4 +1,4 @@
-"""Fuzzing every public entry point with hypothesis (issue 8).
+"""Fuzzing every public entry point with hypothesis: a result or a documented error, never a crash.
 
 The kernels run with bounds checks off, so the Python layer must turn *any* argument into either
 a correct result or one of the documented exceptions:

@@ -1,4 +1,4 @@
-"""Fuzzing ``cprop train``, ``cprop predict`` and ``cprop export`` (issue 8 on the CLI of issue 7).
+"""Fuzzing ``cprop train``, ``cprop predict`` and ``cprop export`` with hostile CSV files.
 
 Hypothesis writes hostile CSV files - ragged rows, empty and duplicate names, NaN/inf/huge and
 non-numeric cells, quotes, NUL bytes, text that is not UTF-8, no header, header only - and picks

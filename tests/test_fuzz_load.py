@@ -1,4 +1,4 @@
-"""Hostile files: hypothesis feeds random and mutated bytes to ``cprop.load`` (issue 8).
+"""Hostile files: hypothesis feeds random and mutated bytes to ``cprop.load`` (refuse or load).
 
 Three generators, each a fixed budget of examples (deterministic: ``derandomize=True``):
 

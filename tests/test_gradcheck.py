@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import cprop
-from _helpers import fd4, fd_gradient, flat
+from parity import fd4, fd_gradient, flat_gradient as flat, hidden_pre_activations, rel_err
 from cprop import oracle
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
@@ -43,31 +43,6 @@ SEEDS_PER_PAIR = 5
 H = 1e-4
 GRAD_RTOL = 1e-8
 RELU_MARGIN = 1e-2
-TINY = np.finfo(np.float64).tiny
-
-
-def rel_err(actual, expected) -> float:
-    """``max|a - b| / max(max|b|, tiny)`` (norm-wise, relative to the FD gradient)."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), TINY))
-
-
-def pre_activations(params, sizes, X):
-    """Every layer's z = a @ W + b, in NumPy (to see which side of 0 each relu unit is on)."""
-    zs, a, offset = [], X, 0
-    L = len(sizes) - 1
-    for l in range(L):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        W = params[offset:offset + n_in * n_out].reshape(n_in, n_out)
-        offset += n_in * n_out
-        b = params[offset:offset + n_out]
-        offset += n_out
-        z = a @ W + b
-        zs.append(z)
-        a = np.maximum(z, 0.0)  # only used for relu networks
-    return zs[:-1]  # the hidden layers (the output layer is never relu)
 
 
 def make_case(hidden, output, seed):
@@ -83,7 +58,7 @@ def make_case(hidden, output, seed):
     X = np.array([[rng.uniform(-2.0, 2.0) for _ in range(sizes[0])] for _ in range(n + 8)])
     T = np.array([[rng.uniform(0.0, 1.0) for _ in range(sizes[-1])] for _ in range(n + 8)])
     if hidden == "relu" and depth > 1:
-        zs = pre_activations(net.params, sizes, X)
+        zs = hidden_pre_activations(net, X)
         keep = np.all([np.all(np.abs(z) >= RELU_MARGIN, axis=1) for z in zs], axis=0)
         X, T = X[keep], T[keep]
     # n rows (8 spares cover the ones a relu network drops)
@@ -95,7 +70,7 @@ def make_case(hidden, output, seed):
 def relu_sides(net, X):
     if net.hidden != "relu":
         return None
-    return [z > 0 for z in pre_activations(net.params, net.layer_sizes, X)]
+    return [z > 0 for z in hidden_pre_activations(net, X)]
 
 
 def compiled_fd_gradient(net, X, T):
@@ -128,7 +103,7 @@ def test_relu_cases_are_away_from_kinks():
     # The relu cases above really are relu networks with hidden layers, and keep some rows.
     for s in range(1, SEEDS_PER_PAIR):
         net, X, T = make_case("relu", "identity", s)
-        zs = pre_activations(net.params, net.layer_sizes, X)
+        zs = hidden_pre_activations(net, X)
         assert zs and all(np.min(np.abs(z)) >= RELU_MARGIN for z in zs)
         assert any(np.any(z > 0) for z in zs) and any(np.any(z < 0) for z in zs)
 
@@ -158,7 +133,7 @@ def test_oracle_gradients_match_finite_differences(hidden, output):
     err = rel_err(g, fd)
     assert err <= GRAD_RTOL, f"oracle {o!r}: gradients vs FD, relative error {err:.3e}"
     assert np.max(np.abs(fd)) > 1e-6
-    # and the compiled gradient of the same network is the oracle's (test_oracle_parity's bound)
+    # and the compiled gradient of the same network is the oracle's (the float64 parity bound)
     assert rel_err(flat(*net.gradients(X, T)), g) <= 1e-12
 
 

@@ -30,7 +30,8 @@ import numpy as np
 import pytest
 
 import cprop
-from _helpers import fd_gradient as _fd_gradient, flat, hidden_pre_activations
+from parity import (fd_gradient as _fd_gradient, flat_gradient as flat,
+                    hidden_pre_activations, rel_err)
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 PAIRINGS = (
@@ -46,14 +47,6 @@ GRAD_RTOL = 1e-8
 KINK_MARGIN = 1e-2
 LEAKY_SLOPE = 0.1
 KINKED = ("relu", "leaky_relu")
-
-
-def rel_err(actual, expected) -> float:
-    """``max|a - b| / max(max|b|, 1e-300)`` (norm-wise, relative to the FD gradient)."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
 def make_targets(rng, output, loss, n, n_out, seed):

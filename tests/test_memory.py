@@ -1,4 +1,4 @@
-"""No leaks (issue 8): memory stays flat over many calls, on success and on error paths.
+"""No leaks: memory stays flat over many calls, on success and on error paths.
 
 Two measures, each after a warm-up (workspaces are cached per network and batch size, and
 NumPy/CPython keep free lists, so the first calls legitimately allocate):

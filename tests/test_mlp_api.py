@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import _thread
 import math
-import os
 import re
-import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +12,7 @@ import pytest
 import cprop
 from cprop import oracle
 from cprop.mlp import History
+from parity import same_bits
 
 SIZES = [3, 5, 4, 2]
 _rng = np.random.default_rng(2024)
@@ -69,10 +66,6 @@ def np_gradients(net, X, T):
 
 def flat_grad(gw, gb):
     return np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(gw, gb)])
-
-
-def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -612,66 +605,3 @@ def test_forward_and_train_step_from_many_threads():
     for _ in range(4):
         ref.train_step(XA, TA, 0.01)
     assert same_bits(net.params, ref.params)        # each step saw the previous one's result
-
-
-# ------------------------------------------------------------------------------------------------
-# Ctrl-C
-# ------------------------------------------------------------------------------------------------
-
-def _send_sigint_kill():
-    os.kill(os.getpid(), signal.SIGINT)
-
-
-def _send_sigint_raise():
-    signal.raise_signal(signal.SIGINT)
-
-
-def _send_interrupt_main():
-    _thread.interrupt_main()
-
-
-@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name == "nt",
-                    reason="POSIX signals needed")
-@pytest.mark.parametrize("send", [_send_sigint_kill, _send_sigint_raise, _send_interrupt_main],
-                         ids=["os.kill", "raise_signal", "interrupt_main"])
-def test_keyboard_interrupt_stops_fit(send):
-    assert threading.current_thread() is threading.main_thread()
-    rng = np.random.default_rng(0)
-    Xk, Tk = rng.normal(size=(512, 16)), rng.uniform(size=(512, 1))
-    sizes = [16, 64, 64, 1]
-    kw = dict(lr=0.01, batch_size=8)
-
-    # size the fit so that it would take >= ~15 s (not a speed assertion: only so that an
-    # interrupt that is not seen cannot go unnoticed)
-    probe = cprop.MLP(sizes, seed=0)
-    t0 = time.perf_counter()
-    probe.fit(Xk, Tk, epochs=5, **kw)
-    per_epoch = max((time.perf_counter() - t0) / 5, 1e-6)
-    epochs = int(math.ceil(15.0 / per_epoch))
-
-    net = cprop.MLP(sizes, seed=0)
-    p0 = net.params.copy()
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.3, send)
-    try:
-        t0 = time.perf_counter()
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            net.fit(Xk, Tk, epochs=epochs, **kw)
-        elapsed = time.perf_counter() - t0
-    finally:
-        timer.cancel()
-        timer.join()
-        signal.signal(signal.SIGINT, old)
-    assert elapsed < 5.0, f"interrupt seen after {elapsed:.1f} s of a ~15 s fit"
-
-    assert np.isfinite(net.params).all()
-    assert not same_bits(net.params, p0)           # it did train before the interrupt
-    o = oracle.MLP(sizes, seed=0)
-    o.set_params_flat(net.params.tolist())
-    Xs, Ts = Xk[:64], Tk[:64]
-    assert net.loss(Xs, Ts) == pytest.approx(o.loss(Xs.tolist(), Ts.tolist()), rel=1e-12,
-                                             abs=1e-12)
-    # the network still trains normally afterwards
-    h = net.fit(Xk[:16], Tk[:16], epochs=2, **kw)
-    assert h.epochs == 2 and np.isfinite(net.params).all()

@@ -20,13 +20,13 @@ optimizer's options change), refused steps, and the loss/output pairing rules.
 float64 results are bit-identical, Adam's included (see
 :func:`test_adam_bias_correction_is_real_pow_bit_for_bit`).
 
-Tolerances and float32 handling are those of ``test_oracle_parity.py`` (relative error
-``max|a - b| / max(max|b|, tiny)``; 1e-12 in float64, 1e-5 in float32, where the oracle gets the
-float32-rounded copies of everything the compiled path rounds on entry -- parameters, X, T, lr,
-momentum, alpha, the leaky_relu slope -- and gradients are compared as one flat vector). A
-float32 fit is compared at the case's learning rate halved until the exact (double) run from
-the float32 start is stable and well-conditioned (:func:`float32_fit_reference`); no case is
-skipped.
+Tolerances, the error measure and the float32 rules are the parity harness's (``parity.py``):
+1e-12 in float64, 1e-5 in float32, where the oracle gets the float32-rounded copies of everything
+the compiled path rounds on entry -- parameters, X, T, lr, momentum, alpha, the leaky_relu slope
+-- and gradients are compared as one flat vector. A float32 fit is compared at the case's
+learning rate halved until the exact (double) run from the float32 start is stable and
+well-conditioned (:func:`float32_fit_reference`); no case is skipped. ``pytest --parity-report``
+prints the worst relative error per quantity.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ import pytest
 
 import cprop
 from cprop import oracle
-from _helpers import rel_err
+from parity import (DTYPES, FitRun, as_oracle, assert_few_float32_fits_reduced,
+                    assert_rel, assert_same_params, assert_same_state, compiled_and_oracle,
+                    flat_gradient, float32_fit_lr, oracle_fit_run, oracle_options,
+                    oracle_scalar, state_slots)
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 PAIRINGS = (  # (loss, output)
@@ -64,105 +67,10 @@ LR_RANGE = {"sgd": (0.05, 1.0), "momentum": (0.02, 0.3), "nesterov": (0.02, 0.3)
             "adam": (0.002, 0.05), "rprop": (0.002, 0.05)}
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 SCHEDULES = ("constant", "invscaling", "step", "cosine")
-DTYPES = ("float64", "float32")
-RTOL = {"float64": 1e-12, "float32": 1e-5}
 EPOCHS = 3
 
 COMBOS = list(itertools.product(HIDDEN, PAIRINGS, OPTIMIZER_CONFIGS))
 N_CASES = len(COMBOS)  # 125
-
-# float32 fits (see float32_fit_reference)
-F32_DIVERGENCE_FACTOR = 4.0
-F32_PROBE_LIMIT = 1e-6
-F32_MAX_HALVINGS = 12
-MAX_F32_FIT_REDUCED = 0.25  # fraction of the cases that may run at a reduced lr
-
-#: The largest relative error seen per (quantity, dtype), for the report printed by
-#: ``python tests/test_parity_training.py``.
-WORST: dict[tuple[str, str], float] = {}
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-def assert_rel(actual, expected, dtype, what, quantity):
-    """``actual`` (compiled) equals ``expected`` (oracle) to ``RTOL[dtype]`` (see rel_err); a
-    NaN or infinity anywhere fails. Records the error under ``(quantity, dtype)`` in WORST."""
-    rtol = RTOL[dtype]
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != oracle shape {b.shape}"
-    assert np.isfinite(a).all() and np.isfinite(b).all(), (
-        f"{what}: non-finite values (actual {a!r}, expected {b!r})")
-    err = rel_err(a, b)
-    key = (quantity, dtype)
-    WORST[key] = max(WORST.get(key, 0.0), err)
-    if not err <= rtol:
-        d = np.abs(a - b)
-        k = np.unravel_index(np.argmax(d), d.shape) if d.ndim else ()
-        raise AssertionError(
-            f"{what}: relative error {err:.3e} > {rtol:g} (max |diff| {d[k]:.3e} at index "
-            f"{tuple(int(i) for i in k)}: actual {a[k]!r}, expected {b[k]!r}; "
-            f"max |expected| {np.max(np.abs(b)):.3e})")
-
-
-def f32(value: float) -> float:
-    return float(np.float32(value))
-
-
-def as_oracle(values, dtype: str):
-    """What the oracle gets for an input the compiled path converts to ``dtype`` on entry."""
-    arr = np.asarray(values, dtype=np.float64)
-    if dtype == "float32":
-        arr = arr.astype(np.float32).astype(np.float64)
-    return arr.tolist()
-
-
-def oracle_scalar(value: float, dtype: str) -> float:
-    """A number the float32 kernels round on entry (lr, momentum, alpha, the slope)."""
-    return f32(value) if dtype == "float32" else float(value)
-
-
-def oracle_options(options: dict, dtype: str) -> dict:
-    """Optimizer options for the oracle: float32 kernels cast momentum and alpha (betas and
-    eps enter double expressions, ``<floating>(1.0 - beta1)``, and stay as given)."""
-    out = dict(options)
-    for key in ("momentum", "alpha"):
-        if key in out:
-            out[key] = oracle_scalar(out[key], dtype)
-    return out
-
-
-def flat_gradient(grad_weights, grad_biases) -> np.ndarray:
-    parts = []
-    for gW, gb in zip(grad_weights, grad_biases):
-        parts.append(np.asarray(gW, dtype=np.float64).ravel())
-        parts.append(np.asarray(gb, dtype=np.float64).ravel())
-    return np.concatenate(parts)
-
-
-def state_slots(state, n_params: int) -> list[np.ndarray]:
-    """The optimizer state split into its n_params-long slots (velocity; m, v; prev, step)."""
-    s = np.asarray(state, dtype=np.float64)
-    assert s.size % n_params == 0
-    return [s[k * n_params:(k + 1) * n_params] for k in range(s.size // n_params)]
-
-
-def assert_same_state(net, o, dtype, what):
-    """Optimizer, state (slot by slot) and step counter of the compiled net and the oracle."""
-    n = net.n_params
-    assert net.optimizer.state_key[0] == o.optimizer.state_key[0], what
-    slots, oslots = state_slots(net._opt_state, n), state_slots(o.opt_state, n)
-    assert len(slots) == len(oslots), f"{what}: {len(slots)} state slots vs {len(oslots)}"
-    for k, (s, os_) in enumerate(zip(slots, oslots)):
-        assert_rel(s, os_, dtype, f"{what}: optimizer state slot {k}", "optimizer state")
-    assert int(net._opt_steps[0]) == o.opt_steps, (
-        f"{what}: step counter {int(net._opt_steps[0])} vs oracle {o.opt_steps}")
-
-
-def assert_same_params(net, o, dtype, what):
-    assert_rel(net.params, o.params_flat(), dtype, f"{what}: params", "params")
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,13 +171,7 @@ def make_case(index: int) -> Case:
 
 def build(case: Case, dtype: str):
     """The compiled network and the oracle, starting from the same parameters."""
-    net = cprop.MLP(list(case.sizes), dtype=dtype, seed=case.net_seed, **case.net_kwargs())
-    kwargs = case.net_kwargs()
-    kwargs["negative_slope"] = oracle_scalar(case.slope, dtype)
-    o = oracle.MLP(list(case.sizes), dtype=dtype, seed=case.net_seed, **kwargs)
-    if dtype == "float32":
-        o.set_params_flat(net.params.astype(np.float64).tolist())
-    return net, o
+    return compiled_and_oracle(case.sizes, dtype, seed=case.net_seed, **case.net_kwargs())
 
 
 def case_id(index: int) -> str:
@@ -359,33 +261,20 @@ def test_train_steps(index, dtype):
 # fit
 # --------------------------------------------------------------------------------------------
 
-@dataclass
-class FitResult:
-    params: list
-    loss: list | None  # None: the run raised FloatingPointError
-    lr: list | None
-    state: list
-    steps: int
-    rng_state: int
-
-
-def run_oracle_fit(case: Case, dtype: str, start, lr: float) -> FitResult:
+def run_oracle_fit(case: Case, dtype: str, start, lr: float) -> FitRun:
     """The oracle's fit of a case from the flat parameters ``start``."""
     kwargs = case.net_kwargs()
     kwargs["negative_slope"] = oracle_scalar(case.slope, dtype)
     o = oracle.MLP(list(case.sizes), dtype=dtype, seed=case.net_seed, **kwargs)
     o.set_params_flat(list(start))
     opts = oracle_options(dict(case.options, alpha=case.fit_alpha), dtype)
-    try:
-        h = o.fit(as_oracle(case.X, dtype), as_oracle(case.T, dtype), epochs=EPOCHS,
-                  lr=oracle_scalar(lr, dtype), batch_size=case.batch_size, shuffle=True,
-                  seed=case.fit_seed, lr_schedule=case.schedule, **opts)
-    except FloatingPointError:
-        return FitResult(o.params_flat(), None, None, list(o.opt_state), o.opt_steps,
-                         o.rng.state)
-    assert h.stop_reason == "max_epochs" and h.best_epoch is None and h.val_loss == []
-    return FitResult(o.params_flat(), list(h.loss), list(h.lr), list(o.opt_state),
-                     o.opt_steps, o.rng.state)
+    run = oracle_fit_run(o, as_oracle(case.X, dtype), as_oracle(case.T, dtype), epochs=EPOCHS,
+                         lr=oracle_scalar(lr, dtype), batch_size=case.batch_size, shuffle=True,
+                         seed=case.fit_seed, lr_schedule=case.schedule, **opts)
+    if run.loss is not None:
+        h = run.history
+        assert h.stop_reason == "max_epochs" and h.best_epoch is None and h.val_loss == []
+    return run
 
 
 def float32_start(case: Case) -> list:
@@ -393,56 +282,14 @@ def float32_start(case: Case) -> list:
     return net.params.astype(np.float64).tolist()
 
 
-def float32_fit_probe(case: Case, lr: float):
-    """The oracle's float32-input fit at ``lr`` and None, or why float32 parity at 1e-5 cannot
-    be expected there. Decided from the exact (double) oracle alone, never from the compiled
-    result (the rule of test_oracle_parity.float32_fit_probe):
-
-    * the exact run diverges: FloatingPointError, or an epoch loss above
-      F32_DIVERGENCE_FACTOR times the first epoch's;
-    * or it is ill-conditioned: from the float32 start perturbed by one float32 rounding (each
-      parameter times 1 +- 2**-24, signs from the case), the run ends more than F32_PROBE_LIMIT
-      (relative) away in parameters, history or optimizer state. A float32 run rounds at every
-      operation; Rprop's sign tests and Adam's normalised steps turn a gradient entry that is
-      zero up to rounding into a full step of either sign, so such runs are not reproducible
-      in float32.
-    """
-    start = float32_start(case)
-    ref = run_oracle_fit(case, "float32", start, lr)
-    if ref.loss is None:
-        return ref, "the exact run diverges (FloatingPointError)"
-    if max(ref.loss) > F32_DIVERGENCE_FACTOR * ref.loss[0]:
-        return ref, f"the exact run diverges (epoch losses {ref.loss})"
-    signs = random.Random(f"probe-{case.index}")
-    probe_start = [p * (1.0 + signs.choice((-1.0, 1.0)) * 2.0**-24) for p in start]
-    probe = run_oracle_fit(case, "float32", probe_start, lr)
-    if probe.loss is None:
-        return ref, "the exact run diverges from a float32-rounded start"
-    n = len(start)
-    moved = max([rel_err(probe.params, ref.params), rel_err(probe.loss, ref.loss)]
-                + [rel_err(a, b) for a, b in zip(state_slots(probe.state, n),
-                                                 state_slots(ref.state, n))])
-    if not moved <= F32_PROBE_LIMIT:
-        return ref, (f"ill-conditioned: one float32 rounding of the start moves the exact "
-                     f"result by {moved:.1e}")
-    return ref, None
-
-
 @functools.lru_cache(maxsize=None)
 def float32_fit_reference(index: int):
-    """``(lr, oracle result, reasons)``: the case's fit lr, halved until
-    :func:`float32_fit_probe` accepts it; ``reasons`` says why each larger lr was passed over.
-    ``lr`` is None only if no lr down to 2**-12 of the original qualifies (the test fails)."""
+    """``(lr, oracle result, reasons)``: the case's fit lr, halved until the exact run from the
+    float32 start is stable and well-conditioned (:func:`parity.float32_fit_lr`); ``reasons``
+    says why each larger lr was passed over."""
     case = make_case(index)
-    lr = case.fit_lr
-    reasons = []
-    for _ in range(F32_MAX_HALVINGS + 1):
-        ref, reason = float32_fit_probe(case, lr)
-        if reason is None:
-            return lr, ref, reasons
-        reasons.append(f"lr={lr:.4g}: {reason}")
-        lr /= 2
-    return None, None, reasons
+    return float32_fit_lr(lambda start, lr: run_oracle_fit(case, "float32", start, lr),
+                          float32_start(case), case.fit_lr, case.index)
 
 
 @functools.lru_cache(maxsize=None)
@@ -498,13 +345,7 @@ def test_fit(index, dtype):
 
 
 def test_float32_fit_learning_rate_reduced_only_for_unstable_runs():
-    refs = [float32_fit_reference(i) for i in range(N_CASES)]
-    assert all(r[0] is not None for r in refs)
-    reduced = [(i, r[2]) for i, r in enumerate(refs) if r[2]]
-    assert len(reduced) <= MAX_F32_FIT_REDUCED * N_CASES, reduced
-    for _, reasons in reduced:
-        assert all(": the exact run diverges" in r or ": ill-conditioned" in r
-                   for r in reasons), reasons
+    assert_few_float32_fits_reduced([float32_fit_reference(i) for i in range(N_CASES)], N_CASES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1074,21 +915,6 @@ def test_oracle_formulas_by_hand():
     assert oracle.schedule_lr("step", 0.1, 25, 30) == 0.1 * 0.25
     assert oracle.schedule_lr("cosine", 0.1, 5, 10) == pytest.approx(0.05, rel=1e-15)
     assert oracle.schedule_lr("constant", 0.1, 5, 10) == 0.1
-
-
-if __name__ == "__main__":  # the report: worst relative error per quantity and dtype
-    import sys
-    import time
-
-    start = time.perf_counter()
-    code = pytest.main([__file__, "-q", "-p", "no:cacheprovider"])
-    elapsed = time.perf_counter() - start
-    module = sys.modules.get("test_parity_training") or sys.modules[__name__]
-    for (quantity, dtype), err in sorted(module.WORST.items(), key=lambda kv: (kv[0][1],
-                                                                               kv[0][0])):
-        print(f"{dtype:8s} {quantity:18s} {err:.3e}")
-    print(f"{elapsed:.1f} s")
-    sys.exit(code)
 
 
 @pytest.mark.parametrize("impl", ["compiled", "oracle"])

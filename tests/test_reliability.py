@@ -1,13 +1,9 @@
-"""Reliability (issue 8): interrupts, numerical faults, threads, hostile attribute writes.
+"""Reliability: numerical faults, threads, hostile attribute writes.
 
 With bounds checks off in the kernels, these are the promises of README "Guarantees" that are
-not about argument checking (tests/test_validation.py, tests/test_fuzz.py) or files
-(tests/test_save_load.py, tests/test_fuzz_load.py):
+not about argument checking (tests/test_validation.py, tests/test_fuzz.py), files
+(tests/test_save_load.py, tests/test_fuzz_load.py) or Ctrl-C (tests/test_interrupts.py):
 
-- Ctrl-C during ``fit`` raises KeyboardInterrupt without waiting for the epoch to end, and the
-  network holds exactly the parameters of the last completed step (a replay of that many
-  ``train_step`` calls gives the same bits) with a finite loss equal to the oracle's loss at
-  those weights. The latency figure is measured by ``tools/interrupt_latency.py``.
 - Divergence: the step that would overflow is refused with FloatingPointError and the network
   keeps the last finite weights (again: the bits of a replay of the accepted steps).
 - NaN/inf in any input is refused before anything changes; huge finite inputs give finite
@@ -20,110 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import cprop
-from cprop import oracle
-
-
-def same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-
-
-def replay(sizes, net_kw, X, T, steps, batch_size, lr, **opt):
-    """A fresh network after `steps` steps on the batches fit takes without shuffle: the whole
-    epochs by fit, the rest by train_step (the two agree bit for bit: tests/test_mlp_api.py)."""
-    net = cprop.MLP(sizes, **net_kw)
-    starts = list(range(0, X.shape[0], batch_size))
-    epochs, rest = divmod(steps, len(starts))
-    if epochs:
-        net.fit(X, T, epochs=epochs, batch_size=batch_size, shuffle=False, lr=lr, **opt)
-    for s in starts[:rest]:
-        net.train_step(X[s:s + batch_size], T[s:s + batch_size], lr, **opt)
-    assert net._opt_steps[0] == steps
-    return net
-
-
-# ------------------------------------------------------------------------------------------------
-# interrupts
-# ------------------------------------------------------------------------------------------------
-
-INTERRUPT_CASES = {
-    # name: (sizes, net kwargs, n rows, batch size, fit kwargs); each fit would run for minutes
-    "sgd batch 1": ([8, 16, 3], {}, 200, 1, dict(lr=0.05)),
-    "adam batch 16": ([8, 16, 16, 3], dict(hidden="relu"), 400, 16,
-                      dict(lr=1e-3, optimizer="adam")),
-    "one long epoch": ([32, 128, 3], dict(hidden="tanh"), 300_000, 1, dict(lr=0.01)),
-}
-
-
-def interrupted_fit(net, X, T, epochs, batch_size, after=0.3, **kw):
-    """Run fit, send SIGINT `after` seconds in; return the seconds from the signal to the
-    KeyboardInterrupt reaching this frame."""
-    sent = []
-
-    def send():
-        sent.append(time.perf_counter())
-        os.kill(os.getpid(), signal.SIGINT)
-
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(after, send)
-    try:
-        timer.start()
-        try:
-            net.fit(X, T, epochs=epochs, batch_size=batch_size, shuffle=False, **kw)
-        except KeyboardInterrupt:
-            caught = time.perf_counter()
-        else:
-            raise AssertionError("fit finished before the interrupt")
-    finally:
-        timer.cancel()
-        timer.join()
-        signal.signal(signal.SIGINT, old)
-    return caught - sent[0]
-
-
-@pytest.mark.skipif(os.name == "nt", reason="POSIX signals needed")
-@pytest.mark.parametrize("case", list(INTERRUPT_CASES))
-def test_interrupt_leaves_the_last_completed_step(case):
-    assert threading.current_thread() is threading.main_thread()
-    sizes, net_kw, n, batch_size, kw = INTERRUPT_CASES[case]
-    kw = dict(kw)
-    rng = np.random.default_rng(1)
-    X, T = rng.normal(size=(n, sizes[0])), rng.uniform(size=(n, sizes[-1]))
-    net_kw = dict(net_kw, seed=3)
-    net = cprop.MLP(sizes, **net_kw)
-    latency = interrupted_fit(net, X, T, epochs=10**6, batch_size=batch_size, **kw)
-    # Not a speed assertion: it proves the kernel did not run on to the end of an epoch
-    # (minutes here); tools/interrupt_latency.py measures the latency itself (<= 0.2 s).
-    assert latency < 2.0, f"KeyboardInterrupt {latency:.2f} s after SIGINT"
-
-    steps = int(net._opt_steps[0])
-    assert steps > 0
-    lr = kw.pop("lr")
-    ref = replay(sizes, net_kw, X, T, steps, batch_size, lr, **kw)
-    assert same_bits(net.params, ref.params), "not the parameters of a completed step"
-
-    # consistent: a finite loss, equal to the plain-Python oracle's loss at these weights
-    o = oracle.MLP(sizes, **net_kw)
-    o.set_params_flat(net.params.tolist())
-    Xs, Ts = X[:50], T[:50]
-    loss = net.loss(Xs, Ts)
-    assert math.isfinite(loss)
-    # (the oracle's exp is Python's math.exp, the kernels' libm's: equal to an ulp or two)
-    assert loss == pytest.approx(o.loss(Xs.tolist(), Ts.tolist()), rel=1e-12, abs=0)
-    # and it trains on normally
-    net.fit(Xs, Ts, epochs=1, batch_size=batch_size, lr=lr, **kw)
-    assert np.isfinite(net.params).all()
+from parity import replay, same_bits
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cprop.sklearn import MLPClassifier, MLPRegressor
+from parity import rel_err
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,23 +88,17 @@ def _fit_both(cls_sk, cls_cp, X, y, **params):
     return ref, ours
 
 
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
 def _assert_same_training(ref, ours, tol=1e-10):
     assert ours.n_iter_ == ref.n_iter_
     assert ours.t_ == ref.t_
     if hasattr(ref, "loss_curve_"):
         assert len(ours.loss_curve_) == len(ref.loss_curve_)
-        assert _rel(ours.loss_curve_, ref.loss_curve_) <= tol
+        assert rel_err(ours.loss_curve_, ref.loss_curve_) <= tol
         assert ours.best_loss_ == pytest.approx(ref.best_loss_, rel=tol, abs=0) \
             if ref.best_loss_ is not None else ours.best_loss_ is None
     assert ours.loss_ == pytest.approx(ref.loss_, rel=tol)
     for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
-        assert _rel(a, b) <= tol
+        assert rel_err(a, b) <= tol
 
 
 SGD = dict(solver="sgd", learning_rate_init=0.1, momentum=0.0, alpha=0.0)
@@ -127,7 +122,7 @@ def test_classifier_matches_sklearn_constant_lr_no_shuffle(digits, case):
                           shuffle=False, max_iter=12, random_state=0, **CASES[case])
     _assert_same_training(ref, ours)
     assert np.array_equal(ours.predict(X), ref.predict(X))
-    assert _rel(ours.predict_proba(X), ref.predict_proba(X)) <= 1e-10
+    assert rel_err(ours.predict_proba(X), ref.predict_proba(X)) <= 1e-10
 
 
 @pytest.mark.parametrize("params", [
@@ -197,7 +192,7 @@ def test_regressor_matches_sklearn(n_outputs, solver):
                           hidden_layer_sizes=(12,), solver=solver, learning_rate_init=0.01,
                           alpha=1e-3, batch_size=20, max_iter=15, random_state=2)
     _assert_same_training(ref, ours)
-    assert _rel(ours.predict(X), ref.predict(X)) <= 1e-10
+    assert rel_err(ours.predict(X), ref.predict(X)) <= 1e-10
     assert ours.score(X, Y) == pytest.approx(ref.score(X, Y), rel=1e-10)
 
 
@@ -248,15 +243,15 @@ def test_same_training_from_weights_copied_from_sklearn(digits):
         warnings.filterwarnings("ignore", category=ConvergenceWarning)  # max_iter=1, then 10
         ref.fit(X, y)
         ours.fit(X, y)
-        assert _rel(ours.coefs_[0], ref.coefs_[0]) > 0.1
+        assert rel_err(ours.coefs_[0], ref.coefs_[0]) > 0.1
         ours.coefs_ = ref.coefs_
         ours.intercepts_ = ref.intercepts_
         ref.set_params(max_iter=10).fit(X, y)
         ours.set_params(max_iter=10).fit(X, y)
     assert len(ours.loss_curve_) == len(ref.loss_curve_) == 11
-    assert _rel(ours.loss_curve_[1:], ref.loss_curve_[1:]) <= 1e-10
+    assert rel_err(ours.loss_curve_[1:], ref.loss_curve_[1:]) <= 1e-10
     for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
-        assert _rel(a, b) <= 1e-10
+        assert rel_err(a, b) <= 1e-10
 
 
 def test_float32_trains_in_float32_and_tracks_float64(digits):
@@ -271,7 +266,7 @@ def test_float32_trains_in_float32_and_tracks_float64(digits):
     assert e32.coefs_[0].dtype == np.float32 and forced.coefs_[0].dtype == np.float32
     assert e64.coefs_[0].dtype == np.float64
     assert e32.predict_proba(X).dtype == np.float32
-    assert _rel(e32.loss_curve_, e64.loss_curve_) < 1e-4
+    assert rel_err(e32.loss_curve_, e64.loss_curve_) < 1e-4
     assert np.array_equal(e32.coefs_[0], forced.coefs_[0])
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import cprop
-from _helpers import hidden_pre_activations
+from parity import hidden_pre_activations, rel_err
 
 F64 = torch.float64
 RTOL = 1e-10          # gradients and float64 trajectories, per parameter array, norm-wise
@@ -64,16 +64,6 @@ GRAD_SEEDS = range(4)
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-def rel_err(actual, expected) -> float:
-    """``max|a - b| / max(max|b|, 1e-300)``: norm-wise, relative to the reference b."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
-
 
 def assert_close(actual, expected, what, rtol=RTOL, atol=ATOL):
     a = np.asarray(actual, dtype=np.float64)

@@ -1,12 +1,15 @@
-"""The vectorised exp, sigmoid and softmax of _dense.h (float32 everywhere; float64 on the BLAS
-path), against a high-precision reference.
+"""The SIMD code of _dense.h: the vectorised exp, sigmoid and softmax (float32 everywhere;
+float64 on the BLAS path) against a high-precision reference, the vectorised max_abs and
+divide_in_place, and the AVX2/SSE2 row kernels.
 
 * exp: within 1 ulp of the correctly rounded value over each dtype's whole finite range,
   including the gradual underflow to subnormals, exactly 0 below it and +inf above the overflow
   threshold; sigmoid within 2 ulp (measured: about 0.77 ulp and 1.1 ulp in both dtypes).
 * Every row length 0..70 (each mix of vector body, shorter vectors and the padded tail) gives the
   same bits as the same values one at a time.
-* The AVX2 and SSE2 builds give the same bits (a child process forced onto SSE2).
+* The AVX2 and SSE2 builds give the same bits (a child process forced onto SSE2), for these
+  functions and for whole training runs through the row kernels.
+* max_abs and divide_in_place: exact for every length 0..69, NaN and inf included.
 * The float64 loop paths keep libm's exp: the branch-free sigmoid is the oracle's bit for bit.
 
 The reference is NumPy's long double (x87 80-bit on x86-64 Linux: 11 more bits than float64) for
@@ -290,3 +293,60 @@ def test_avx2_and_sse2_give_the_same_bits():
     assert runs[""][0] in ("avx2", "sse2", "portable vectors", "scalar")
     assert len(runs[""][1]) == 64
     assert runs[""][1] == runs["1"][1]
+
+
+def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
+    # _dense.h picks AVX2 or SSE2 at import; both must produce identical results. Run the same
+    # training in a child process forced onto SSE2 (CPROP_NO_AVX2=1) and compare bit for bit.
+    script = (
+        "import sys, numpy as np, cprop\n"
+        "from cprop._kernels import _elementwise\n"
+        "out = [_elementwise.simd_isa()]\n"
+        "for dtype in ('float64', 'float32'):\n"
+        "    for b in (1, 5):\n"
+        "        rng = np.random.default_rng(0)\n"
+        "        X = rng.uniform(-1, 1, (40, 37)).astype(dtype)\n"
+        "        T = np.eye(19, dtype=dtype)[rng.integers(0, 19, 40)]\n"
+        "        net = cprop.MLP([37, 70, 19], hidden='tanh', output='softmax',\n"
+        "                        loss='cross_entropy', dtype=dtype, seed=1)\n"
+        "        net.fit(X, T, epochs=3, lr=0.05, batch_size=b, seed=2)\n"
+        "        out.append(net.params.tobytes().hex())\n"
+        "        out.append(net.forward(X).tobytes().hex())\n"
+        "sys.stdout.write('\\n'.join(out))\n"
+    )
+    runs = {}
+    for forced in ("", "1"):
+        env = dict(os.environ, CPROP_NO_AVX2=forced)
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, check=True)
+        isa, *hexes = proc.stdout.split("\n")
+        runs[forced] = (isa, hexes)
+    assert runs["1"][0] in ("sse2", "portable vectors", "scalar")
+    assert runs[""][0] in ("avx2", "sse2", "portable vectors", "scalar")
+    assert len(runs[""][1]) == 8
+    assert runs[""][1] == runs["1"][1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorised_max_abs_and_divide(dtype):
+    rng = np.random.default_rng(7)
+    for n in range(0, 70):
+        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)).astype(dtype)
+        expected = float(np.max(np.abs(x))) if n else 0.0
+        assert _testing.max_abs(x) == expected, n
+        for special in (np.inf, -np.inf, np.nan):
+            if n == 0:
+                continue
+            y = x.copy()
+            y[rng.integers(0, n)] = special
+            got = _testing.max_abs(y)
+            if np.isnan(special):
+                assert np.isnan(got), n
+            else:
+                assert got == np.inf, n
+        for count in (1, 2, 3, 7, 32, 64, 100, 256, 1000):
+            g = x.copy()
+            _testing.divide_in_place(g, count)
+            np.testing.assert_array_equal(g, x / dtype(count))
+    with pytest.raises(ValueError):
+        _testing.divide_in_place(np.ones(3), 0)

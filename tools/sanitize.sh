@@ -31,7 +31,7 @@ case "${1:-}" in
   *) echo "usage: bash tools/sanitize.sh [--valgrind | --valgrind-only]" >&2; exit 2 ;;
 esac
 # valgrind is ~40x slower: the worked examples and the BLAS-path tests
-VALGRIND_TESTS=${VALGRIND_TESTS:-tests/test_seed_example.py tests/test_blas_path.py}
+VALGRIND_TESTS=${VALGRIND_TESTS:-tests/test_seed_example.py tests/test_parity_blas.py}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -55,9 +55,10 @@ if [ $asan -eq 1 ]; then
   nm -D "$so" | grep __asan_ > /dev/null || { echo "sanitize: $so is not instrumented" >&2; exit 1; }
   echo "instrumented: $so"
 
-  TESTS=(${SANITIZE_TESTS:-tests/test_oracle_parity.py tests/test_parity_training.py tests/test_blas_path.py
+  TESTS=(${SANITIZE_TESTS:-tests/test_parity_forward_and_sgd.py tests/test_parity_training.py tests/test_parity_blas.py
          tests/test_seed_example.py tests/test_validation.py tests/test_save_load.py
-         tests/test_fuzz.py tests/test_fuzz_load.py tests/test_reliability.py})
+         tests/test_fuzz.py tests/test_fuzz_load.py tests/test_reliability.py
+         tests/test_interrupts.py})
 
   echo "::: pytest under AddressSanitizer: ${TESTS[*]}"
   start=$(date +%s)

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import cprop
-from cprop import oracle
-from _helpers import rel_err
+from parity import RTOL, as_oracle, assert_rel, compiled_and_oracle, oracle_scalar
 
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 HEADS = (("sigmoid", "squared_error"), ("softmax", "cross_entropy"),
@@ -32,11 +31,8 @@ def _pair(sizes, dtype, k, train_biases):
         output, loss = "sigmoid", "squared_error"
     if loss == "binary_cross_entropy" and sizes[-1] > 1 and k % 2:
         output, loss = "softmax", "cross_entropy"
-    kw = dict(hidden=hidden, output=output, loss=loss, seed=k, train_biases=train_biases)
-    net = cprop.MLP(sizes, dtype=dtype, **kw)
-    ref = oracle.MLP(sizes, **kw)
-    ref.set_params_flat([float(v) for v in net.params])
-    return net, ref
+    return compiled_and_oracle(sizes, dtype, hidden=hidden, output=output, loss=loss, seed=k,
+                               train_biases=train_biases)
 
 
 def _data(n, sizes, loss, seed):
@@ -79,10 +75,10 @@ def test_tiny_fit_float32_matches_oracle(k, sizes):
     X, T = _data(9, sizes, ref.loss_name, k)
     Xd, Td = X.astype(np.float32), T.astype(np.float32)
     h = net.fit(Xd, Td, epochs=2, lr=0.3, batch_size=1, shuffle=False)
-    hr = ref.fit(Xd.astype(float).tolist(), Td.astype(float).tolist(), epochs=2, lr=0.3,
-                 batch_size=1, shuffle=False)
-    assert rel_err(net.params, np.array(ref.params_flat())) <= 1e-5
-    assert rel_err(h.loss, hr.loss) <= 1e-5
+    hr = ref.fit(as_oracle(Xd, "float32"), as_oracle(Td, "float32"), epochs=2,
+                 lr=oracle_scalar(0.3, "float32"), batch_size=1, shuffle=False)
+    assert_rel(net.params, ref.params_flat(), RTOL["float32"], f"{sizes}: params")
+    assert_rel(h.loss, hr.loss, RTOL["float32"], f"{sizes}: history")
 
 
 @pytest.mark.parametrize("batch_size, n", [(2, 7), (4, 9), (3, 4)])

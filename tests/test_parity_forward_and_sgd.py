@@ -1,29 +1,17 @@
-"""The compiled ``cprop.MLP`` against the plain-Python ``cprop.oracle.MLP``, on random networks.
+"""The compiled ``cprop.MLP`` against the plain-Python ``cprop.oracle.MLP``, on random networks
+trained with plain SGD and the squared error: initialisation, forward, loss, gradients, one step,
+``fit``, what ``fit`` is made of (train_steps on each epoch's batches), seeds, and batches larger
+than a kernel block.
 
 Every case derives everything from its own ``random.Random(case_seed)`` (see :func:`make_case`):
 1-4 weight layers, widths 1-9, 1-17 samples, X uniform in [-2, 2], T uniform in [0, 1], a
 random hidden/output activation pair, random ``train_biases``. Each case runs in float64 and in
 float32.
 
-Tolerances (relative error as defined in :func:`assert_rel`):
-
-* float64: 1e-12. The kernels and the oracle perform the same IEEE operations in the same order,
-  so in practice the results are bit-identical; 1e-12 leaves room for a libm that rounds
-  ``exp``/``tanh`` differently from CPython's.
-* float32: 1e-5, the compiled float32 path against the double oracle. To measure arithmetic
-  error only, the oracle gets the float32-rounded copies of everything the compiled path
-  rounds on entry: initial parameters, X, T and the learning rate.
-
-Two float32 rules, both measured and explained where they are used:
-
-* gradients are compared as ONE vector (all weights and biases, the flat layout of
-  ``net.params``), because a single layer's bias gradient is a mean of per-sample deltas that can
-  cancel (e.g. 7e-5 from terms of 0.07) and then carries a legitimate float32 error far above
-  1e-5 of its own size. float64 gradients are also compared layer by layer.
-* ``fit`` uses lr <= 0.5 in float32, halved (for at most :data:`MAX_F32_FIT_EXCLUDED` of the
-  cases) until the exact (double) training run is stable and well-conditioned: a diverging run
-  cannot be reproduced in float32 at 1e-5, so it is not the run to compare. No case is skipped;
-  see :func:`float32_fit_reference`.
+Tolerances, the error measure and the float32 rules (the oracle gets the float32-rounded inputs;
+float32 gradients compared as one vector; a float32 ``fit`` compared at a learning rate at which
+the exact run is float32-reproducible) are the parity harness's: see ``parity.py``. Here a
+float32 ``fit`` starts from lr <= 0.5 (:data:`F32_FIT_MAX_LR`) before any halving.
 """
 
 from __future__ import annotations
@@ -37,53 +25,21 @@ import pytest
 
 import cprop
 from cprop import oracle
-from _helpers import rel_err
+from parity import (DTYPES, RTOL, FitRun, as_oracle, assert_few_float32_fits_reduced,
+                    assert_rel, compiled_and_oracle, flat_gradient, float32_fit_lr,
+                    oracle_fit_run, oracle_scalar as oracle_lr)
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 OUTPUT = ("sigmoid", "identity")
-DTYPES = ("float64", "float32")
 N_CASES = 200  # random networks per dtype
 CASE_SEEDS = range(N_CASES)
-RTOL = {"float64": 1e-12, "float32": 1e-5}
-
-# float32 fit: the largest learning rate, and the exclusion rule for training runs that are not
-# float32-reproducible (see float32_fit_reference).
+# float32 fit: the largest learning rate a case starts from (see float32_fit_reference).
 F32_FIT_MAX_LR = 0.5
-F32_DIVERGENCE_FACTOR = 4.0  # the exact run's epoch loss grows more than 4-fold
-F32_PROBE_LIMIT = 1e-6  # one float32 rounding of the start moves the exact result by > 1e-6
-MAX_F32_FIT_EXCLUDED = 0.15  # fraction of the cases, per fit variant
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers
+# Cases
 # --------------------------------------------------------------------------------------------
-
-def assert_rel(actual, expected, rtol, what):
-    """Assert that ``actual`` equals ``expected`` to a norm-wise relative error of at most ``rtol``.
-
-    The relative error of an array is ``max_i |a_i - b_i| / max(max_i |b_i|, tiny)``, where
-    ``b = expected`` (the oracle), both taken as float64, and ``tiny`` is the smallest normal
-    double (so two all-zero arrays agree, and an all-zero expectation demands an exact zero). It is
-    the max-norm of the difference relative to the max-norm of the reference: an entry that is
-    small compared with the array's largest entry is allowed an error of the array's scale, as
-    floating-point arithmetic on that array produces. Scalars are 0-d arrays. Shapes must agree;
-    a NaN or infinity anywhere fails. ``what`` names the quantity and the case for the message.
-    """
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != oracle shape {b.shape}"
-    assert np.isfinite(a).all() and np.isfinite(b).all(), (
-        f"{what}: non-finite values (actual {a!r}, expected {b!r})")
-    err = rel_err(a, b)
-    if not err <= rtol:
-        d = np.abs(a - b)
-        k = np.unravel_index(np.argmax(d), d.shape) if d.ndim else ()
-        raise AssertionError(
-            f"{what}: relative error {err:.3e} > {rtol:g} (max |diff| {d[k]:.3e} at index "
-            f"{tuple(int(i) for i in k)}: actual {a[k]!r}, expected {b[k]!r}; "
-            f"max |expected| {np.max(np.abs(b)):.3e})"
-        )
-
 
 @dataclass(frozen=True)
 class Case:
@@ -133,37 +89,10 @@ def make_case(case_seed: int) -> Case:
                 batch_size, fit_seed)
 
 
-def as_oracle(values, dtype: str):
-    """What the oracle gets for an input the compiled path converts to ``dtype`` on entry."""
-    arr = np.asarray(values, dtype=np.float64)
-    if dtype == "float32":
-        arr = arr.astype(np.float32).astype(np.float64)
-    return arr.tolist()
-
-
-def oracle_lr(lr: float, dtype: str) -> float:
-    # The float32 kernels round the learning rate to float32 (<floating>lr).
-    return float(np.float32(lr)) if dtype == "float32" else float(lr)
-
-
 def build(case: Case, dtype: str):
     """The compiled network and the oracle, starting from the same parameters."""
-    net = cprop.MLP(list(case.sizes), hidden=case.hidden, output=case.output, dtype=dtype,
-                    seed=case.net_seed, train_biases=case.train_biases)
-    o = oracle.MLP(list(case.sizes), hidden=case.hidden, output=case.output, seed=case.net_seed,
-                   train_biases=case.train_biases)
-    if dtype == "float32":
-        o.set_params_flat(net.params.astype(np.float64).tolist())
-    return net, o
-
-
-def flat_gradient(grad_weights, grad_biases) -> np.ndarray:
-    """Weights and biases gradients in the layout of ``net.params`` (per layer: W row-major, b)."""
-    parts = []
-    for gW, gb in zip(grad_weights, grad_biases):
-        parts.append(np.asarray(gW, dtype=np.float64).ravel())
-        parts.append(np.asarray(gb, dtype=np.float64).ravel())
-    return np.concatenate(parts)
+    return compiled_and_oracle(case.sizes, dtype, hidden=case.hidden, output=case.output,
+                               seed=case.net_seed, train_biases=case.train_biases)
 
 
 def fit_lr(case: Case, dtype: str) -> float:
@@ -272,20 +201,15 @@ def test_train_step(case_seed, dtype):
 # fit
 # --------------------------------------------------------------------------------------------
 
-def run_oracle_fit(case: Case, dtype: str, params, shuffle: bool, seed, lr=None):
-    """The oracle's fit from ``params``: ``(params, history, generator state)``; history is None
-    if it raised FloatingPointError (params and state are then those it stopped with)."""
+def run_oracle_fit(case: Case, dtype: str, params, shuffle: bool, seed, lr=None) -> FitRun:
+    """The oracle's fit from ``params`` (history None if it raised FloatingPointError: params
+    and state are then those it stopped with)."""
     o = oracle.MLP(list(case.sizes), hidden=case.hidden, output=case.output, seed=case.net_seed,
                    train_biases=case.train_biases)
     o.set_params_flat(list(params))
-    try:
-        h = o.fit(as_oracle(case.X, dtype), as_oracle(case.T, dtype), epochs=3,
-                  lr=oracle_lr(fit_lr(case, dtype) if lr is None else lr, dtype),
-                  batch_size=case.batch_size,
-                  shuffle=shuffle, seed=seed)
-    except FloatingPointError:
-        return o.params_flat(), None, o.rng.state
-    return o.params_flat(), list(h.loss), o.rng.state
+    return oracle_fit_run(o, as_oracle(case.X, dtype), as_oracle(case.T, dtype), epochs=3,
+                          lr=oracle_lr(fit_lr(case, dtype) if lr is None else lr, dtype),
+                          batch_size=case.batch_size, shuffle=shuffle, seed=seed)
 
 
 def fit_seed_for(case: Case, shuffle: bool):
@@ -294,79 +218,31 @@ def fit_seed_for(case: Case, shuffle: bool):
     return case.fit_seed if shuffle else None
 
 
-F32_MAX_HALVINGS = 10
-
-
 @functools.lru_cache(maxsize=None)
 def float32_fit_reference(case_seed: int, shuffle: bool):
-    """The learning rate at which a case's float32 fit is compared, and the oracle's result.
-
-    Returns ``(lr, params, history, rng_state, reasons)``: ``lr`` is the case's learning rate
-    (capped at 0.5), halved until the exact run at that rate is stable and well-conditioned
-    (:func:`float32_fit_probe`); ``reasons`` lists why each larger rate was passed over. So no
-    case is skipped: every one is compared at 1e-5, some at a smaller learning rate. ``lr`` is
-    None only if no rate down to 2**-10 of the original qualifies (the test then fails).
-    """
-    case = make_case(case_seed)
-    lr = fit_lr(case, "float32")
-    reasons = []
-    for _ in range(F32_MAX_HALVINGS + 1):
-        params, history, rng_state, reason = float32_fit_probe(case_seed, shuffle, lr)
-        if reason is None:
-            return lr, params, history, rng_state, reasons
-        reasons.append(f"lr={lr:.4g}: {reason}")
-        lr /= 2
-    return None, None, None, None, reasons
-
-
-def float32_fit_probe(case_seed: int, shuffle: bool, lr: float):
-    """The oracle's float32-input fit of a case at ``lr``, and whether float32 parity can be
-    expected there.
-
-    Returns ``(params, history, rng_state, reason)``; ``reason`` is None when the run can be
-    compared at 1e-5, else why it cannot. Decided from the exact (double) oracle alone, never
-    from the compiled result:
-
-    * the exact run diverges: it raises FloatingPointError, or its epoch loss grows to more than
-      :data:`F32_DIVERGENCE_FACTOR` times the first epoch's (lr is already capped at 0.5);
-    * or it is ill-conditioned: the same run from the float32 start perturbed by one float32
-      rounding (each parameter times 1 +- 2**-24, signs from the case seed) ends more than
-      :data:`F32_PROBE_LIMIT` (relative) away. A float32 run makes such a rounding at every
-      operation, so its error is then legitimately of the order of 1e-5 or more.
+    """``(lr, oracle result, reasons)``: the case's learning rate (capped at 0.5), halved until
+    the exact run from the float32 start is stable and well-conditioned
+    (:func:`parity.float32_fit_lr`); ``reasons`` lists why each larger rate was passed over.
 
     Measured on case seeds 0..1999 (lr <= 0.5): without this rule 71 (shuffle) / 58 (no shuffle)
     float32 fits miss 1e-5, every one of them a diverging run (parameters growing by up to 1e35
     or overflowing float32, loss from ~3 to ~1e30). With it, 187 / 169 cases (9%) are excluded
     (16 / 15 of the 200 run here; those are now run at a halved learning rate instead) and the
-    worst kept case is at 1.7e-6 / 3.5e-6. Either rule
-    alone keeps a few diverging runs at up to 6e-6 to 8e-6, too close to 1e-5.
+    worst kept case is at 1.7e-6 / 3.5e-6. Either rule (divergence, conditioning) alone keeps a
+    few diverging runs at up to 6e-6 to 8e-6, too close to 1e-5.
     """
     case = make_case(case_seed)
     net = cprop.MLP(list(case.sizes), hidden=case.hidden, output=case.output, dtype="float32",
                     seed=case.net_seed, train_biases=case.train_biases)
-    start = net.params.astype(np.float64)
+    start = net.params.astype(np.float64).tolist()
     # seed=None (shuffle=False): the fresh oracle's generator is where the compiled net's is
     # after construction (test_initial_params_and_generator), so it continues the same stream.
     seed = fit_seed_for(case, shuffle)
-    params, history, rng_state = run_oracle_fit(case, "float32", start.tolist(), shuffle, seed,
-                                                lr)
-    if history is None:
-        return params, history, rng_state, "the exact run diverges (FloatingPointError)"
-    if max(history) > F32_DIVERGENCE_FACTOR * history[0]:
-        return params, history, rng_state, (
-            f"the exact run diverges (epoch losses {', '.join(f'{h:.3g}' for h in history)})")
-    signs = random.Random(f"probe-{case_seed}")
-    probe_start = [p * (1.0 + signs.choice((-1.0, 1.0)) * 2.0**-24) for p in start.tolist()]
-    p2, h2, _ = run_oracle_fit(case, "float32", probe_start, shuffle, seed, lr)
-    if h2 is None:
-        return params, history, rng_state, "the exact run diverges from a float32-rounded start"
-    with np.errstate(all="ignore"):
-        probe = max(rel_err(p2, params), rel_err(h2, history))
-    if not probe <= F32_PROBE_LIMIT:
-        return params, history, rng_state, (
-            f"ill-conditioned: one float32 rounding of the start moves the exact result by "
-            f"{probe:.1e} (> {F32_PROBE_LIMIT:g})")
-    return params, history, rng_state, None
+
+    def run(params, lr):
+        return run_oracle_fit(case, "float32", params, shuffle, seed, lr)
+
+    return float32_fit_lr(run, start, fit_lr(case, "float32"), case_seed)
 
 
 @pytest.mark.parametrize("shuffle", [True, False], ids=["shuffle", "noshuffle"])
@@ -374,7 +250,7 @@ def float32_fit_probe(case_seed: int, shuffle: bool, lr: float):
 def test_fit(case_seed, dtype, shuffle):
     case = make_case(case_seed)
     if dtype == "float32":
-        lr, o_params, ohist_loss, o_state, passed_over = float32_fit_reference(case_seed, shuffle)
+        lr, ref, passed_over = float32_fit_reference(case_seed, shuffle)
         assert lr is not None, f"case {case_seed}: no stable float32 learning rate: {passed_over}"
     else:
         lr = fit_lr(case, dtype)
@@ -404,7 +280,7 @@ def test_fit(case_seed, dtype, shuffle):
         o_params, o_state = o.params_flat(), o.rng.state
     else:
         assert compiled_error is None, f"{what}: compiled raised {compiled_error!r}"
-        ohist = oracle.History(ohist_loss)
+        o_params, o_state, ohist = ref.params, ref.rng_state, oracle.History(ref.loss)
 
     assert int(net._rng[0]) == o_state, f"{what}: generator state differs from the oracle's"
     assert_rel(net.params, o_params, rtol, f"{what}: params after fit")
@@ -418,13 +294,8 @@ def test_float32_fit_learning_rate_reduced_only_for_unstable_runs():
     # Every float32 fit case is compared (none skipped); a minority run at a halved learning
     # rate because the exact run at the drawn one diverges or is ill-conditioned.
     for shuffle in (True, False):
-        refs = [float32_fit_reference(s, shuffle) for s in CASE_SEEDS]
-        assert all(r[0] is not None for r in refs), shuffle
-        reduced = [r[4] for r in refs if r[4]]
-        assert len(reduced) <= MAX_F32_FIT_EXCLUDED * N_CASES, (shuffle, len(reduced))
-        for reasons in reduced:
-            assert all(": the exact run diverges" in r or ": ill-conditioned" in r
-                       for r in reasons), reasons
+        assert_few_float32_fits_reduced([float32_fit_reference(s, shuffle) for s in CASE_SEEDS],
+                                        N_CASES)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""``MLP.train_step``'s checked-in-C route (``_mlp.Stepper``) against the checked Python route.
+"""Repeated ``MLP.train_step`` calls: a call that repeats the options of the last successful
+step gives what the first call would give.
 
-After a successful step, a call that repeats its options runs its checks in C. It must give
-bit-identical results to the checked route, take the checked route (and so raise the same
-errors) for every input that route would convert or refuse, and never change anything when it
-declines or when a step is refused.
+Such a call runs its checks in C (``_mlp.Stepper``). It must give bit-identical results to the
+checked Python route, take the checked route (and so raise the same errors) for every input
+that route would convert or refuse, and never change anything when it declines or when a step
+is refused.
 """
 
 from __future__ import annotations

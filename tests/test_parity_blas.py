@@ -5,26 +5,16 @@ gemm; the random-network parity tests use narrow layers (the loop path), so this
 each path on wide networks and compares both with the plain-Python oracle.
 """
 
-import random
-
 import numpy as np
 import pytest
 
 import cprop
-import cprop.mlp
 from cprop import oracle
-
-RTOL = {"float64": 1e-12, "float32": 1e-5}
-ALWAYS, NEVER = 0, 2**62
+from parity import RTOL, assert_rel, flat_gradient, oracle_scalar, sync_oracle
 
 
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-def build(monkeypatch, threshold, sizes, dtype, **kw):
-    monkeypatch.setattr(cprop.mlp, "_BLAS_MIN_WORK", threshold)
+def build(kernel_path, path, sizes, dtype, **kw):
+    kernel_path(path)
     return cprop.MLP(sizes, dtype=dtype, **kw)
 
 
@@ -39,7 +29,7 @@ CASES = [
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_blas_and_loops_agree_with_oracle(monkeypatch, case, dtype):
+def test_blas_and_loops_agree_with_oracle(kernel_path, case, dtype):
     sizes, hidden, output, loss, n, batch = CASES[case]
     rng = np.random.default_rng(case)
     X = rng.normal(size=(n, sizes[0]))
@@ -48,44 +38,44 @@ def test_blas_and_loops_agree_with_oracle(monkeypatch, case, dtype):
     else:
         T = rng.uniform(size=(n, sizes[-1]))
     kw = dict(hidden=hidden, output=output, loss=loss, seed=case + 10)
-    blas = build(monkeypatch, ALWAYS, sizes, dtype, **kw)
-    loops = build(monkeypatch, NEVER, sizes, dtype, **kw)
+    blas = build(kernel_path, "blas", sizes, dtype, **kw)
+    loops = build(kernel_path, "loops", sizes, dtype, **kw)
     o = oracle.MLP(sizes, **kw)
-    o.set_params_flat(blas.params.astype(np.float64).tolist())
+    sync_oracle(blas, o)
     Xo = X.astype(dtype).astype(np.float64).tolist()
     To = T.astype(dtype).astype(np.float64).tolist()
     tol = RTOL[dtype]
+    paths = {"blas": blas, "loops": loops}
 
     y_o = o.forward(Xo)
-    for net in (blas, loops):
-        assert rel(net.forward(X), y_o) <= tol
-        assert rel(net.loss(X, T), o.loss(Xo, To)) <= tol
-    gw_o, gb_o = o.gradients(Xo, To)
-    flat_o = np.concatenate([np.concatenate([np.ravel(w), b]) for w, b in zip(gw_o, gb_o)])
-    for net in (blas, loops):
-        gw, gb = net.gradients(X, T)
-        flat = np.concatenate([np.concatenate([np.ravel(w), b]) for w, b in zip(gw, gb)])
-        assert rel(flat, flat_o) <= tol
+    for path, net in paths.items():
+        assert_rel(net.forward(X), y_o, tol, f"{path} [{dtype}]: forward")
+        assert_rel(net.loss(X, T), o.loss(Xo, To), tol, f"{path} [{dtype}]: loss")
+    flat_o = flat_gradient(*o.gradients(Xo, To))
+    for path, net in paths.items():
+        assert_rel(flat_gradient(*net.gradients(X, T)), flat_o, tol,
+                   f"{path} [{dtype}]: gradient")
     # training: a shuffled fit with minibatches (blocks of `batch` rows) and Adam
     lr = 0.01
-    h_o = o.fit(Xo, To, epochs=2, lr=lr, batch_size=batch, optimizer="adam", seed=3)
-    for net in (blas, loops):
+    h_o = o.fit(Xo, To, epochs=2, lr=oracle_scalar(lr, dtype), batch_size=batch,
+                optimizer="adam", seed=3)
+    for path, net in paths.items():
         h = net.fit(X, T, epochs=2, lr=lr, batch_size=batch, optimizer="adam", seed=3)
-        assert rel(net.params, o.params_flat()) <= tol
-        assert rel(h.loss, h_o.loss) <= tol
+        assert_rel(net.params, o.params_flat(), tol, f"{path} [{dtype}]: params after fit")
+        assert_rel(h.loss, h_o.loss, tol, f"{path} [{dtype}]: history")
     if dtype == "float64":
         # the two compiled paths differ only in the order of additions
-        assert rel(blas.params, loops.params) <= 1e-13
+        assert_rel(blas.params, loops.params, 1e-13, "blas vs loops: params after fit")
 
 
-def test_threshold_selects_the_path(monkeypatch):
+def test_threshold_selects_the_path(kernel_path):
     # The same network gives bit-identical results to the loops when BLAS is never used, and
     # (in general) results that differ in the last bits when every block goes through gemm:
     # proof that the threshold really switches paths.
     X = np.random.default_rng(0).normal(size=(64, 50))
-    default = build(monkeypatch, cprop.mlp._mlp.BLAS_MIN_WORK, [50, 40, 3], "float64", seed=1)
-    loops = build(monkeypatch, NEVER, [50, 40, 3], "float64", seed=1)
-    blas = build(monkeypatch, ALWAYS, [50, 40, 3], "float64", seed=1)
+    default = build(kernel_path, "default", [50, 40, 3], "float64", seed=1)
+    loops = build(kernel_path, "loops", [50, 40, 3], "float64", seed=1)
+    blas = build(kernel_path, "blas", [50, 40, 3], "float64", seed=1)
     y_default, y_loops, y_blas = default.forward(X), loops.forward(X), blas.forward(X)
     assert not np.array_equal(y_loops, y_blas)
     np.testing.assert_array_equal(y_default, y_blas)  # 64*50*40 >= 4096: the default uses gemm
