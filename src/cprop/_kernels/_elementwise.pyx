@@ -44,8 +44,6 @@ def activation_backward(int act, const floating[::1] a, floating[::1] out,
             out[i] = activation_derivative(act, a[i], <floating>slope)
 
 
-
-
 def all_finite(const floating[::1] values):
     """True if no value is NaN or infinite (one pass, no temporary array, GIL released)."""
     cdef bint ok
@@ -62,7 +60,6 @@ def all_finite_2d(const floating[:, ::1] values):
     return ok
 
 
-
 def shuffled_order(uint64_t[::1] rng, Py_ssize_t[::1] order):
     """order <- a fresh Fisher-Yates shuffle of 0 .. n-1 drawn from the generator `rng`."""
     with nogil:
@@ -76,4 +73,3 @@ def softmax_rows(const floating[:, ::1] z, floating[:, ::1] out):
         for r in range(z.shape[0]):
             memcpy(&out[r, 0], &z[r, 0], n * sizeof(floating))
             activate_row(ACT_SOFTMAX, &out[r, 0], n, 0)
-

@@ -60,11 +60,10 @@ cdef inline bint poll_signals(Py_ssize_t* work, Py_ssize_t done) noexcept nogil:
     return False
 
 
-
 cdef inline void gemm_rowmajor(
-    const Layout* lay, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, floating alpha,
-    const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb, floating beta,
-    floating* C, Py_ssize_t ldc,
+    const Layout* lay, bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+    floating alpha, const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+    floating beta, floating* C, Py_ssize_t ldc,
 ) noexcept nogil:
     # Row-major C (m x n) = alpha op(A) @ op(B) + beta C through column-major BLAS: a row-major
     # matrix is its transpose in column-major, so compute C^T = op(B)^T op(A)^T by swapping the
@@ -75,12 +74,11 @@ cdef inline void gemm_rowmajor(
     cdef int im = <int>n, i_n = <int>m, ik = <int>k
     cdef int ilda = <int>ldb, ildb = <int>lda, ildc = <int>ldc
     if floating is float:
-        lay.sgemm(&ta, &tb, &im, &i_n, &ik, &alpha, <float*>B, &ilda, <float*>A, &ildb, &beta, C,
-              &ildc)
+        lay.sgemm(&ta, &tb, &im, &i_n, &ik, &alpha, <float*>B, &ilda, <float*>A, &ildb, &beta,
+                  C, &ildc)
     else:
-        lay.dgemm(&ta, &tb, &im, &i_n, &ik, &alpha, <double*>B, &ilda, <double*>A, &ildb, &beta, C,
-              &ildc)
-
+        lay.dgemm(&ta, &tb, &im, &i_n, &ik, &alpha, <double*>B, &ilda, <double*>A, &ildb, &beta,
+                  C, &ildc)
 
 
 cdef extern from "_rows.h" nogil:
@@ -181,7 +179,8 @@ cdef inline void dense_forward(
         # Wide layers: z = b, then z += a_in @ W in one gemm (the sum's order is BLAS's own).
         for r in range(rows):
             memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
-        gemm_rowmajor(lay, False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 1, a_out, n_out)
+        gemm_rowmajor(lay, False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 1, a_out,
+                      n_out)
         if z_out != NULL:
             memcpy(z_out, a_out, rows * n_out * sizeof(floating))
         # Never bit-identical to the oracle (BLAS's sums), so both dtypes take the vector exp;
@@ -298,7 +297,7 @@ cdef inline void backprop_layer(
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
     int act_in, floating slope, bint compute_delta_in, bint use_blas,
 ) noexcept nogil:
-    cdef Py_ssize_t r, i, j
+    cdef Py_ssize_t r, j
     cdef const floating* d
     if use_blas:
         # grad_W += a_in^T @ delta; delta_in = (delta @ W^T) * f'(a_in); grad_b by rows.
@@ -320,8 +319,6 @@ cdef inline void backprop_layer(
             grad_b[j] += d[j]
         if compute_delta_in:
             delta_below(W, d, a_in + r * n_in, delta_in + r * n_in, n_in, n_out, act_in, slope)
-
-
 
 
 cdef inline void load_rows(
@@ -367,8 +364,6 @@ cdef inline void forward_block(
         )
 
 
-
-
 cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) noexcept nogil:
     # g[k] = g[k] / count, vectorised; a multiplication where count is a power of two (the same
     # bits, see _dense.h).
@@ -401,11 +396,9 @@ cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, do
             and p_bound + lr * inc <= limit)
 
 
-
 cdef inline bint all_finite_ptr(const floating* values, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
         if not isfinite(values[i]):
             return False
     return True
-

@@ -20,16 +20,19 @@ dtype, the batch's row count and the optimizer; the first row that applies wins.
 than the general one exists only while a benchmark row measures it faster by more than 5 %
 (``python bench/run.py``; ``cprop.mlp._DISABLED_ROUTES`` turns routes off to re-measure):
 
-=================================  ==============  ==========================  ===================
-condition                          route           why (bench row, measured)   pinned by
-=================================  ==============  ==========================  ===================
-1 row, stateless SGD, float64,     ``tiny2_rows``  W1 seed net, ``fit``: see   tests/test_tiny_path
-one hidden layer, widths <= 4                      bench/README.md "routes"
-1 row, stateless SGD               ``row_sgd``     W2 digits, batch 1          tests/test_kernel_paths
-stateless SGD, rows <= block,      ``fused_sgd``   W2 batch 32, W3 wide        tests/test_blas_path
-every layer through gemm
-anything else                      ``general``     (the definition)            tests/test_parity_training
-=================================  ==============  ==========================  ===================
+======================================  ==============  ===========================================
+condition (the first that holds)        route           why it exists / pinned by
+======================================  ==============  ===========================================
+1 row, stateless SGD, float64, one      ``tiny2_rows``  W1 seed net ``fit``: 1.8x slower without it
+hidden layer, every width <= 4                          / test_parity_tiny_networks, test_step_plan
+1 row, stateless SGD                    ``row_sgd``     W2 digits batch 1: 1.8x slower without it
+                                                        / test_parity_layer_widths, test_step_plan
+stateless SGD, rows <= one block,       ``fused_sgd``   W3 wide: 1.35x slower without it (W2 b. 32:
+every layer through gemm                                1.03x) / test_parity_blas, test_step_plan
+anything else                           ``general``     the definition / test_parity_training
+======================================  ==============  ===========================================
+
+(``python bench/routes.py``, Intel Xeon, 2026-12-05; the test files are under ``tests/``.)
 
 Every route computes the same step (the fused one differs from the general one only in gemm's
 rounding): float64 loop routes are bit-identical to ``cprop.oracle``. A route that cannot prove
@@ -40,7 +43,7 @@ general route, so a refused step never changes the network.
 from cython cimport floating
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.math cimport sqrt, isfinite, log, cos, pow, NAN
+from libc.math cimport sqrt, isfinite, log, cos, NAN
 from libc.string cimport memcpy, memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
@@ -56,9 +59,8 @@ from cprop._kernels._types cimport (
     Route, ROUTE_GENERAL, ROUTE_ROW_SGD, ROUTE_TINY2_ROWS, ROUTE_FUSED_SGD,
 )
 from cprop._kernels._layers cimport (
-    SIGNAL_CHECK_WORK, INTERRUPTED, poll_signals, gemm_rowmajor, rank1_sgd, times_derivative,
-    delta_below, output_delta, backprop_layer, load_rows, output_lse, forward_block,
-    divide_by_count, abs_max, update_is_safe, all_finite_ptr, cprop_dense_init,
+    INTERRUPTED, poll_signals, output_delta, backprop_layer, load_rows, output_lse,
+    forward_block, divide_by_count, abs_max, all_finite_ptr, cprop_dense_init,
 )
 from cprop._kernels._optimizers cimport optimizer_step
 from cprop._kernels._routes cimport (
@@ -184,7 +186,8 @@ cdef double batch_gradient(
             l = L - 1
             while l >= 0:
                 backprop_layer(
-                    lay, A + rows * lay.a_off[l], D + rows * lay.a_off[l + 1], params + lay.w_off[l],
+                    lay, A + rows * lay.a_off[l], D + rows * lay.a_off[l + 1],
+                    params + lay.w_off[l],
                     grad + lay.w_off[l], grad + lay.b_off[l], D + rows * lay.a_off[l],
                     rows, lay.sizes[l], lay.sizes[l + 1],
                     lay.act[l - 1] if l > 0 else ACT_IDENTITY, <floating>lay.slope, l > 0,
@@ -197,8 +200,6 @@ cdef double batch_gradient(
     if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
         divide_by_count(grad, lay.n_params, count)
     return loss_sum / count
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,8 +624,9 @@ cdef class Stepper:
     cdef object lock
     cdef readonly object options  # the cprop.optimizers.OptimizerOptions of this stepper
     cdef readonly object lr       # the learning rate of __call__ (a float), or None
-    cdef object args              # train_step's (optimizer, momentum, nesterov, beta1, beta2,
-                                  # eps, alpha) as given when this stepper was built
+    # train_step's (optimizer, momentum, nesterov, beta1, beta2, eps, alpha) as given when this
+    # stepper was built
+    cdef object args
     cdef object fallback          # fallback(stepper, X, T) -> loss: the checked route
     cdef OptConfig opt
     cdef bint train_biases, double_type, needs_steps

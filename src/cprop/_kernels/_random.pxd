@@ -21,7 +21,8 @@ cdef inline double uniform01(uint64_t* state) noexcept nogil:
 
 
 cdef inline void shuffle_indices(Py_ssize_t* order, Py_ssize_t n, uint64_t* state) noexcept nogil:
-    # Fill `order` with a fresh Fisher-Yates shuffle of 0 .. n-1 (never a reshuffle of its old content).
+    # Fill `order` with a fresh Fisher-Yates shuffle of 0 .. n-1 (never a reshuffle of its old
+    # content).
     cdef Py_ssize_t i, j, tmp
     for i in range(n):
         order[i] = i

@@ -89,7 +89,7 @@ cdef inline int single_row_sgd_step(
     # divergence) the old parameters are backed up, every value checked, and restored on failure.
     cdef Py_ssize_t l, i, j, L = lay.n_layers, n_in, n_out
     cdef bint finite = True, safe
-    cdef floating a_i, s, p_new, alpha = <floating>opt.alpha
+    cdef floating a_i, p_new, alpha = <floating>opt.alpha
     cdef floating slope = <floating>lay.slope
     cdef double g_bound = 0.0, term
     cdef floating* W
@@ -97,7 +97,6 @@ cdef inline int single_row_sgd_step(
     cdef floating* w_row
     cdef const floating* a_in
     cdef const floating* d
-    cdef floating* d_in
     cdef const floating* x = X + (order[start] if order != NULL else start) * lay.sizes[0]
     forward_block(lay, params, x, A, 1)
     batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
@@ -168,9 +167,6 @@ cdef inline int single_row_sgd_step(
         memcpy(params, backup, lay.n_params * sizeof(floating))
     p_bound[0] = abs_max(params, lay.n_params)
     return FIT_OK if finite else FIT_UPDATE_NOT_FINITE
-
-
-
 
 
 cdef inline bint fused_sgd_applies(const Layout* lay, Py_ssize_t rows) noexcept nogil:

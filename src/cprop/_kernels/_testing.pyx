@@ -25,7 +25,6 @@ def divide_in_place(floating[::1] values, Py_ssize_t count):
         divide_by_count(&values[0], values.shape[0], count)
 
 
-
 def vector_exp(floating[::1] values):
     """values <- exp(values) in place with the vectorised exp of _dense.h (exposed for the
     tests)."""
