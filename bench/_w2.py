@@ -63,7 +63,7 @@ def run(quick: bool, repeats: int, budget_s: float, cloops: CLoops) -> dict:
             if key == "cprop":
                 results[key]["epoch_loss"] = trainer.history.loss[-1]
         ref = results["cprop"]["params"]
-        for key, r in results.items():
+        for r in results.values():
             if "params" not in r:
                 continue
             r["ns_per_sample"] = r["best"]
@@ -74,7 +74,7 @@ def run(quick: bool, repeats: int, budget_s: float, cloops: CLoops) -> dict:
                 r["max_abs_diff_vs_cprop_fp_contract_off"] = _max_diff(r.pop("params_exact"),
                                                                        ref)
         cp = results["cprop"]
-        for key, r in results.items():
+        for r in results.values():
             if "samples_per_s" in r:
                 r["speed_vs_cprop"] = r["samples_per_s"] / cp["samples_per_s"]
         if batch == 1 and "samples_per_s" in results["c"]:

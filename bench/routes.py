@@ -73,7 +73,8 @@ def main():
     repeats = 3 if args.quick else args.repeats
     print(f"# step-plan routes, {cpu_model()}, Python {platform.python_version()}, 1 thread, "
           f"best of {repeats}\n")
-    print("| workload | route | on: ns/sample | off: ns/sample | off / on | slower without it by > 5 % |")
+    print("| workload | route | on: ns/sample | off: ns/sample | off / on "
+          "| slower without it by > 5 % |")
     print("|---|---|---:|---:|---:|---|")
     for name, route, sizes, net_kw, X, T, fit_kw, samples in workloads(args.quick):
         nets = {}

@@ -1,4 +1,5 @@
-"""cprop.activations: exact limits, no warnings, agreement with cprop.oracle and with the formulas."""
+"""cprop.activations: exact limits, no warnings, agreement with cprop.oracle and with the
+formulas."""
 
 from __future__ import annotations
 

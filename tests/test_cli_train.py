@@ -194,7 +194,8 @@ def test_one_class_is_refused(tmp_path, capsys):
 # -- errors: FILE:LINE:COLUMN, nothing written ----------------------------------------------------
 
 BAD_FILES = [
-    ("not-a-number", "x,y,t\n1,2,a\n3,oops,b\n", ":3:2: expected a number in column 'y', got 'oops'"),
+    ("not-a-number", "x,y,t\n1,2,a\n3,oops,b\n",
+     ":3:2: expected a number in column 'y', got 'oops'"),
     ("empty-field", "x,y,t\n1,2,a\n3,,b\n", ":3:2: missing value in column 'y'"),
     ("nan", "x,y,t\n1,2,a\nnan,4,b\n", ":3:1: expected a finite number in column 'x', got 'nan'"),
     ("overflow", "x,y,t\n1,2,a\n3,1e999,b\n", ":3:2: expected a finite number"),
@@ -228,7 +229,8 @@ def test_not_utf8_and_missing_file(tmp_path, capsys):
     path = tmp_path / "latin1.csv"
     path.write_bytes("x,t\n1,a\n2,caf\xe9\n".encode("latin-1"))
     code, _, err = run(capsys, "train", path, "--target", "t")
-    assert code == 2 and err.startswith(f"{path}:3:2: not UTF-8 text (byte 0xe9, byte 6 of the line)")
+    assert code == 2 and err.startswith(
+        f"{path}:3:2: not UTF-8 text (byte 0xe9, byte 6 of the line)")
     code, out, err = run(capsys, "train", tmp_path / "none.csv", "--target", "t")
     assert code == 1 and out == "" and "none.csv" in err and "No such file" in err
     code, _, err = run(capsys, "train", tmp_path, "--target", "t")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cprop
-from cprop.schedules import Constant, Cosine, InverseScaling, Step
+from cprop.schedules import Cosine, InverseScaling, Step
 
 
 def data(n=40, n_in=3, n_out=2, seed=0):

@@ -20,7 +20,6 @@ import os
 import tempfile
 
 import numpy as np
-import pytest
 from hypothesis import given, strategies as st
 
 import cprop

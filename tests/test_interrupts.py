@@ -209,10 +209,10 @@ def test_interrupt_inside_one_batch_applies_nothing(data, how):
         net.train_step(X[:300], T[:300], 0.01, optimizer="adam")  # arms the fast route
         assert net._fast_step is not None
     before = (net.params.copy(), net._opt_state.copy(), int(net._opt_steps[0]))
-    if how == "fit_one_batch":
-        call = lambda: net.fit(X, T, epochs=1, lr=0.01, batch_size=len(X), shuffle=False)
-    else:
-        call = lambda: net.train_step(X, T, 0.01, optimizer="adam")
+    def call():
+        if how == "fit_one_batch":
+            return net.fit(X, T, epochs=1, lr=0.01, batch_size=len(X), shuffle=False)
+        return net.train_step(X, T, 0.01, optimizer="adam")
     elapsed = _interrupted(call)
     assert elapsed < TARGET_S / 2, f"{how}: interrupt seen only after {elapsed:.2f} s"
     np.testing.assert_array_equal(net.params, before[0])

@@ -582,9 +582,9 @@ def test_fit_same_network_from_two_threads_is_serialised():
     for _ in range(3):
         shared = cprop.MLP([16, 32, 4], seed=5)
         out = {}
-        _run_threads(lambda: out.__setitem__("a", fit_a(shared)),
-                     lambda: out.__setitem__("b", fit_b(shared)),
-                     lambda: out.__setitem__("y", shared.forward(XA)))
+        _run_threads(lambda out=out, shared=shared: out.__setitem__("a", fit_a(shared)),
+                     lambda out=out, shared=shared: out.__setitem__("b", fit_b(shared)),
+                     lambda out=out, shared=shared: out.__setitem__("y", shared.forward(XA)))
         assert np.isfinite(out["y"]).all()
         if same_bits(shared.params, ab.params):
             assert out["a"] == ab_a and out["b"] == ab_b

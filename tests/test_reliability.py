@@ -102,8 +102,9 @@ def test_huge_finite_values_never_give_nan(hidden, head, dtype):
         net.params[:] = np.clip(net.params.astype(np.float64) * scale_w, -big, big)
         X = np.clip(rng.normal(size=(6, 3)) * scale_x, -big, big).astype(dtype)
         T = np.eye(2)[rng.integers(0, 2, size=6)]
-        for name, fn in [("forward", lambda: net.forward(X)), ("loss", lambda: net.loss(X, T)),
-                         ("gradients", lambda: net.gradients(X, T))]:
+        for name, fn in [("forward", lambda net=net, X=X: net.forward(X)),
+                         ("loss", lambda net=net, X=X, T=T: net.loss(X, T)),
+                         ("gradients", lambda net=net, X=X, T=T: net.gradients(X, T))]:
             try:
                 out = fn()
             except FloatingPointError as exc:

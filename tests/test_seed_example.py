@@ -150,7 +150,8 @@ def test_demo_figures_agree_with_test_table():
     blanks = [f for f in data["figures"] if f["text"] is None]
     # w6, w7, w8; dE_o2/dout_h1, dE_total/dout_h1, dE_total/dw1; w1, w2, w3, w4
     assert [f["label"].split()[0] for f in blanks] == [
-        "w6", "w7", "w8", "∂E_o2/∂out_h1", "∂E_total/∂out_h1", "∂E_total/∂w1", "w1", "w2", "w3", "w4"]
+        "w6", "w7", "w8", "∂E_o2/∂out_h1", "∂E_total/∂out_h1", "∂E_total/∂w1", "w1", "w2", "w3",
+        "w4"]
     assert check_figure("0.7830", 0.7830074232) == "match"
     assert check_figure("0.7676", 0.7677826238) == "differs"
     assert check_figure(None, 1.0) == "blank"

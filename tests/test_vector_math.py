@@ -114,7 +114,8 @@ def test_exp_within_one_ulp_over_the_whole_range(dtype):
 def test_exp_underflow_edges_and_subnormals(dtype):
     fi = np.finfo(dtype)
     tiny = float(fi.smallest_subnormal)
-    edges = [np.log(tiny) - np.log(2.0), np.log(tiny), np.log(1.5 * tiny), np.log(float(fi.smallest_normal)),
+    edges = [np.log(tiny) - np.log(2.0), np.log(tiny), np.log(1.5 * tiny),
+             np.log(float(fi.smallest_normal)),
              np.log(float(fi.max))]
     x = []
     for v in edges:  # each edge and 40 neighbours on either side

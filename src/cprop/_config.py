@@ -105,7 +105,7 @@ def config() -> dict:
     import numpy as np
 
     import cprop
-    from cprop._kernels import _blas, _elementwise, _mlp
+    from cprop._kernels import _elementwise, _mlp
     from cprop._validation import _SUPPORTED_DTYPES
 
     build = _build_info()
@@ -117,7 +117,8 @@ def config() -> dict:
             "compiler": build.get("compiler"),
             "compiler_type": build.get("compiler_type"),
             "compiler_version": build.get("compiler_version"),
-            "flags": list(build.get("compiler_flags", [])) + list(build.get("extra_compile_args", [])),
+            "flags": (list(build.get("compiler_flags", []))
+                      + list(build.get("extra_compile_args", []))),
             "define_macros": build.get("define_macros", []),
             "cython_version": build.get("cython_version"),
             "cython_directives": build.get("cython_directives", {}),

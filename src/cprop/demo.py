@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from cprop.examples import EXAMPLES, Example
-from cprop.explain import Trace
 
 __all__ = ["demo_data", "format_demo", "check_figure"]
 

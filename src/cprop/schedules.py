@@ -47,7 +47,8 @@ class InverseScaling(Schedule):
     def __post_init__(self):
         if not (isinstance(self.power_t, (int, float)) and _finite(self.power_t)
                 and self.power_t >= 0):
-            raise ValueError(f"InverseScaling.power_t: expected a number >= 0, got {self.power_t!r}")
+            raise ValueError(
+                f"InverseScaling.power_t: expected a number >= 0, got {self.power_t!r}")
 
     def lr(self, base_lr, epoch, epochs):
         # float: an int power_t like 2**70 would otherwise start an endless exact int power
