@@ -4,6 +4,8 @@
  *               choice (cprop_dense_init(), cprop_dense_isa())
  *   _vecmath.h  vectorised exp / sigmoid / softmax rows, cprop_sigmoid_libm_d
  *   _rows.h     one-sample row kernels (net input, rank-1 updates, back sums) and reductions
+ *   _formulas.h the scalar formulas (activations, f', softmax, SGD update, an output row's loss
+ *               and delta), each written once, and the CPROP_ACT_* / CPROP_LOSS_* codes
  *   _tiny.h     the kernels for tiny layers, unrolled per shape, and the whole-step tiny kernel
  */
 #ifndef CPROP_DENSE_H
@@ -12,6 +14,7 @@
 #include "_simd.h"
 #include "_vecmath.h"
 #include "_rows.h"
+#include "_formulas.h"
 #include "_tiny.h"
 
 #endif /* CPROP_DENSE_H */

@@ -5,6 +5,7 @@
 #define CPROP_TINY_H
 
 #include "_simd.h"
+#include "_formulas.h"
 
 /* Tiny layers: n_in and n_out both at most CPROP_TINY_WIDTH (the worked example's 2-2-2).
  * At these widths the vector kernels above run only their scalar tails, and loops with run-time
@@ -75,13 +76,14 @@ static CPROP_ALWAYS_INLINE int cprop_tiny_sgd_body_##SUFFIX(                    
     T* W, const T* a, const T* d, T lr, T alpha, ptrdiff_t n_in, ptrdiff_t n_out)              \
 {                                                                                              \
     /* p * 0 is NaN exactly when p is inf or NaN (else +-0), so one sum of them, tested once,  \
-     * checks every new value: two operations each instead of a test and a branch-free and. */ \
+     * checks every new value: two operations each instead of a test and a branch-free and. \
+     * The test of alpha hoisted out of the loops: cprop_sgd_value's own test then folds. */  \
     ptrdiff_t i, j;                                                                            \
     T p, check = 0;                                                                            \
     if (alpha != 0) {                                                                          \
         for (i = 0; i < n_in; i++)                                                             \
             for (j = 0; j < n_out; j++) {                                                      \
-                p = W[i * n_out + j] - lr * (a[i] * d[j] + alpha * W[i * n_out + j]);          \
+                p = cprop_sgd_value_##SUFFIX(W[i * n_out + j], a[i] * d[j], lr, alpha);        \
                 W[i * n_out + j] = p;                                                          \
                 check = check + p * 0;                                                         \
             }                                                                                  \
@@ -89,7 +91,7 @@ static CPROP_ALWAYS_INLINE int cprop_tiny_sgd_body_##SUFFIX(                    
     }                                                                                          \
     for (i = 0; i < n_in; i++)                                                                 \
         for (j = 0; j < n_out; j++) {                                                          \
-            p = W[i * n_out + j] - lr * (a[i] * d[j]);                                         \
+            p = cprop_sgd_value_##SUFFIX(W[i * n_out + j], a[i] * d[j], lr, (T)0);             \
             W[i * n_out + j] = p;                                                              \
             check = check + p * 0;                                                             \
         }                                                                                      \
@@ -109,10 +111,11 @@ CPROP_TINY_KERNELS(float, f)
  * checked update in one function, switched over the 64 shapes so that every loop is unrolled
  * with constant trip counts and every value lives in registers. This is what a C loop written
  * for one shape does; the generic kernels spend more on loop set-up, calls and workspace
- * traffic than on arithmetic at these sizes. The operations are _mlp.pyx's (activation,
- * softmax_row, output_delta, delta_below, the SGD update), in the same order, so the bits are
- * the oracle's; tests/test_tiny_path.py checks every shape, activation and loss.
- * Activation and loss codes are _types.pxd's (checked at import by _mlp.pyx).
+ * traffic than on arithmetic at these sizes. The formulas are _formulas.h's, which the Cython
+ * kernels use too (activation, softmax, the output row's loss and delta, f', the SGD update), in
+ * _mlp.pyx's order, so the bits are the oracle's; tests/test_tiny_path.py checks every shape,
+ * activation and loss. Activation and loss codes (CPROP_ACT_*, CPROP_LOSS_*, _formulas.h) are
+ * _types.pxd's (checked at import by _mlp.pyx).
  *
  * The cost is code: ~360 KB for the 64 shapes. Measured on the 2-2-2 seed network (100,000
  * steps, ns per step; a C loop written for that one shape takes 51): these 64 shapes, 60;
@@ -120,112 +123,29 @@ CPROP_TINY_KERNELS(float, f)
  * (tiny_sgd_step), 80; the activation and loss code as out-of-line calls, 83 (the calls sit on
  * the step's chain of dependent operations).
  */
-#define CPROP_ACT_IDENTITY 0
-#define CPROP_ACT_SIGMOID 1
-#define CPROP_ACT_TANH 2
-#define CPROP_ACT_RELU 3
-#define CPROP_ACT_LEAKY_RELU 4
-#define CPROP_ACT_SOFTMAX 5
-#define CPROP_LOSS_SQUARED_ERROR 0
-#define CPROP_LOSS_CROSS_ENTROPY 1
-#define CPROP_LOSS_BINARY_CROSS_ENTROPY 2
-
 typedef struct {
     int act_hidden, act_out, loss, train_biases;
     double slope, alpha, lr;
 } cprop_tiny2_config;
 
-/* The parts that do not depend on the shape, compiled once (not per shape): the activation of a
- * row, the output layer (activation, loss, delta), the hidden delta's f'. */
-static CPROP_ALWAYS_INLINE void cprop_tiny2_activate(int act, double* z, ptrdiff_t n, double slope)
-{
-    ptrdiff_t k;
-    switch (act) {
-    case CPROP_ACT_SIGMOID:
-        for (k = 0; k < n; k++) {  /* cprop_sigmoid_libm_d's value; the select left to the
-                                    * compiler: its mask form cost 3 ns a step here */
-            double e = exp(-fabs(z[k]));
-            z[k] = (z[k] >= 0 ? 1.0 : e) / (1 + e);
-        }
-        return;
-    case CPROP_ACT_TANH:
-        for (k = 0; k < n; k++) z[k] = tanh(z[k]);
-        return;
-    case CPROP_ACT_RELU:
-        for (k = 0; k < n; k++) z[k] = z[k] > 0 ? z[k] : 0;
-        return;
-    case CPROP_ACT_LEAKY_RELU:
-        for (k = 0; k < n; k++) z[k] = z[k] > 0 ? z[k] : slope * z[k];
-        return;
-    default:
-        return;
-    }
-}
-
-static CPROP_ALWAYS_INLINE void cprop_tiny2_times_deriv(int act, double* d, const double* a,
-                                                   ptrdiff_t n, double slope)
-{
-    ptrdiff_t k;
-    switch (act) {
-    case CPROP_ACT_SIGMOID: for (k = 0; k < n; k++) d[k] = d[k] * (a[k] * (1 - a[k])); return;
-    case CPROP_ACT_TANH: for (k = 0; k < n; k++) d[k] = d[k] * (1 - a[k] * a[k]); return;
-    case CPROP_ACT_RELU: for (k = 0; k < n; k++) d[k] = d[k] * (a[k] > 0 ? 1 : 0); return;
-    case CPROP_ACT_LEAKY_RELU:
-        for (k = 0; k < n; k++) d[k] = d[k] * (a[k] > 0 ? 1 : slope);
-        return;
-    default:
-        for (k = 0; k < n; k++) d[k] = d[k] * 1;
-        return;
-    }
-}
-
 /* The output layer from its net input z: y = f(z), the sample's loss (*loss), and the delta d;
- * returns 1 if the loss is not finite. As output_delta with the forward pass's log-sum-exp. */
+ * returns 1 if the loss is not finite. As _mlp.pyx's forward pass (softmax_row with its
+ * log-sum-exp, activate_row), then output_delta. */
 static CPROP_ALWAYS_INLINE int cprop_tiny2_output(const cprop_tiny2_config* c, const double* z,
                                              const double* t, double* d, ptrdiff_t n,
                                              double* loss)
 {
-    double y[CPROP_TINY_WIDTH], s, m, lse = 0, sample_loss = 0.0, diff, dot;
+    double y[CPROP_TINY_WIDTH], lse = 0;
     ptrdiff_t k;
-    if (c->act_out == CPROP_ACT_SOFTMAX) {
-        m = z[0];
-        for (k = 1; k < n; k++)
-            if (z[k] > m) m = z[k];
-        s = 0;
-        for (k = 0; k < n; k++) {
-            y[k] = exp(z[k] - m);
-            s += y[k];
-        }
-        for (k = 0; k < n; k++) y[k] = y[k] / s;
-        lse = m + log(s);
-    } else {
-        for (k = 0; k < n; k++) y[k] = z[k];
-        cprop_tiny2_activate(c->act_out, y, n, c->slope);
-    }
-    if (c->loss == CPROP_LOSS_CROSS_ENTROPY) {
-        for (k = 0; k < n; k++) sample_loss += t[k] * (lse - z[k]);
-    } else if (c->loss == CPROP_LOSS_BINARY_CROSS_ENTROPY) {
-        for (k = 0; k < n; k++)
-            sample_loss += ((z[k] > 0 ? z[k] : 0.0) + log1p(exp(-fabs(z[k])))) - t[k] * z[k];
-    } else {
-        for (k = 0; k < n; k++) {
-            diff = t[k] - y[k];
-            sample_loss += 0.5 * diff * diff;
-        }
-    }
-    *loss = 0.0 + sample_loss;
-    if (!isfinite(*loss)) return 1;
-    if (c->loss != CPROP_LOSS_SQUARED_ERROR) {
-        for (k = 0; k < n; k++) d[k] = y[k] - t[k];
-    } else if (c->act_out == CPROP_ACT_SOFTMAX) {
-        dot = 0;
-        for (k = 0; k < n; k++) dot += (y[k] - t[k]) * y[k];
-        for (k = 0; k < n; k++) d[k] = y[k] * ((y[k] - t[k]) - dot);
-    } else {
-        for (k = 0; k < n; k++) d[k] = y[k] - t[k];
-        cprop_tiny2_times_deriv(c->act_out, d, y, n, c->slope);
-    }
-    return 0;
+    for (k = 0; k < n; k++) y[k] = z[k];
+    if (c->act_out == CPROP_ACT_SOFTMAX)
+        lse = cprop_loop_softmax_row_d(y, n, 1);
+    else
+        cprop_activate_elementwise_d(c->act_out, y, n, c->slope);
+    *loss = 0.0 + cprop_output_loss_delta_d(c->loss, c->act_out, y, z, t,
+                                            c->act_out == CPROP_ACT_SOFTMAX ? &lse : NULL, d, n,
+                                            c->slope);
+    return !isfinite(*loss);
 }
 
 /* One row's step: 0 (applied), 1 (the loss is not finite) or 2 (a new value would not be
@@ -238,43 +158,42 @@ static CPROP_ALWAYS_INLINE int cprop_tiny2_row(
     double h[CPROP_TINY_WIDTH], z[CPROP_TINY_WIDTH], d2[CPROP_TINY_WIDTH], d1[CPROP_TINY_WIDTH];
     double nW1[CPROP_TINY_WIDTH * CPROP_TINY_WIDTH], nW2[CPROP_TINY_WIDTH * CPROP_TINY_WIDTH];
     double nb1[CPROP_TINY_WIDTH] = {0}, nb2[CPROP_TINY_WIDTH] = {0};
-    double w, check = 0, lr = c->lr, alpha = c->alpha;
+    double check = 0, lr = c->lr, alpha = c->alpha;
     ptrdiff_t i, j, k;
     cprop_tiny_net_input_body_d(x, W1, b1, h, NI, NH);
-    cprop_tiny2_activate(c->act_hidden, h, NH, c->slope);
+    cprop_activate_elementwise_d(c->act_hidden, h, NH, c->slope);
     cprop_tiny_net_input_body_d(h, W2, b2, z, NH, NO);
     if (cprop_tiny2_output(c, z, t, d2, NO, loss)) return 1;
     cprop_tiny_back_sums_body_d(W2, d2, d1, NH, NO);
-    cprop_tiny2_times_deriv(c->act_hidden, d1, h, NH, c->slope);
-    /* The new values, checked before any is written (p * 0 is NaN exactly when p is not finite). */
+    cprop_times_derivative_d(d1, h, NH, c->act_hidden, c->slope);
+    /* The new values, checked before any is written (p * 0 is NaN exactly when p is not finite);
+     * the test of alpha hoisted out of the loops (cprop_sgd_value's own test then folds). */
+#define CPROP_TINY2_NEW_WEIGHTS(ALPHA)                                                         \
+    for (j = 0; j < NH; j++)                                                                   \
+        for (k = 0; k < NO; k++) {                                                             \
+            nW2[j * NO + k] = cprop_sgd_value_d(W2[j * NO + k], h[j] * d2[k], lr, ALPHA);      \
+            check = check + nW2[j * NO + k] * 0;                                               \
+        }                                                                                      \
+    for (i = 0; i < NI; i++)                                                                   \
+        for (j = 0; j < NH; j++) {                                                             \
+            nW1[i * NH + j] = cprop_sgd_value_d(W1[i * NH + j], x[i] * d1[j], lr, ALPHA);      \
+            check = check + nW1[i * NH + j] * 0;                                               \
+        }
     if (alpha != 0) {
-        for (j = 0; j < NH; j++)
-            for (k = 0; k < NO; k++) {
-                w = W2[j * NO + k];
-                nW2[j * NO + k] = w - lr * (h[j] * d2[k] + alpha * w);
-                check = check + nW2[j * NO + k] * 0;
-            }
-        for (i = 0; i < NI; i++)
-            for (j = 0; j < NH; j++) {
-                w = W1[i * NH + j];
-                nW1[i * NH + j] = w - lr * (x[i] * d1[j] + alpha * w);
-                check = check + nW1[i * NH + j] * 0;
-            }
+        CPROP_TINY2_NEW_WEIGHTS(alpha)
     } else {
-        for (j = 0; j < NH; j++)
-            for (k = 0; k < NO; k++) {
-                nW2[j * NO + k] = W2[j * NO + k] - lr * (h[j] * d2[k]);
-                check = check + nW2[j * NO + k] * 0;
-            }
-        for (i = 0; i < NI; i++)
-            for (j = 0; j < NH; j++) {
-                nW1[i * NH + j] = W1[i * NH + j] - lr * (x[i] * d1[j]);
-                check = check + nW1[i * NH + j] * 0;
-            }
+        CPROP_TINY2_NEW_WEIGHTS(0.0)
     }
+#undef CPROP_TINY2_NEW_WEIGHTS
     if (c->train_biases) {
-        for (j = 0; j < NH; j++) { nb1[j] = b1[j] - lr * d1[j]; check = check + nb1[j] * 0; }
-        for (k = 0; k < NO; k++) { nb2[k] = b2[k] - lr * d2[k]; check = check + nb2[k] * 0; }
+        for (j = 0; j < NH; j++) {
+            nb1[j] = cprop_sgd_value_d(b1[j], d1[j], lr, 0.0);
+            check = check + nb1[j] * 0;
+        }
+        for (k = 0; k < NO; k++) {
+            nb2[k] = cprop_sgd_value_d(b2[k], d2[k], lr, 0.0);
+            check = check + nb2[k] * 0;
+        }
     }
     if (check != check) return 2;
     for (i = 0; i < NI * NH; i++) W1[i] = nW1[i];
