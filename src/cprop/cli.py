@@ -78,8 +78,7 @@ def _names(text: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from cprop import __version__
-    from cprop.activations import HIDDEN, OUTPUT
-    from cprop.mlp import LOSSES
+    from cprop._registry import DTYPES, HIDDEN, INITS, LOSSES, OPTIMIZERS, OUTPUT, SCHEDULES
 
     p = argparse.ArgumentParser(prog="cprop", description="Backpropagation at C speed.")
     p.add_argument("--version", action="version", version=f"cprop {__version__}")
@@ -108,9 +107,6 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="how cprop was built and what it runs on (show_config)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from cprop.mlp import INITS
-    from cprop.optimizers import OPTIMIZERS
-
     t = sub.add_parser(
         "train", help="train a network on a CSV file",
         description="Train an MLP on a CSV file with a header row. Every column but the target "
@@ -133,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--negative-slope", type=float, default=0.01,
                    help="slope of leaky_relu for negative inputs (default 0.01)")
     t.add_argument("--init", choices=INITS, default="glorot_uniform")
-    t.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    t.add_argument("--dtype", choices=DTYPES, default="float64")
     t.add_argument("--epochs", type=_positive_int, default=50, help="default 50")
     t.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
@@ -141,8 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default 0)")
     t.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum")
     t.add_argument("--alpha", type=float, default=0.0, help="L2 on the weights (default 0)")
-    t.add_argument("--lr-schedule", choices=["constant", "invscaling", "step", "cosine"],
-                   default="constant")
+    t.add_argument("--lr-schedule", choices=SCHEDULES, default="constant")
     t.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                    help="keep the file's row order in every epoch")
     t.add_argument("--seed", type=int, default=None,

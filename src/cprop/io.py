@@ -79,6 +79,7 @@ import zlib
 
 import numpy as np
 
+from cprop._registry import DTYPES, HIDDEN, INITS, LOSSES, OPTIMIZERS, OUTPUT
 from cprop._version import __version__
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
@@ -386,9 +387,7 @@ def _parse_header(arr: np.ndarray) -> dict:
 
 def _check_header(header: dict) -> dict:
     """Type- and range-check every field; returns the values MLP(...) and the state need."""
-    from cprop.activations import HIDDEN, OUTPUT
-    from cprop.mlp import INITS, LOSSES
-    from cprop.optimizers import OPTIMIZERS, check_optimizer
+    from cprop.optimizers import check_optimizer
 
     if not isinstance(header["cprop_version"], str):
         raise _Invalid(f"header field 'cprop_version' must be a string, "
@@ -403,7 +402,7 @@ def _check_header(header: dict) -> dict:
     hidden = _str_field(header, "hidden", HIDDEN)
     output = _str_field(header, "output", OUTPUT)
     loss = _str_field(header, "loss", LOSSES)
-    dtype = np.dtype(_str_field(header, "dtype", ("float64", "float32")))
+    dtype = np.dtype(_str_field(header, "dtype", DTYPES))
     if not isinstance(header["train_biases"], bool):
         raise _Invalid(f"header field 'train_biases' must be true or false, "
                        f"got {header['train_biases']!r}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cprop import _registry
 from cprop._kernels import _mlp
 from cprop._validation import (
     as_float_array,
@@ -35,11 +36,15 @@ from cprop.schedules import check_schedule
 
 __all__ = ["MLP", "History", "LOSSES", "INITS"]
 
-LOSSES = tuple(_mlp.LOSS_CODES)
-INITS = tuple(_mlp.INIT_CODES)
+# A build whose code tables name other activations, losses, optimizers or initialisers than
+# the registry is refused here, before any network is built.
+_registry.check_kernel_tables(_mlp)
+
+# Aliases of the registry's tables (public names kept for compatibility).
+LOSSES = _registry.LOSSES
+INITS = _registry.INITS
 # Which output activation each loss needs (None: any).
-_LOSS_OUTPUT = {"squared_error": None, "cross_entropy": "softmax",
-                "binary_cross_entropy": "sigmoid"}
+_LOSS_OUTPUT = _registry.LOSS_OUTPUT
 
 # Layer blocks of at least this many multiply-adds use BLAS gemm, smaller ones tight loops
 # (read when a network is built; tests set it to 0 or a huge value to force either path).
@@ -394,22 +399,23 @@ class MLP:
 
     def _xt(self, X, T, name_x="X", name_t="T"):
         X2, single = check_inputs(X, self._sizes[0], self.dtype, name=name_x)
-        if self.loss_name == "cross_entropy":
+        targets = _registry.LOSS_TARGETS[self.loss_name]
+        if targets == "distribution":
             T = self._labels_to_one_hot(T, X2.shape[0], single, name_t)
         T2 = check_targets(T, X2.shape[0], self._sizes[-1], single, self.dtype,
                            name=name_t, inputs=name_x)
-        if self.loss_name != "squared_error":
+        if targets in ("unit", "distribution"):
             lo, hi = float(T2.min()), float(T2.max())
             if lo < 0 or hi > 1:
                 raise ValueError(f"{name_t}: {self.loss_name} targets must lie in [0, 1], got "
                                  f"values in [{lo:g}, {hi:g}]")
-        if self.loss_name == "cross_entropy":
+        if targets == "distribution":
             # The fused output delta y - t is the gradient only for target rows that are
             # probability distributions; a row summing to s has gradient s*y - t.
             sums = T2.sum(axis=1, dtype=np.float64)
             worst = int(np.argmax(np.abs(sums - 1.0)))
             if abs(sums[worst] - 1.0) > (1e-6 if self.dtype == np.float64 else 1e-5):
-                raise ValueError(f"{name_t}: cross_entropy targets must be one-hot or "
+                raise ValueError(f"{name_t}: {self.loss_name} targets must be one-hot or "
                                  f"probability rows summing to 1 (or integer class labels); "
                                  f"row {worst} sums to {sums[worst]:.9g}")
         return X2, T2

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cprop import _registry
 from cprop._kernels import _mlp
 
 __all__ = ["OPTIMIZERS", "OptimizerOptions", "check_optimizer"]
 
-OPTIMIZERS = tuple(_mlp.OPTIMIZER_CODES)
+OPTIMIZERS = _registry.OPTIMIZERS  # (an alias of the registry's table)
 
 RPROP_ETAS = (0.5, 1.2)
 RPROP_STEP_SIZES = (1e-6, 50.0)

@@ -65,6 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
+from cprop import _registry
 from cprop._kernels import _mlp
 from cprop.mlp import _BLOCK_ROWS, MLP
 from cprop.optimizers import OptimizerOptions
@@ -72,7 +73,9 @@ from cprop.optimizers import OptimizerOptions
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's hidden activation names -> cprop's.
-_HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_HIDDEN = _registry.SKLEARN_ACTIVATIONS
+# The solvers that train minibatches in the kernels (partial_fit takes only these).
+_STOCHASTIC_SOLVERS = tuple(s for s in _registry.SKLEARN_SOLVERS if s != "lbfgs")
 
 
 class _Solver:
@@ -142,11 +145,11 @@ class _BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [StrOptions(set(_registry.SKLEARN_ACTIVATIONS))],
+        "solver": [StrOptions(set(_registry.SKLEARN_SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions(set(_registry.SKLEARN_LEARNING_RATES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -164,7 +167,7 @@ class _BaseMLP(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "dtype": [StrOptions({"float64", "float32"}), None],
+        "dtype": [StrOptions(set(_registry.DTYPES)), None],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
@@ -533,7 +536,7 @@ class _BaseMLP(BaseEstimator):
         return self._score_function(y, y_pred)
 
     def _check_solver(self):
-        if self.solver not in ("sgd", "adam"):
+        if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
@@ -725,7 +728,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _is_classifier = False
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions(set(_registry.SKLEARN_REGRESSOR_LOSSES))],
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
