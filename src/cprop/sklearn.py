@@ -28,10 +28,10 @@ How scikit-learn's definitions map onto cprop's (all checked numerically by the 
   (cprop's ``squared_error``), but the loss it reports divides by the number of outputs;
   ``loss_curve_``/``loss_`` here report that (scaled) value too.
 
-This module drives :class:`cprop.MLP`'s compiled ``Plan`` one minibatch at a time with its own
-optimizer state (it needs a per-step ``epsilon`` and ``alpha``, which ``MLP.train_step`` treats
-as part of the optimizer's identity); it uses ``MLP``'s private ``_plan``, ``_params``,
-``_workspace`` and ``_lock``.
+The stochastic solvers train one minibatch at a time with the estimator's own optimizer state
+(they need a per-step ``epsilon`` and ``alpha``, which ``MLP.train_step`` treats as part of the
+optimizer's identity; see ``_run_epoch``); L-BFGS takes its objective from
+``MLP.loss_and_gradient``. Everything else goes through ``MLP``'s public methods.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ class _BaseMLP(BaseEstimator):
         if net.layer_sizes != layer_units:
             raise ValueError(f"The fitted network has layer sizes {net.layer_sizes}; this call "
                              f"needs {layer_units} (warm_start/partial_fit keep the shapes)")
-        net._check_params_finite()
+        net.check_params()
         X = np.ascontiguousarray(X, dtype=net.dtype)
         T = np.ascontiguousarray(y, dtype=net.dtype)
 
@@ -364,15 +364,12 @@ class _BaseMLP(BaseEstimator):
         for n_in, n_out in zip(net.layer_sizes[:-1], net.layer_sizes[1:]):
             is_weight[offset:offset + n_in * n_out] = True
             offset += n_in * n_out + n_out
-        grad = np.empty(net.n_params, dtype=net.dtype)
 
         def loss_grad(p):
             # scikit-learn's objective: reported data loss + alpha/2 ||W||^2 / n, and its
             # exact gradient.
-            with net._lock:
-                net._params[:] = p
-                A, D, _ = net._workspace(min(n, _BLOCK_ROWS))
-                loss = net._plan.gradient(net._params, X, T, grad, A, D)
+            net.params[:] = p
+            loss, grad = net.loss_and_gradient(X, T)
             g = grad.astype(np.float64) * scale
             w = p[is_weight]
             g[is_weight] += (alpha / n) * w
