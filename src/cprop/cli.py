@@ -144,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seeds the weights, the validation split and the shuffles (default: "
                    "drawn from the OS and printed)")
     t.add_argument("--validation-fraction", type=_fraction, default=0.0,
-                   help="hold out this fraction of the rows (chosen at random) to validate")
+                   help="hold out this fraction of the rows to validate: chosen by a shuffle "
+                   "from the network's generator, as MLP.fit(validation_fraction=...) does "
+                   "(with --no-shuffle: the last rows)")
     t.add_argument("--early-stopping", action="store_true",
                    help="stop when the validation (else training) loss stops improving and "
                    "keep the best epoch")
@@ -275,14 +277,16 @@ def _train(args) -> None:
               loss="cross_entropy" if classify else "squared_error", dtype=args.dtype,
               seed=args.seed, negative_slope=args.negative_slope, init=args.init)
 
-    # The validation rows: a permutation from the network's seed, so --seed repeats the run.
+    # The validation rows: MLP.fit's rule (cprop.validation_split) on the network's generator,
+    # so `--seed S` holds out the rows MLP(..., seed=S).fit(..., validation_fraction=f) would,
+    # and the epochs' shuffles that follow are that fit's too.
     n = len(table)
-    order = np.random.default_rng(net.seed).permutation(n)
     n_val = int(np.ceil(args.validation_fraction * n))
     if args.validation_fraction and not 1 <= n_val < n:
         raise ValueError(f"--validation-fraction: {args.validation_fraction} of {n} rows "
                          f"leaves {n - n_val} to train on and {n_val} to validate")
-    val, train = (np.sort(order[:n_val]), np.sort(order[n_val:])) if n_val else (None, None)
+    train, val = (net.validation_split(n, args.validation_fraction, shuffle=args.shuffle)
+                  if n_val else (None, None))
     X_train, T_train = (X[train], T[train]) if n_val else (X, T)
 
     if args.scale:
