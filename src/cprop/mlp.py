@@ -516,13 +516,17 @@ class MLP:
         after which training continues exactly as it would have from the saved network.
         """
         with self._lock:
-            return {
-                "params": self._params.copy(),
-                "optimizer": self._opt.to_dict(),
-                "optimizer_state": self._opt_state.copy(),
-                "optimizer_steps": int(self._opt_steps[0]),
-                "rng_state": int(self._rng[0]),
-            }
+            return self._state(copy=True)
+
+    def _state(self, copy: bool) -> dict:
+        # copy=False (views of the live buffers) only under the lock, for save.
+        return {
+            "params": self._params.copy() if copy else self._params,
+            "optimizer": self._opt.to_dict(),
+            "optimizer_state": self._opt_state.copy() if copy else self._opt_state,
+            "optimizer_steps": int(self._opt_steps[0]),
+            "rng_state": int(self._rng[0]),
+        }
 
     def load_state_dict(self, state_dict) -> None:
         """Restore a state from :meth:`state_dict` (of this network or one of the same shape).
@@ -941,7 +945,7 @@ class MLP:
                       "output": self.output, "loss": self.loss_name, "dtype": self.dtype,
                       "train_biases": self.train_biases, "negative_slope": self.negative_slope,
                       "seed": self.seed, "init": self.init, "dataset": self.dataset}
-            _fileformat.save(path, fields, self.state_dict())
+            _fileformat.save(path, fields, self._state(copy=False))  # no copy of big buffers
 
     def to_onnx(self, path) -> None:
         """Write the network as an ONNX model to ``path`` (needs ``pip install "cprop[onnx]"``).
