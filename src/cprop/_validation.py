@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from cprop import _registry
 from cprop._kernels import _elementwise
 
 __all__ = [
@@ -26,17 +27,19 @@ __all__ = [
     "check_seed",
 ]
 
-_SUPPORTED_DTYPES = {"float64": np.float64, "float32": np.float32}
+_SUPPORTED_DTYPES = {name: np.dtype(name).type for name in _registry.DTYPES}
 
 
 def check_dtype(dtype) -> np.dtype:
-    """``"float64"``/``"float32"`` (or the NumPy types) -> native-order np.dtype, else ValueError."""
+    """``"float64"``/``"float32"`` (or the NumPy types) -> native-order np.dtype, else
+    ValueError."""
     try:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
     if dt is None or dt.name not in _SUPPORTED_DTYPES:
-        raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
+        raise ValueError(f"dtype: expected {' or '.join(map(repr, _registry.DTYPES))}, "
+                         f"got {dtype!r}")
     # '>f8' names float64 too: the kernels compute in the machine's own byte order.
     return np.dtype(_SUPPORTED_DTYPES[dt.name])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cprop import _registry
 from cprop._kernels import _elementwise as _ew
 from cprop._kernels import _mlp
 from cprop._validation import as_float_array, check_dtype
@@ -19,8 +20,9 @@ __all__ = ["HIDDEN", "OUTPUT", "ACTIVATION_CODES", "activation_code", "apply", "
 
 #: name -> kernel code, read from the compiled module so the two cannot disagree
 ACTIVATION_CODES: dict[str, int] = dict(_mlp.ACTIVATION_CODES)
-HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-OUTPUT = ("sigmoid", "softmax", "identity")
+#: the names each layer may take (aliases of :mod:`cprop._registry`'s tables)
+HIDDEN = _registry.HIDDEN
+OUTPUT = _registry.OUTPUT
 
 
 def activation_code(name, allowed, argument: str) -> int:

@@ -35,21 +35,21 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _nonnegative_int(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
     return n
@@ -78,8 +78,7 @@ def _names(text: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from cprop import __version__
-    from cprop.activations import HIDDEN, OUTPUT
-    from cprop.mlp import LOSSES
+    from cprop._registry import DTYPES, HIDDEN, INITS, LOSSES, OPTIMIZERS, OUTPUT, SCHEDULES
 
     p = argparse.ArgumentParser(prog="cprop", description="Backpropagation at C speed.")
     p.add_argument("--version", action="version", version=f"cprop {__version__}")
@@ -108,9 +107,6 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="how cprop was built and what it runs on (show_config)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from cprop.mlp import INITS
-    from cprop.optimizers import OPTIMIZERS
-
     t = sub.add_parser(
         "train", help="train a network on a CSV file",
         description="Train an MLP on a CSV file with a header row. Every column but the target "
@@ -133,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--negative-slope", type=float, default=0.01,
                    help="slope of leaky_relu for negative inputs (default 0.01)")
     t.add_argument("--init", choices=INITS, default="glorot_uniform")
-    t.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    t.add_argument("--dtype", choices=DTYPES, default="float64")
     t.add_argument("--epochs", type=_positive_int, default=50, help="default 50")
     t.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
@@ -141,15 +137,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default 0)")
     t.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum")
     t.add_argument("--alpha", type=float, default=0.0, help="L2 on the weights (default 0)")
-    t.add_argument("--lr-schedule", choices=["constant", "invscaling", "step", "cosine"],
-                   default="constant")
+    t.add_argument("--lr-schedule", choices=SCHEDULES, default="constant")
     t.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                    help="keep the file's row order in every epoch")
     t.add_argument("--seed", type=int, default=None,
                    help="seeds the weights, the validation split and the shuffles (default: "
                    "drawn from the OS and printed)")
     t.add_argument("--validation-fraction", type=_fraction, default=0.0,
-                   help="hold out this fraction of the rows (chosen at random) to validate")
+                   help="hold out this fraction of the rows to validate: chosen by a shuffle "
+                   "from the network's generator, as MLP.fit(validation_fraction=...) does "
+                   "(with --no-shuffle: the last rows)")
     t.add_argument("--early-stopping", action="store_true",
                    help="stop when the validation (else training) loss stops improving and "
                    "keep the best epoch")
@@ -280,14 +277,16 @@ def _train(args) -> None:
               loss="cross_entropy" if classify else "squared_error", dtype=args.dtype,
               seed=args.seed, negative_slope=args.negative_slope, init=args.init)
 
-    # The validation rows: a permutation from the network's seed, so --seed repeats the run.
+    # The validation rows: MLP.fit's rule (cprop.validation_split) on the network's generator,
+    # so `--seed S` holds out the rows MLP(..., seed=S).fit(..., validation_fraction=f) would,
+    # and the epochs' shuffles that follow are that fit's too.
     n = len(table)
-    order = np.random.default_rng(net.seed).permutation(n)
     n_val = int(np.ceil(args.validation_fraction * n))
     if args.validation_fraction and not 1 <= n_val < n:
         raise ValueError(f"--validation-fraction: {args.validation_fraction} of {n} rows "
                          f"leaves {n - n_val} to train on and {n_val} to validate")
-    val, train = (np.sort(order[:n_val]), np.sort(order[n_val:])) if n_val else (None, None)
+    train, val = (net.validation_split(n, args.validation_fraction, shuffle=args.shuffle)
+                  if n_val else (None, None))
     X_train, T_train = (X[train], T[train]) if n_val else (X, T)
 
     if args.scale:

@@ -3,8 +3,8 @@
 A :class:`Trace` holds every number of one SGD step on one sample: each layer's net inputs z
 and outputs a, the chain-rule factors dE/da and da/dz, the deltas dE/dz, every gradient and every
 updated parameter. The activations, deltas and gradients are the compiled kernels' own numbers
-(read from their workspaces); the net inputs z, which the kernel overwrites with f(z), are
-recomputed here in the kernel's order of addition.
+and the net inputs z are recomputed in the kernel's order of addition, all read by name from
+:meth:`cprop.MLP.backprop_values`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import math
-
-import numpy as np
 
 from cprop.activations import derivative
 
@@ -179,7 +177,7 @@ class Trace:
             else:
                 w(f"  E_{y} = softplus({_num(last.z[k])}) − {_num(self.t[k])}·"
                   f"{_factor(last.z[k])} = {_num(e)}")
-        w(f"  E = " + " + ".join(f"E_{self.unit_name(n_layers, k)}"
+        w("  E = " + " + ".join(f"E_{self.unit_name(n_layers, k)}"
                                  for k in range(len(self.output_losses)))
           + f" = {_num(self.loss)}")
         w("")
@@ -252,49 +250,26 @@ class Trace:
         return self.format()
 
 
-def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
-    """Assemble a Trace from one sample's kernel workspaces (A: activations, D: deltas)."""
+def build_trace(net, values, lr) -> Trace:
+    """Assemble a Trace from ``net.backprop_values(x, t)`` and the step's learning rate."""
     sizes = net.layer_sizes
     acts = net.activations
     n_layers = len(sizes) - 1
-    a_off = np.concatenate([[0], np.cumsum(sizes)])
-    new_params = params.copy()
     # The same update as the kernel's sgd_update, in the network's dtype.
-    lr_typed = params.dtype.type(lr)
-    offset = 0
-    layer_views = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        w_sl = slice(offset, offset + n_in * n_out)
-        b_sl = slice(offset + n_in * n_out, offset + n_in * n_out + n_out)
-        new_params[w_sl] = params[w_sl] - lr_typed * grad[w_sl]
-        if net.train_biases:
-            new_params[b_sl] = params[b_sl] - lr_typed * grad[b_sl]
-        layer_views.append((w_sl, b_sl, n_in, n_out))
-        offset += n_in * n_out + n_out
-
-    def block(buf, layer):
-        return [float(v) for v in buf[a_off[layer] : a_off[layer + 1]]]
-
-    tt = [float(v) for v in t]
+    lr_typed = values.grad.dtype.type(lr)
+    tt = [float(v) for v in values.t]
     layers: list[LayerTrace] = []
-    for l, (w_sl, b_sl, n_in, n_out) in enumerate(layer_views):
-        W = params[w_sl].reshape(n_in, n_out)
-        b = params[b_sl]
-        a_in = block(A, l)
-        z = []
-        for j in range(n_out):
-            s = float(b[j])
-            for i in range(n_in):
-                s += a_in[i] * float(W[i, j])
-            z.append(s)
+    for l, lv in enumerate(values.layers):
+        new_W = lv.W - lr_typed * lv.grad_W
+        new_b = lv.b - lr_typed * lv.grad_b if net.train_biases else lv.b
         layers.append(
             LayerTrace(
-                index=l + 1, activation=acts[l], a_in=a_in, W=W.tolist(), b=b.tolist(),
-                z=z, a=block(A, l + 1), dE_da=[], dE_da_terms=None, da_dz=[],
-                delta=block(D, l + 1),
-                grad_W=grad[w_sl].reshape(n_in, n_out).tolist(), grad_b=grad[b_sl].tolist(),
-                new_W=new_params[w_sl].reshape(n_in, n_out).tolist(),
-                new_b=new_params[b_sl].tolist(),
+                index=l + 1, activation=acts[l], a_in=[float(v) for v in lv.a_in],
+                W=lv.W.tolist(), b=lv.b.tolist(), z=lv.z.tolist(),
+                a=[float(v) for v in lv.a], dE_da=[], dE_da_terms=None, da_dz=[],
+                delta=[float(v) for v in lv.delta],
+                grad_W=lv.grad_W.tolist(), grad_b=lv.grad_b.tolist(),
+                new_W=new_W.tolist(), new_b=new_b.tolist(),
             )
         )
     out = layers[-1]
@@ -317,8 +292,9 @@ def build_trace(net, params, x, t, lr, A, D, grad, loss) -> Trace:
             ]
             ly.dE_da = [sum(terms) for terms in ly.dE_da_terms]
     return Trace(
-        layer_sizes=list(sizes), loss_name=net.loss_name, x=[float(v) for v in x], t=tt,
-        lr=float(lr), train_biases=net.train_biases, loss=loss, output_losses=output_losses,
+        layer_sizes=list(sizes), loss_name=net.loss_name, x=[float(v) for v in values.x],
+        t=tt, lr=float(lr), train_biases=net.train_biases, loss=values.loss,
+        output_losses=output_losses,
         layers=layers, negative_slope=net.negative_slope,
     )
 

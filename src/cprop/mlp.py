@@ -15,10 +15,12 @@ import operator
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from cprop import _fileformat, _registry
 from cprop._kernels import _elementwise, _mlp
 from cprop._validation import (
     as_float_array,
@@ -31,16 +33,29 @@ from cprop._validation import (
     check_targets,
 )
 from cprop.activations import HIDDEN, OUTPUT, activation_code
-from cprop.optimizers import OptimizerOptions, check_optimizer
+from cprop.optimizers import (
+    OPTIONS_KEYS,
+    OptimizerOptions,
+    check_optimizer,
+    state_problem,
+)
 from cprop.schedules import Constant, check_schedule
 
-__all__ = ["MLP", "History", "LOSSES", "INITS"]
+__all__ = ["MLP", "History", "BackpropValues", "LayerValues", "validation_split", "LOSSES",
+           "INITS", "STATE_KEYS"]
 
-LOSSES = tuple(_mlp.LOSS_CODES)
-INITS = tuple(_mlp.INIT_CODES)
+# A build whose code tables name other activations, losses, optimizers or initialisers than
+# the registry is refused here, before any network is built.
+_registry.check_kernel_tables(_mlp)
+
+# Aliases of the registry's tables (public names kept for compatibility).
+LOSSES = _registry.LOSSES
+INITS = _registry.INITS
 # Which output activation each loss needs (None: any).
-_LOSS_OUTPUT = {"squared_error": None, "cross_entropy": "softmax",
-                "binary_cross_entropy": "sigmoid"}
+_LOSS_OUTPUT = _registry.LOSS_OUTPUT
+
+#: The keys of ``MLP.state_dict()``.
+STATE_KEYS = ("params", "optimizer", "optimizer_state", "optimizer_steps", "rng_state")
 
 # Layer blocks of at least this many multiply-adds use BLAS gemm, smaller ones tight loops
 # (read when a network is built; tests set it to 0 or a huge value to force either path).
@@ -78,6 +93,42 @@ class History:
         return len(self.loss)
 
 
+@dataclass(frozen=True)
+class LayerValues:
+    """One weight layer's numbers for one sample (an element of ``BackpropValues.layers``).
+
+    ``W`` ``(n_in, n_out)`` and ``b`` the parameters used; ``a_in`` the layer's inputs (the
+    sample itself for the first layer); ``z = b + a_in @ W`` the net inputs (float64);
+    ``a = f(z)`` the outputs; ``delta = dE/dz``; ``grad_W = outer(a_in, delta)`` and
+    ``grad_b = delta`` the gradient. All arrays are the network's dtype except ``z``.
+    """
+
+    W: np.ndarray
+    b: np.ndarray
+    a_in: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    delta: np.ndarray
+    grad_W: np.ndarray
+    grad_b: np.ndarray
+
+
+@dataclass(frozen=True)
+class BackpropValues:
+    """What :meth:`MLP.backprop_values` returns: one sample's forward and backward pass.
+
+    ``x``, ``t`` the sample (``t`` one-hot for a class label); ``loss`` its loss; ``grad`` the
+    flat gradient in ``params``' layout; ``layers[l]`` a :class:`LayerValues` per weight layer,
+    input side first.
+    """
+
+    x: np.ndarray
+    t: np.ndarray
+    loss: float
+    grad: np.ndarray
+    layers: tuple
+
+
 def _check_layer_sizes(layer_sizes) -> list[int]:
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
         raise TypeError(
@@ -100,6 +151,64 @@ def _check_layer_sizes(layer_sizes) -> list[int]:
             raise ValueError(f"layer_sizes[{k}]: expected an int >= 1, got {int(s)}")
         out.append(int(s))
     return out
+
+
+def _state_int(value, key: str, end: int) -> int:
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            v = operator.index(value)
+        except TypeError:
+            v = None
+        if v is not None and 0 <= v < end:
+            return v
+    bound = "2**63" if end == 2**63 else "2**64"
+    raise ValueError(f"state_dict[{key!r}]: expected an integer in [0, {bound}), got {value!r}")
+
+
+def validation_split(n_samples: int, fraction: float, *, shuffle: bool = True,
+                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)``: which of ``n_samples`` rows to train on and which to hold out.
+
+    The rule of ``MLP.fit(..., validation_fraction=fraction)`` and ``cprop train
+    --validation-fraction``: ``ceil(fraction * n_samples)`` rows are held out (at least one must
+    be left on each side, else ValueError). With ``shuffle`` they are the last rows of a
+    Fisher-Yates shuffle of ``0 .. n_samples - 1`` drawn from a SplitMix64 generator seeded with
+    ``seed`` (an int in [0, 2**64); None draws one from the OS); without, the last rows. Both
+    index arrays are sorted, so each part keeps the rows' order. Deterministic: the same
+    arguments give the same split on every platform.
+
+    ``fit`` draws from the network's generator as it stands (after ``fit(seed=k)`` reseeds it:
+    ``net.fit(X, T, seed=k, validation_fraction=f)`` holds out
+    ``validation_split(len(X), f, seed=k)[1]``); :meth:`MLP.validation_split` draws the same
+    rows from a network's generator without training.
+    """
+    n, fraction, shuffle = _check_split_args(n_samples, fraction, shuffle)
+    seed = check_seed(seed)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "little")
+    return _split_indices(n, fraction, shuffle, np.array([seed], dtype=np.uint64), "fraction")
+
+
+def _check_split_args(n_samples, fraction, shuffle) -> tuple[int, float, bool]:
+    n = check_positive_int(n_samples, "n_samples")
+    if isinstance(fraction, (bool, np.bool_)) or not isinstance(
+            fraction, (int, float, np.integer, np.floating)) or not 0 <= fraction < 1:
+        raise ValueError(f"fraction: expected a number in [0, 1), got {fraction!r}")
+    return n, float(fraction), check_bool(shuffle, "shuffle")
+
+
+def _split_indices(n: int, fraction: float, shuffle: bool, rng: np.ndarray,
+                   name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The split rule; ``rng`` (a generator state, uint64[1]) advances if ``shuffle``."""
+    n_val = int(math.ceil(fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"{name}: {fraction} of {n} samples leaves "
+                         f"{n - n_val} to train on and {n_val} to validate; need >= 1 each")
+    if shuffle:
+        order = np.empty(n, dtype=np.intp)
+        _elementwise.shuffled_order(rng, order)
+        return np.sort(order[: n - n_val]), np.sort(order[n - n_val:])
+    return np.arange(n - n_val), np.arange(n - n_val, n)
 
 
 def _overflow(method: str, what: str) -> FloatingPointError:
@@ -419,26 +528,133 @@ class MLP:
         with self._lock:
             self._reset_optimizer(self._opt)
 
+    # -- state: what files, the estimators and users save and restore ---------------------------
+
+    def state_dict(self) -> dict:
+        """The network's changing state, as copies (changing them does not change the network).
+
+        Keys (:data:`STATE_KEYS`):
+
+        - ``"params"``: ``net.params`` (1-D, the network's dtype);
+        - ``"optimizer"``: the optimizer whose state the network holds and its options, a dict
+          with the keys ``name, momentum, nesterov, beta1, beta2, eps, alpha``;
+        - ``"optimizer_state"``: its state vectors, 1-D, ``slots * n_params`` values of the
+          network's dtype (SGD with momentum: velocity; Adam: m then v; Rprop: previous
+          gradient then step sizes; SGD without momentum: none);
+        - ``"optimizer_steps"``: optimizer steps taken (an int; Adam's bias correction);
+        - ``"rng_state"``: the state of the network's SplitMix64 generator (an int in
+          [0, 2**64)), which draws the next shuffle or validation split.
+
+        The architecture (``layer_sizes``, activations, loss, dtype ...) is not part of it:
+        :meth:`load_state_dict` restores a state into a network built with the same arguments,
+        after which training continues exactly as it would have from the saved network.
+        """
+        with self._lock:
+            return self._state(copy=True)
+
+    def _state(self, copy: bool) -> dict:
+        # copy=False (views of the live buffers) only under the lock, for save.
+        return {
+            "params": self._params.copy() if copy else self._params,
+            "optimizer": self._opt.to_dict(),
+            "optimizer_state": self._opt_state.copy() if copy else self._opt_state,
+            "optimizer_steps": int(self._opt_steps[0]),
+            "rng_state": int(self._rng[0]),
+        }
+
+    def load_state_dict(self, state_dict) -> None:
+        """Restore a state from :meth:`state_dict` (of this network or one of the same shape).
+
+        Every field is checked before anything changes: exactly the keys of
+        :data:`STATE_KEYS`; arrays of real numbers (converted to the network's dtype) of the
+        right length, every value finite; the optimizer's name and options in their ranges
+        (as ``fit`` checks them), a state of its length with no negative Adam second moment or
+        Rprop step size; ``optimizer_steps`` an int >= 0; ``rng_state`` an int in [0, 2**64).
+        Raises ValueError naming the key (TypeError if ``state_dict`` is not a mapping).
+        """
+        params, opt, opt_state, steps, rng = self._check_state(state_dict)
+        with self._lock:
+            self._reset_optimizer(opt)  # the optimizer and a buffer of its size
+            self._params[:] = params
+            self._opt_state[:] = opt_state
+            self._opt_steps[0] = steps
+            self._rng[0] = rng
+
+    def _check_state(self, state) -> tuple:
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dict: expected a dict with the keys "
+                            f"{', '.join(STATE_KEYS)}, got {type(state).__name__}")
+        missing = [k for k in STATE_KEYS if k not in state]
+        unknown = [k for k in state if k not in STATE_KEYS]
+        if missing or unknown:
+            raise ValueError("state_dict: " + "; ".join(
+                ([f"missing key{'s' if len(missing) > 1 else ''} "
+                  f"{', '.join(repr(k) for k in missing)}"] if missing else [])
+                + ([f"unknown key{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(repr(k) for k in unknown)}"] if unknown else [])))
+        n = self.n_params
+        params = self._state_array(state["params"], "params", n)
+
+        described = state["optimizer"]
+        if not isinstance(described, Mapping) or sorted(described) != sorted(OPTIONS_KEYS):
+            got = (sorted(described) if isinstance(described, Mapping)
+                   else type(described).__name__)
+            raise ValueError(f"state_dict['optimizer']: expected a dict with the keys "
+                             f"{', '.join(OPTIONS_KEYS)}, got {got}")
+        try:
+            opt = check_optimizer(*(described[k] for k in OPTIONS_KEYS))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"state_dict['optimizer']: {exc}") from None
+
+        opt_state = self._state_array(state["optimizer_state"], "optimizer_state",
+                                      opt.slots * n, f" ({opt.slots} state vector"
+                                      f"{'s' if opt.slots != 1 else ''} of {n} values for "
+                                      f"optimizer {opt.name!r})")
+        problem = state_problem(opt, opt_state, n)
+        if problem:
+            raise ValueError(f"state_dict['optimizer_state']: {problem}")
+        steps = _state_int(state["optimizer_steps"], "optimizer_steps", 2**63)
+        rng = _state_int(state["rng_state"], "rng_state", 2**64)
+        return params, opt, opt_state, steps, rng
+
+    def _state_array(self, value, key: str, length: int, why: str = "") -> np.ndarray:
+        name = f"state_dict[{key!r}]"
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{name}: expected a 1-D array of real numbers ({exc})") from None
+        if arr.dtype.kind not in "fiu":
+            raise ValueError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+        if arr.shape != (length,):
+            raise ValueError(f"{name}: expected shape ({length},){why}, got {arr.shape}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.array(arr, dtype=self.dtype, order="C", copy=True)
+        if not _elementwise.all_finite(out):
+            raise ValueError(f"{name}: contains NaN or infinity"
+                             + (f" (as {self.dtype.name})" if np.isfinite(arr).all() else ""))
+        return out
+
     # -- evaluation -----------------------------------------------------------------------------
 
     def _xt(self, X, T, name_x="X", name_t="T"):
         X2, single = check_inputs(X, self._sizes[0], self.dtype, name=name_x)
-        if self.loss_name == "cross_entropy":
+        targets = _registry.LOSS_TARGETS[self.loss_name]
+        if targets == "distribution":
             T = self._labels_to_one_hot(T, X2.shape[0], single, name_t)
         T2 = check_targets(T, X2.shape[0], self._sizes[-1], single, self.dtype,
                            name=name_t, inputs=name_x)
-        if self.loss_name != "squared_error":
+        if targets in ("unit", "distribution"):
             lo, hi = float(T2.min()), float(T2.max())
             if lo < 0 or hi > 1:
                 raise ValueError(f"{name_t}: {self.loss_name} targets must lie in [0, 1], got "
                                  f"values in [{lo:g}, {hi:g}]")
-        if self.loss_name == "cross_entropy":
+        if targets == "distribution":
             # The fused output delta y - t is the gradient only for target rows that are
             # probability distributions; a row summing to s has gradient s*y - t.
             sums = T2.sum(axis=1, dtype=np.float64)
             worst = int(np.argmax(np.abs(sums - 1.0)))
             if abs(sums[worst] - 1.0) > (1e-6 if self.dtype == np.float64 else 1e-5):
-                raise ValueError(f"{name_t}: cross_entropy targets must be one-hot or "
+                raise ValueError(f"{name_t}: {self.loss_name} targets must be one-hot or "
                                  f"probability rows summing to 1 (or integer class labels); "
                                  f"row {worst} sums to {sums[worst]:.9g}")
         return X2, T2
@@ -509,6 +725,28 @@ class MLP:
         if not (math.isfinite(loss) and _elementwise.all_finite(grad)):
             raise _overflow("gradients", "the loss or its gradient")
         return self._split(grad)
+
+    def loss_and_gradient(self, X, T) -> tuple[float, np.ndarray]:
+        """``(loss, grad)``: ``self.loss(X, T)`` and its gradient as one flat array in
+        ``params``' layout, from one pass (the objective for an optimizer such as
+        ``scipy.optimize.minimize(..., jac=True)`` over ``params``).
+
+        Unlike :meth:`loss` and :meth:`gradients`, values that overflow inside the network are
+        returned as they are (inf/NaN), not raised: a line search can then back off.
+        """
+        X2, T2 = self._xt(X, T)
+        grad = np.empty(self.n_params, dtype=self.dtype)
+        with self._lock:
+            self._check_params_finite()
+            A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
+            loss = self._plan.gradient(self._params, X2, T2, grad, A, D)
+        return float(loss), grad
+
+    def check_params(self) -> None:
+        """Raise ValueError if a parameter is NaN or infinity (for code that writes into
+        ``params``; every method that computes with them checks this itself)."""
+        with self._lock:
+            self._check_params_finite()
 
     def _split(self, flat: np.ndarray):
         gw, gb, offset = [], [], 0
@@ -790,28 +1028,37 @@ class MLP:
         return history
 
     def _split_validation(self, X2, T2, fraction, shuffle):
-        n = X2.shape[0]
-        n_val = int(math.ceil(fraction * n))
-        if n_val < 1 or n - n_val < 1:
-            raise ValueError(f"validation_fraction: {fraction} of {n} samples leaves "
-                             f"{n - n_val} to train on and {n_val} to validate; need >= 1 each")
-        if shuffle:
-            order = np.empty(n, dtype=np.intp)
-            _elementwise.shuffled_order(self._rng, order)
-            val, train = np.sort(order[n - n_val:]), np.sort(order[: n - n_val])
-        else:
-            val, train = np.arange(n - n_val, n), np.arange(n - n_val)
+        """fit's held-out rows: :func:`validation_split`'s rule on the network's generator."""
+        train, val = _split_indices(X2.shape[0], fraction, shuffle, self._rng,
+                                    "validation_fraction")
         return (np.ascontiguousarray(X2[train]), np.ascontiguousarray(T2[train]),
                 np.ascontiguousarray(X2[val]), np.ascontiguousarray(T2[val]))
+
+    def validation_split(self, n_samples: int, fraction: float, shuffle: bool = True):
+        """``(train_idx, val_idx)``: the rows ``fit(..., validation_fraction=fraction,
+        shuffle=shuffle)`` would hold out of ``n_samples`` rows if it were called now.
+
+        Draws them from the network's generator, which it advances just as ``fit`` does, so a
+        following ``fit(X[train_idx], T[train_idx], validation_data=(X[val_idx], T[val_idx]),
+        shuffle=shuffle)`` trains exactly as ``fit(X, T, validation_fraction=fraction,
+        shuffle=shuffle)`` would have (``cprop train`` splits this way). The rule is
+        :func:`cprop.validation_split`'s, with the generator's current state as its seed.
+        """
+        n, fraction, shuffle = _check_split_args(n_samples, fraction, shuffle)
+        with self._lock:
+            return _split_indices(n, fraction, shuffle, self._rng, "fraction")
 
     # -- files ----------------------------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write the network to ``path`` (an ``.npz``; see :func:`cprop.load`)."""
-        from cprop.io import save
-
+        """Write the network to ``path`` (an ``.npz``; see :func:`cprop.load` and
+        :mod:`cprop.io` for the format), atomically."""
         with self._lock:
-            save(self, path)
+            fields = {"layer_sizes": self.layer_sizes, "hidden": self.hidden,
+                      "output": self.output, "loss": self.loss_name, "dtype": self.dtype,
+                      "train_biases": self.train_biases, "negative_slope": self.negative_slope,
+                      "seed": self.seed, "init": self.init, "dataset": self.dataset}
+            _fileformat.save(path, fields, self._state(copy=False))  # no copy of big buffers
 
     def to_onnx(self, path) -> None:
         """Write the network as an ONNX model to ``path`` (needs ``pip install "cprop[onnx]"``).
@@ -835,11 +1082,29 @@ class MLP:
         """
         from cprop.explain import build_trace
 
+        X2, T2 = self._one_sample(x, t)
+        lr = check_learning_rate(lr, self.dtype)
+        return build_trace(self, self._backprop_values(X2, T2, "explain"), lr)
+
+    def backprop_values(self, x, t) -> BackpropValues:
+        """Every value of backpropagation on one sample (x, t), layer by layer, as named arrays.
+
+        Returns a :class:`BackpropValues`: the loss, the flat gradient and, for each weight
+        layer, its parameters, inputs, net inputs ``z``, outputs ``a``, deltas ``dE/dz`` and
+        gradient (see :class:`LayerValues`). The outputs, deltas, gradient and loss are the
+        compiled kernels' own numbers; the network is not changed.
+        """
+        X2, T2 = self._one_sample(x, t)
+        return self._backprop_values(X2, T2, "backprop_values")
+
+    def _one_sample(self, x, t):
         X2, T2 = self._xt(x, t, "x", "t")
         if X2.shape[0] != 1:
             raise ValueError(f"x: expected one sample of shape ({self.layer_sizes[0]},), "
                              f"got shape {np.shape(x)}")
-        lr = check_learning_rate(lr, self.dtype)
+        return X2, T2
+
+    def _backprop_values(self, X2, T2, where: str) -> BackpropValues:
         grad = np.empty(self.n_params, dtype=self.dtype)
         width = self._plan.total_width
         A = np.empty(width, dtype=self.dtype)
@@ -849,5 +1114,33 @@ class MLP:
             params = self._params.copy()
             loss = self._plan.gradient(params, X2, T2, grad, A, D)
         if not (math.isfinite(loss) and _elementwise.all_finite(grad)):
-            raise _overflow("explain", "the loss or its gradient")
-        return build_trace(self, params, X2[0], T2[0], lr, A, D, grad, float(loss))
+            raise _overflow(where, "the loss or its gradient")
+        # The one-sample workspace holds each layer's outputs (A) and deltas (D) side by side,
+        # layer l's block at sizes[0] + ... + sizes[l - 1].
+        sizes = self.layer_sizes
+        layers = []
+        offset = start = 0
+        a_in = X2[0].copy()
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            start += n_in
+            W = params[offset : offset + n_in * n_out].reshape(n_in, n_out)
+            b = params[offset + n_in * n_out : offset + n_in * n_out + n_out]
+            gW = grad[offset : offset + n_in * n_out].reshape(n_in, n_out)
+            gb = grad[offset + n_in * n_out : offset + n_in * n_out + n_out]
+            offset += n_in * n_out + n_out
+            # z, which the kernel overwrites with f(z): recomputed in Python floats, in the
+            # kernel's order of addition (b first, then i = 0, 1, ...).
+            inputs = [float(v) for v in a_in]
+            z = []
+            for j in range(n_out):
+                s = float(b[j])
+                for i in range(n_in):
+                    s += inputs[i] * float(W[i, j])
+                z.append(s)
+            a = A[start : start + n_out].copy()
+            layers.append(LayerValues(W=W, b=b, a_in=a_in, z=np.array(z), a=a,
+                                      delta=D[start : start + n_out].copy(), grad_W=gW,
+                                      grad_b=gb))
+            a_in = a
+        return BackpropValues(x=X2[0].copy(), t=T2[0].copy(), loss=float(loss), grad=grad,
+                              layers=tuple(layers))

@@ -23,11 +23,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from cprop._kernels import _mlp
+from cprop import _registry
 
 __all__ = ["OPTIMIZERS", "OptimizerOptions", "check_optimizer"]
 
-OPTIMIZERS = tuple(_mlp.OPTIMIZER_CODES)
+#: The fields of an optimizer's description (``OptimizerOptions.to_dict()``, the file header's
+#: ``"optimizer"`` object, ``state_dict()["optimizer"]``).
+OPTIONS_KEYS = ("name", "momentum", "nesterov", "beta1", "beta2", "eps", "alpha")
+
+OPTIMIZERS = _registry.OPTIMIZERS  # (an alias of the registry's table)
 
 RPROP_ETAS = (0.5, 1.2)
 RPROP_STEP_SIZES = (1e-6, 50.0)
@@ -62,11 +66,28 @@ class OptimizerOptions:
             return ("adam", self.beta1, self.beta2, self.eps)
         return ("rprop",)
 
+    def to_dict(self) -> dict:
+        """The options as plain Python values, keyed by :data:`OPTIONS_KEYS`."""
+        return {"name": self.name, "momentum": float(self.momentum),
+                "nesterov": bool(self.nesterov), "beta1": float(self.beta1),
+                "beta2": float(self.beta2), "eps": float(self.eps), "alpha": float(self.alpha)}
+
     def fresh_state(self, n_params: int, dtype, lr: float) -> np.ndarray:
         state = np.zeros(self.slots * n_params, dtype=dtype)
         if self.name == "rprop":
             state[n_params:] = lr  # torch.optim.Rprop starts every step size at lr
         return state
+
+
+def state_problem(opt: OptimizerOptions, state: np.ndarray, n_params: int) -> str | None:
+    """What is wrong with a finite state buffer of the right length for ``opt``, or None.
+
+    The second half of Adam's state (v) and of Rprop's (the step sizes) is never negative.
+    """
+    if opt.name in ("adam", "rprop") and (state[n_params:] < 0).any():
+        return ("has a negative Adam second moment" if opt.name == "adam"
+                else "has a negative Rprop step size")
+    return None
 
 
 def _number(value, name: str, low: float, high: float, low_open=False, high_open=True) -> float:

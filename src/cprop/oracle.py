@@ -46,6 +46,8 @@ import numbers
 import os
 from typing import Any, Callable, Optional, Sequence, Union
 
+from cprop import _registry  # plain Python too: the names the compiled path accepts
+
 __all__ = [
     "ACTIVATIONS",
     "HIDDEN",
@@ -73,25 +75,28 @@ __all__ = [
     "MLP",
 ]
 
+# The names come from cprop._registry, the one table the compiled path reads too.
 #: Activation functions, by name (the same names as the compiled path). ``softmax`` works on a
 #: whole row (:func:`softmax`) and is for the output layer only.
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+ACTIVATIONS = _registry.ACTIVATIONS
 #: Activations a hidden layer may have.
-HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+HIDDEN = _registry.HIDDEN
 #: Activations the output layer may have.
-OUTPUT = ("sigmoid", "softmax", "identity")
+OUTPUT = _registry.OUTPUT
 #: Loss functions, by name, and the output activation each needs (None: any).
-LOSS_OUTPUT = {"squared_error": None, "cross_entropy": "softmax",
-               "binary_cross_entropy": "sigmoid"}
-LOSSES = tuple(LOSS_OUTPUT)
+LOSS_OUTPUT = _registry.LOSS_OUTPUT
+#: Loss functions, by name, and the targets each takes ("real", "unit": in [0, 1],
+#: "distribution": rows in [0, 1] summing to 1, or integer class labels).
+LOSS_TARGETS = _registry.LOSS_TARGETS
+LOSSES = _registry.LOSSES
 #: Initial-weight distributions, by name.
-INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+INITS = _registry.INITS
 #: Optimizers, by name.
-OPTIMIZERS = ("sgd", "adam", "rprop")
+OPTIMIZERS = _registry.OPTIMIZERS
 #: Learning-rate schedules, by name (see :func:`schedule_lr`).
-SCHEDULES = ("constant", "invscaling", "step", "cosine")
+SCHEDULES = _registry.SCHEDULES
 #: Parameter dtypes accepted by the constructor (the oracle itself always uses Python floats).
-DTYPES = ("float64", "float32")
+DTYPES = _registry.DTYPES
 #: All 64 bits set: ``x & MASK64`` is ``x`` reduced modulo 2**64, i.e. C's uint64_t wrap-around.
 MASK64 = 0xFFFFFFFFFFFFFFFF
 #: 2 pi, written out as the kernel writes it (Box-Muller).
@@ -889,7 +894,8 @@ class MLP:
         sum to 1 (to 1e-6; 1e-5 for float32).
         """
         n_out = self.layer_sizes[-1]
-        if self.loss_name == "cross_entropy":
+        kind = LOSS_TARGETS[self.loss_name]
+        if kind == "distribution":
             labels = None
             if single and isinstance(T, numbers.Integral) and not isinstance(T, bool):
                 labels = [T]
@@ -912,19 +918,19 @@ class MLP:
         targets, t_single = _as_rows(T, n_out, name)
         if len(targets) != n:
             raise ValueError(f"X has {n} samples but {name} has {len(targets)}")
-        if self.loss_name != "squared_error":
+        if kind in ("unit", "distribution"):
             for row in targets:
                 for v in row:
                     if not 0.0 <= v <= 1.0:
                         raise ValueError(f"{name}: {self.loss_name} targets must lie in "
                                          f"[0, 1], got {v}")
-        if self.loss_name == "cross_entropy":
+        if kind == "distribution":
             # delta = y - t is the gradient only for a target row that is a probability
             # distribution (a row summing to s has gradient s y - t), so rows must sum to 1.
             tolerance = 1e-6 if self.dtype == "float64" else 1e-5
             for r, row in enumerate(targets):
                 if abs(math.fsum(row) - 1.0) > tolerance:
-                    raise ValueError(f"{name}: cross_entropy targets must be one-hot or "
+                    raise ValueError(f"{name}: {self.loss_name} targets must be one-hot or "
                                      f"probability rows summing to 1 (or integer class "
                                      f"labels); row {r} sums to {math.fsum(row):.9g}")
         return targets

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cprop import _registry
+
 __all__ = ["Schedule", "Constant", "InverseScaling", "Step", "Cosine", "check_schedule"]
 
 
@@ -84,8 +86,12 @@ class Cosine(Schedule):
         return self.lr_min + (base_lr - self.lr_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
 
 
-_NAMED = {"constant": Constant(), "invscaling": InverseScaling(), "step": Step(),
-          "cosine": Cosine()}
+# Each name of the registry's SCHEDULES with its default settings.
+_DEFAULTS = {"constant": Constant, "invscaling": InverseScaling, "step": Step, "cosine": Cosine}
+if set(_DEFAULTS) != set(_registry.SCHEDULES):  # pragma: no cover - a development error
+    raise ImportError(f"cprop.schedules: the schedules {sorted(_DEFAULTS)} do not match "
+                      f"cprop._registry.SCHEDULES {sorted(_registry.SCHEDULES)}")
+_NAMED = {name: _DEFAULTS[name]() for name in _registry.SCHEDULES}
 
 
 def check_schedule(lr_schedule) -> Schedule:

@@ -28,10 +28,10 @@ How scikit-learn's definitions map onto cprop's (all checked numerically by the 
   (cprop's ``squared_error``), but the loss it reports divides by the number of outputs;
   ``loss_curve_``/``loss_`` here report that (scaled) value too.
 
-This module drives :class:`cprop.MLP`'s compiled ``Plan`` one minibatch at a time with its own
-optimizer state (it needs a per-step ``epsilon`` and ``alpha``, which ``MLP.train_step`` treats
-as part of the optimizer's identity); it uses ``MLP``'s private ``_plan``, ``_params``,
-``_workspace`` and ``_lock``.
+The stochastic solvers train one minibatch at a time with the estimator's own optimizer state
+(they need a per-step ``epsilon`` and ``alpha``, which ``MLP.train_step`` treats as part of the
+optimizer's identity; see ``_run_epoch``); L-BFGS takes its objective from
+``MLP.loss_and_gradient``. Everything else goes through ``MLP``'s public methods.
 """
 
 from __future__ import annotations
@@ -65,13 +65,16 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
-from cprop.mlp import _BLOCK_ROWS, MLP
+from cprop import _registry
+from cprop.mlp import MLP
 from cprop.optimizers import OptimizerOptions
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's hidden activation names -> cprop's.
-_HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_HIDDEN = _registry.SKLEARN_ACTIVATIONS
+# The solvers that train minibatches in the kernels (partial_fit takes only these).
+_STOCHASTIC_SOLVERS = tuple(s for s in _registry.SKLEARN_SOLVERS if s != "lbfgs")
 
 
 class _Solver:
@@ -141,11 +144,11 @@ class _BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "activation": [StrOptions(set(_registry.SKLEARN_ACTIVATIONS))],
+        "solver": [StrOptions(set(_registry.SKLEARN_SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions(set(_registry.SKLEARN_LEARNING_RATES))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -163,7 +166,7 @@ class _BaseMLP(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "dtype": [StrOptions({"float64", "float32"}), None],
+        "dtype": [StrOptions(set(_registry.DTYPES)), None],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
@@ -304,7 +307,7 @@ class _BaseMLP(BaseEstimator):
         if net.layer_sizes != layer_units:
             raise ValueError(f"The fitted network has layer sizes {net.layer_sizes}; this call "
                              f"needs {layer_units} (warm_start/partial_fit keep the shapes)")
-        net._check_params_finite()
+        net.check_params()
         X = np.ascontiguousarray(X, dtype=net.dtype)
         T = np.ascontiguousarray(y, dtype=net.dtype)
 
@@ -360,15 +363,12 @@ class _BaseMLP(BaseEstimator):
         for n_in, n_out in zip(net.layer_sizes[:-1], net.layer_sizes[1:]):
             is_weight[offset:offset + n_in * n_out] = True
             offset += n_in * n_out + n_out
-        grad = np.empty(net.n_params, dtype=net.dtype)
 
         def loss_grad(p):
             # scikit-learn's objective: reported data loss + alpha/2 ||W||^2 / n, and its
             # exact gradient.
-            with net._lock:
-                net._params[:] = p
-                A, D, _ = net._workspace(min(n, _BLOCK_ROWS))
-                loss = net._plan.gradient(net._params, X, T, grad, A, D)
+            net.params[:] = p
+            loss, grad = net.loss_and_gradient(X, T)
             g = grad.astype(np.float64) * scale
             w = p[is_weight]
             g[is_weight] += (alpha / n) * w
@@ -413,14 +413,14 @@ class _BaseMLP(BaseEstimator):
         else:
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
-                              "going to be clipped")
+                              "going to be clipped", stacklevel=2)
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         scale = self._loss_scale()
         alpha = float(self.alpha)
         try:
             self.n_iter_ = 0
-            for it in range(self.max_iter):
+            for _ in range(self.max_iter):
                 if self.shuffle:
                     # scikit-learn's shuffle from the same RandomState, applied to the rows once
                     # per epoch so that every batch is a contiguous block for the kernel
@@ -456,9 +456,10 @@ class _BaseMLP(BaseEstimator):
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(
                         "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                        "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
+                        "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning,
+                        stacklevel=2)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+            warnings.warn("Training interrupted by user.", stacklevel=2)
         if early_stopping:
             net.params[:] = self._best_params
 
@@ -525,7 +526,7 @@ class _BaseMLP(BaseEstimator):
         return self._score_function(y, y_pred)
 
     def _check_solver(self):
-        if self.solver not in ("sgd", "adam"):
+        if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
@@ -717,7 +718,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _is_classifier = False
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions(set(_registry.SKLEARN_REGRESSOR_LOSSES))],
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
