@@ -843,15 +843,20 @@ class MLP:
         return loss, stepper
 
     def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
-                  state: np.ndarray, steps: np.ndarray):
+                  state: np.ndarray, steps: np.ndarray, *, sklearn_conventions: bool = False):
         """One pass over (X, T) in order, in minibatches, with an optimizer state the caller
-        keeps (``cprop.sklearn`` keeps scikit-learn's): the driver :meth:`fit` uses, for
-        drivers that steer each step's options themselves. ``X``/``T`` must already be
-        C-contiguous arrays of the network's dtype; ``state`` is ``optimizer.fresh_state(...)``
-        and ``steps`` a one-element int64 array, both updated in place.
+        keeps (``cprop.sklearn`` keeps scikit-learn's), through the driver :meth:`fit` uses, in
+        one kernel call. ``state`` is ``optimizer.fresh_state(...)`` and ``steps`` a
+        one-element int64 array, both updated in place.
 
-        Returns ``(failure, epoch_loss, batch_loss)``: failure 0, or why a step was refused
-        (``batch_loss`` is that batch's; nothing of it was applied).
+        ``sklearn_conventions``: scikit-learn's definitions instead of torch's: ``alpha`` is
+        divided by each batch's rows, and Adam's ``eps`` is added to ``sqrt(v)`` rather than to
+        ``sqrt(v / (1 - beta2**t))``.
+
+        Returns ``(failure, epoch_loss, batch_loss, l2)``: failure 0, or why a step was refused
+        (``batch_loss`` is that batch's; nothing of it was applied); ``l2`` the sum over the
+        batches of ``alpha / 2 * ||W||^2`` before each step (scikit-learn adds it to the loss it
+        reports) with ``sklearn_conventions``, else 0.
         """
         X2, T2 = self._xt(X, T)
         if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
@@ -869,10 +874,11 @@ class MLP:
         with self._lock:
             A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
             order = np.empty(n, dtype=np.intp)
-            failure, _, batch_loss = self._plan.fit(
+            failure, _, batch_loss, l2 = self._plan.fit(
                 self._params, X2, T2, lrs, batch_size, False, self._rng, optimizer,
-                self.train_biases, state, steps, order, grad, A, D, losses)
-        return failure, float(losses[0]), batch_loss
+                self.train_biases, state, steps, order, grad, A, D, losses,
+                check_bool(sklearn_conventions, "sklearn_conventions"))
+        return failure, float(losses[0]), batch_loss, l2
 
     def _restore_optimizer(self, previous) -> None:
         if self._opt_state is not previous[1]:
@@ -978,7 +984,7 @@ class MLP:
                 for e0, e1 in calls:
                     if e0 == e1:
                         break
-                    failure, done, batch_loss = self._plan.fit(
+                    failure, done, batch_loss, _ = self._plan.fit(
                         self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
                         self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
                         losses[e0:e1])

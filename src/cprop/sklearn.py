@@ -101,18 +101,16 @@ class _Solver:
         self.steps = np.zeros(1, dtype=np.int64)
         self.buffer_lr = self.lr
 
-    def step_options(self, alpha: float) -> OptimizerOptions:
-        """Options for the next step: this batch's L2 and (Adam) this step's epsilon."""
-        eps = self.epsilon
-        if self.solver == "adam":
-            t = float(self.steps[0] + 1)
-            eps = self.epsilon / math.sqrt(1.0 - math.pow(self.beta_2, t))
-        elif self.momentum and self.lr != self.buffer_lr:
+    def epoch_options(self, alpha: float) -> OptimizerOptions:
+        """Options for the next epoch's steps, which the kernel runs with scikit-learn's
+        conventions (each batch's L2 is ``alpha / len(batch)``, Adam's epsilon is added to
+        ``sqrt(v)``); SGD momentum: the buffer is rescaled when the learning rate changed."""
+        if self.solver == "sgd" and self.momentum and self.lr != self.buffer_lr:
             # keep scikit-learn's velocity (-lr * b) across a change of the learning rate
             self.state *= self.buffer_lr / self.lr
             self.buffer_lr = self.lr
         return OptimizerOptions(self.solver, self.momentum, self.nesterov, self.beta_1,
-                                self.beta_2, eps, alpha)
+                                self.beta_2, self.epsilon, alpha)
 
     def iteration_ends(self, time_step: int) -> None:
         if self.solver == "sgd" and self.schedule == "invscaling":
@@ -349,10 +347,6 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _penalty(self) -> float:
-        """sum ||W_l||^2 over the weight matrices (biases are not penalised)."""
-        return float(sum(np.dot(w.ravel(), w.ravel()) for w in self._net.weights))
-
     def _fit_lbfgs(self, X, T):
         net = self._net
         n = X.shape[0]
@@ -464,31 +458,15 @@ class _BaseMLP(BaseEstimator):
             net.params[:] = self._best_params
 
     def _run_epoch(self, X, T, batch_size, solver, alpha, scale) -> float:
-        """One pass over (X, T) in order; returns sum over batches of loss * batch length."""
-        net = self._net
-        n = X.shape[0]
-        if alpha == 0 and solver.solver == "sgd":
-            # Nothing changes between steps (no L2 term to report, no per-step epsilon): the
-            # whole epoch is one kernel call.
-            failure, epoch_loss, batch_loss = net.run_steps(
-                X, T, solver.lr, batch_size, solver.step_options(0.0), solver.state,
-                solver.steps)
-            if failure:
-                raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
-                                  f"with learning rate {solver.lr}")
-            return epoch_loss * scale * n
-        accumulated = 0.0
-        for batch in gen_batches(n, batch_size):
-            Xb, Tb = X[batch], T[batch]
-            m = Xb.shape[0]
-            penalty = 0.5 * alpha * self._penalty() / m if alpha else 0.0
-            failure, loss, batch_loss = net.run_steps(
-                Xb, Tb, solver.lr, m, solver.step_options(alpha / m), solver.state, solver.steps)
-            if failure:
-                raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with "
-                                  f"learning rate {solver.lr}")
-            accumulated += (loss * scale + penalty) * m
-        return accumulated
+        """One pass over (X, T) in order, in one kernel call; returns scikit-learn's
+        accumulated loss: the sum over batches of (loss * scale + L2 penalty) * batch length."""
+        failure, epoch_loss, batch_loss, l2 = self._net.run_steps(
+            X, T, solver.lr, batch_size, solver.epoch_options(alpha), solver.state, solver.steps,
+            sklearn_conventions=True)
+        if failure:
+            raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
+                              f"with learning rate {solver.lr}")
+        return epoch_loss * scale * X.shape[0] + l2
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val):
         if early_stopping:

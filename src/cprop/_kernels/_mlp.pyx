@@ -235,12 +235,24 @@ cdef Route choose_route(const Layout* lay, const OptConfig* opt, Py_ssize_t rows
     return ROUTE_GENERAL
 
 
+cdef double weights_sum_sq(const Layout* lay, const floating* params) noexcept nogil:
+    # ||W||^2 over every weight matrix (not the biases), summed in double, layer after layer.
+    cdef Py_ssize_t l, k
+    cdef double s = 0.0, layer_sum
+    for l in range(lay.n_layers):
+        layer_sum = 0.0
+        for k in range(lay.w_off[l], lay.b_off[l]):
+            layer_sum += <double>params[k] * <double>params[k]
+        s += layer_sum
+    return s
+
+
 cdef int train_rows(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, const Py_ssize_t* order, bint in_order, Py_ssize_t n,
     Py_ssize_t batch_size, double lr, floating* grad, floating* A, floating* D,
     Py_ssize_t chunk, floating* state, int64_t* step_count, double* total, double* batch_loss,
-    double* p_bound, Py_ssize_t* work,
+    double* p_bound, double* l2_total, Py_ssize_t* work,
 ) noexcept nogil:
     # The one driver: minibatches of `batch_size` rows over positions 0 .. n-1 of `order` (NULL:
     # the rows in order; in_order: order is the identity, so inputs may be read in place), each
@@ -249,13 +261,23 @@ cdef int train_rows(
     # max |params| for the unchecked SGD updates (update_is_safe), < 0 when not known (taken
     # exactly when a route needs it). Returns FIT_OK, why a step was refused (batch_loss holds
     # its loss; nothing of it applied), or FIT_INTERRUPTED (Ctrl-C: params hold the last
-    # completed step).
+    # completed step). l2_total (or NULL): gets 1/2 alpha ||W||^2 of the weights before each
+    # batch's step added (scikit-learn reports that with each batch's loss).
     cdef Py_ssize_t start = 0, count, end
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef Route route
     cdef int failure
+    cdef OptConfig per_row
+    cdef const OptConfig* opt_all = opt
+    if opt.l2_per_row:
+        per_row = opt[0]
     while start < n:
         count = min(batch_size, n - start)
+        if l2_total != NULL and opt_all.alpha != 0:
+            l2_total[0] += 0.5 * opt_all.alpha * weights_sum_sq(lay, params)
+        if opt_all.l2_per_row:
+            per_row.alpha = opt_all.alpha / <double>count
+            opt = &per_row
         route = choose_route(lay, opt, count, chunk, state == NULL, floating is double)
         if floating is double:
             if route == ROUTE_TINY2_ROWS:
@@ -317,7 +339,7 @@ cdef int fit_epochs(
     const floating* T, Py_ssize_t n, const double* lrs, Py_ssize_t epochs,
     Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, floating* grad,
     floating* A, floating* D, Py_ssize_t chunk, floating* state, int64_t* step_count,
-    double* epoch_losses, double* batch_loss, Py_ssize_t* epochs_done,
+    double* epoch_losses, double* batch_loss, double* l2_total, Py_ssize_t* epochs_done,
 ) noexcept nogil:
     # `epochs` epochs of MLP.fit in one call: each a fresh shuffle (if `shuffle`) drawn from
     # rng, then train_rows over it at that epoch's rate lrs[e]. epoch_losses[e] gets the mean
@@ -340,7 +362,7 @@ cdef int fit_epochs(
         p_bound = -1.0
         failure = train_rows(lay, opt, params, X, T, order, not shuffle, n, batch_size, lrs[e],
                              grad, A, D, chunk, state, step_count, &total, batch_loss, &p_bound,
-                             &work)
+                             l2_total, &work)
         if failure != FIT_OK:
             return failure
         epoch_losses[e] = total / n
@@ -352,9 +374,10 @@ cdef int fit_epochs(
 # (d) Python entry points
 # --------------------------------------------------------------------------------------------
 
-cdef OptConfig make_opt_config(object options, bint train_biases) except *:
+cdef OptConfig make_opt_config(object options, bint train_biases,
+                               bint sklearn_conventions=False) except *:
     # The kernel's option struct, filled by name from a validated
-    # cprop.optimizers.OptimizerOptions.
+    # cprop.optimizers.OptimizerOptions (and scikit-learn's conventions if asked).
     cdef OptConfig opt
     opt.kind = OPTIMIZER_CODES[options.name]
     opt.momentum = options.momentum
@@ -366,6 +389,8 @@ cdef OptConfig make_opt_config(object options, bint train_biases) except *:
     opt.eta_minus, opt.eta_plus = options.rprop_etas
     opt.step_min, opt.step_max = options.rprop_step_sizes
     opt.train_biases = train_biases
+    opt.l2_per_row = sklearn_conventions
+    opt.adam_eps_unscaled = sklearn_conventions
     return opt
 
 
@@ -532,7 +557,7 @@ cdef class Plan:
         with nogil:
             failure = train_rows(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], NULL, True,
                                  rows, rows, lr, &grad[0], &A[0], &D[0], chunk, state_ptr,
-                                 &step_count[0], &total, &loss, &p_bound, &work)
+                                 &step_count[0], &total, &loss, &p_bound, NULL, &work)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
         return (total / rows if failure == FIT_OK else loss), failure
@@ -541,17 +566,19 @@ cdef class Plan:
             const double[::1] lrs, Py_ssize_t batch_size, bint shuffle, uint64_t[::1] rng,
             options, bint train_biases, floating[::1] state, int64_t[::1] step_count,
             Py_ssize_t[::1] order, floating[::1] grad, floating[::1] A, floating[::1] D,
-            double[::1] epoch_losses):
+            double[::1] epoch_losses, bint sklearn_conventions=False):
         """``len(lrs)`` epochs of minibatch training (epoch e at rate lrs[e]) in one nogil call.
 
-        Returns (failure code, epochs completed, the last batch loss computed); epoch_losses[e]
-        gets epoch e's loss. Ctrl-C raises KeyboardInterrupt between two steps.
+        Returns (failure code, epochs completed, the last batch loss computed, the sum over
+        batches of 1/2 alpha ||W||^2 before each step if ``sklearn_conventions``, else 0);
+        epoch_losses[e] gets epoch e's loss. Ctrl-C raises KeyboardInterrupt between two steps.
+        ``sklearn_conventions``: scikit-learn's L2 and Adam epsilon (see OptConfig).
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef Py_ssize_t done = 0
-        cdef double batch_loss = 0.0
+        cdef double batch_loss = 0.0, l2_total = 0.0
         cdef int failure
-        cdef OptConfig opt = make_opt_config(options, train_biases)
+        cdef OptConfig opt = make_opt_config(options, train_biases, sklearn_conventions)
         cdef floating* state_ptr = state_pointer(state)
         if epoch_losses.shape[0] < lrs.shape[0]:
             raise ValueError("epoch_losses is shorter than lrs")
@@ -559,10 +586,11 @@ cdef class Plan:
             failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], X.shape[0],
                                  &lrs[0], lrs.shape[0], batch_size, shuffle, &rng[0], &order[0],
                                  &grad[0], &A[0], &D[0], chunk, state_ptr, &step_count[0],
-                                 &epoch_losses[0], &batch_loss, &done)
+                                 &epoch_losses[0], &batch_loss,
+                                 &l2_total if sklearn_conventions else NULL, &done)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
-        return failure, done, batch_loss
+        return failure, done, batch_loss, l2_total
 
 
 cdef inline Py_ssize_t usable_rows(object value, int typenum, Py_ssize_t width, bint* single):
@@ -815,7 +843,7 @@ cdef class Stepper:
         failure[0] = train_rows(lay, &self.opt, params, X, T, NULL, True, rows, rows, lr,
                                 <floating*>self.grad, <floating*>self.A, <floating*>self.D,
                                 self.chunk, <floating*>self.state, self.steps, &total, loss,
-                                &p_bound, work)
+                                &p_bound, NULL, work)
         if failure[0] == FIT_OK:
             loss[0] = total / rows
         return True

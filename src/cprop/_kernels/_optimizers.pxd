@@ -163,6 +163,7 @@ cdef inline bint optimizer_step(
     cdef floating g, p_new, alpha = <floating>opt.alpha
     cdef floating step_size = 0, bc2_sqrt = 0
     cdef double t
+    cdef OptConfig scaled
     if opt.kind == OPT_SGD and state == NULL:
         if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound):
             return False
@@ -174,6 +175,10 @@ cdef inline bint optimizer_step(
         # which differs from beta ** t (torch, the oracle) in the last bit at some t.
         step_size = <floating>(lr / (1.0 - pow(opt.beta1, t)))
         bc2_sqrt = <floating>sqrt(1.0 - pow(opt.beta2, t))
+        if opt.adam_eps_unscaled:
+            scaled = opt[0]
+            scaled.eps = opt.eps / sqrt(1.0 - pow(opt.beta2, t))
+            opt = &scaled
     for pass_ in range(2):
         commit = pass_ == 1
         for l in range(lay.n_layers):

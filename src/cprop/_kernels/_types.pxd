@@ -91,3 +91,8 @@ cdef struct OptConfig:
     double step_min
     double step_max
     bint train_biases
+    # scikit-learn's conventions (cprop.sklearn), instead of torch's: L2 alpha divided by each
+    # batch's rows; Adam's eps added to sqrt(v) rather than to sqrt(v / (1 - beta2^t)), i.e.
+    # torch's eps = eps / sqrt(1 - beta2^t) at step t. The two updates are then equal.
+    bint l2_per_row
+    bint adam_eps_unscaled
