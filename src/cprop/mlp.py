@@ -256,6 +256,19 @@ def _progress_bar(progress, total: int):
     return tqdm(total=total, unit="epoch", desc="fit", leave=False)
 
 
+def _check_order(order, n_rows: int) -> np.ndarray:
+    """A 1-D array of row indices in [0, n_rows), as the kernels' index type (a copy if not)."""
+    arr = np.asarray(order)
+    if arr.ndim != 1 or arr.shape[0] < 1 or not (
+            np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_)):
+        raise ValueError(f"order: expected a non-empty 1-D array of row indices, got "
+                         f"{arr.dtype} of shape {arr.shape}")
+    if int(arr.min()) < 0 or int(arr.max()) >= n_rows:
+        raise ValueError(f"order: every index must be a row of X, in [0, {n_rows}); got "
+                         f"values from {int(arr.min())} to {int(arr.max())}")
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
 def _epoch_rates(schedule, lr: float, epochs: int, dtype):
     """Each epoch's learning rate as a float64 array, up to the first epoch whose rate is not
     valid, and that epoch's error (raised once the epochs before it have trained), or None."""
@@ -637,6 +650,9 @@ class MLP:
     # -- evaluation -----------------------------------------------------------------------------
 
     def _xt(self, X, T, name_x="X", name_t="T"):
+        if (type(X) is np.ndarray and X.dtype == self.dtype
+                and _mlp.inputs_ready(self._plan, X, T)):
+            return X, T  # already exactly what the kernels take, checked in C
         X2, single = check_inputs(X, self._sizes[0], self.dtype, name=name_x)
         targets = _registry.LOSS_TARGETS[self.loss_name]
         if targets == "distribution":
@@ -843,11 +859,15 @@ class MLP:
         return loss, stepper
 
     def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
-                  state: np.ndarray, steps: np.ndarray, *, sklearn_conventions: bool = False):
+                  state: np.ndarray, steps: np.ndarray, *, order=None,
+                  sklearn_conventions: bool = False):
         """One pass over (X, T) in order, in minibatches, with an optimizer state the caller
         keeps (``cprop.sklearn`` keeps scikit-learn's), through the driver :meth:`fit` uses, in
         one kernel call. ``state`` is ``optimizer.fresh_state(...)`` and ``steps`` a
         one-element int64 array, both updated in place.
+
+        ``order``: the rows to visit, in this order (indices into X; repeats allowed), instead
+        of every row in order, so a caller's shuffle needs no copy of the data.
 
         ``sklearn_conventions``: scikit-learn's definitions instead of torch's: ``alpha`` is
         divided by each batch's rows, and Adam's ``eps`` is added to ``sqrt(v)`` rather than to
@@ -867,17 +887,23 @@ class MLP:
         if (not isinstance(steps, np.ndarray) or steps.dtype != np.int64
                 or steps.shape != (1,)):
             raise ValueError("steps: expected a one-element int64 array")
-        n = X2.shape[0]
+        if order is None:
+            n = X2.shape[0]
+            order = np.empty(n, dtype=np.intp)
+            given = False
+        else:
+            order = _check_order(order, X2.shape[0])
+            n = order.shape[0]
+            given = True
         batch_size = min(check_positive_int(batch_size, "batch_size"), n)
         lrs = np.array([check_learning_rate(lr, self.dtype)], dtype=np.float64)
         losses = np.empty(1, dtype=np.float64)
         with self._lock:
             A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
-            order = np.empty(n, dtype=np.intp)
             failure, _, batch_loss, l2 = self._plan.fit(
                 self._params, X2, T2, lrs, batch_size, False, self._rng, optimizer,
                 self.train_biases, state, steps, order, grad, A, D, losses,
-                check_bool(sklearn_conventions, "sklearn_conventions"))
+                check_bool(sklearn_conventions, "sklearn_conventions"), given)
         return failure, float(losses[0]), batch_loss, l2
 
     def _restore_optimizer(self, previous) -> None:

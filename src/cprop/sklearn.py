@@ -400,7 +400,7 @@ class _BaseMLP(BaseEstimator):
             X_train, T_train, X_val, y_val = X, T, None, None
 
         n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
+        sample_idx = np.arange(n_samples, dtype=np.intp)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -415,17 +415,15 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    # scikit-learn's shuffle from the same RandomState, applied to the rows once
-                    # per epoch so that every batch is a contiguous block for the kernel
+                    # scikit-learn's shuffle from the same RandomState, handed to the kernel as
+                    # the epoch's row order (no copy of the rows)
                     # = sklearn.utils.shuffle(sample_idx, random_state=...) (the same draws),
                     # without its input checks, which cost more than a small epoch's training
                     perm = np.arange(n_samples)
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
-                    Xe, Te = X_train[sample_idx], T_train[sample_idx]
-                else:
-                    Xe, Te = X_train, T_train
-                accumulated_loss = self._run_epoch(Xe, Te, batch_size, solver, alpha, scale)
+                accumulated_loss = self._run_epoch(X_train, T_train, sample_idx, batch_size,
+                                                   solver, alpha, scale)
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
@@ -456,16 +454,17 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             net.params[:] = self._best_params
 
-    def _run_epoch(self, X, T, batch_size, solver, alpha, scale) -> float:
-        """One pass over (X, T) in order, in one kernel call; returns scikit-learn's
-        accumulated loss: the sum over batches of (loss * scale + L2 penalty) * batch length."""
+    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale) -> float:
+        """One pass over the rows ``order`` of (X, T), in one kernel call; returns
+        scikit-learn's accumulated loss: the sum over batches of (loss * scale + L2 penalty) *
+        batch length."""
         failure, epoch_loss, batch_loss, l2 = self._net.run_steps(
             X, T, solver.lr, batch_size, solver.epoch_options(alpha), solver.state, solver.steps,
-            sklearn_conventions=True)
+            order=order, sklearn_conventions=True)
         if failure:
             raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
                               f"with learning rate {solver.lr}")
-        return epoch_loss * scale * X.shape[0] + l2
+        return epoch_loss * scale * order.shape[0] + l2
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val):
         if early_stopping:

@@ -337,30 +337,33 @@ cdef int train_rows(
 cdef int fit_epochs(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, Py_ssize_t n, const double* lrs, Py_ssize_t epochs,
-    Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, floating* grad,
-    floating* A, floating* D, Py_ssize_t chunk, floating* state, int64_t* step_count,
-    double* epoch_losses, double* batch_loss, double* l2_total, Py_ssize_t* epochs_done,
+    Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, bint given_order,
+    floating* grad, floating* A, floating* D, Py_ssize_t chunk, floating* state,
+    int64_t* step_count, double* epoch_losses, double* batch_loss, double* l2_total,
+    Py_ssize_t* epochs_done,
 ) noexcept nogil:
     # `epochs` epochs of MLP.fit in one call: each a fresh shuffle (if `shuffle`) drawn from
     # rng, then train_rows over it at that epoch's rate lrs[e]. epoch_losses[e] gets the mean
     # over samples of the losses computed during the epoch (each batch's mean loss before its
     # update, weighted by its rows). The bound p_bound is taken afresh at each epoch, so that
-    # how a fit is cut into calls never changes a result. Returns as train_rows;
+    # how a fit is cut into calls never changes a result. given_order: the rows are taken in
+    # the order given (the first n of `order`), every epoch. Returns as train_rows;
     # *epochs_done counts the epochs completed.
     cdef Py_ssize_t e, k
     cdef Py_ssize_t work = 0
     cdef double total, p_bound
     cdef int failure
     epochs_done[0] = 0
-    if not shuffle:
+    if not shuffle and not given_order:
         for k in range(n):
             order[k] = k
     for e in range(epochs):
-        if shuffle:
+        if shuffle and not given_order:
             shuffle_indices(order, n, rng)
         total = 0.0
         p_bound = -1.0
-        failure = train_rows(lay, opt, params, X, T, order, not shuffle, n, batch_size, lrs[e],
+        failure = train_rows(lay, opt, params, X, T, order, not (shuffle or given_order), n,
+                             batch_size, lrs[e],
                              grad, A, D, chunk, state, step_count, &total, batch_loss, &p_bound,
                              l2_total, &work)
         if failure != FIT_OK:
@@ -566,13 +569,15 @@ cdef class Plan:
             const double[::1] lrs, Py_ssize_t batch_size, bint shuffle, uint64_t[::1] rng,
             options, bint train_biases, floating[::1] state, int64_t[::1] step_count,
             Py_ssize_t[::1] order, floating[::1] grad, floating[::1] A, floating[::1] D,
-            double[::1] epoch_losses, bint sklearn_conventions=False):
+            double[::1] epoch_losses, bint sklearn_conventions=False, bint given_order=False):
         """``len(lrs)`` epochs of minibatch training (epoch e at rate lrs[e]) in one nogil call.
 
         Returns (failure code, epochs completed, the last batch loss computed, the sum over
         batches of 1/2 alpha ||W||^2 before each step if ``sklearn_conventions``, else 0);
         epoch_losses[e] gets epoch e's loss. Ctrl-C raises KeyboardInterrupt between two steps.
         ``sklearn_conventions``: scikit-learn's L2 and Adam epsilon (see OptConfig).
+        ``given_order``: the epochs visit the rows ``order`` lists (every index checked by the
+        caller to be a row of X), in that order, instead of all rows in order or shuffled.
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef Py_ssize_t done = 0
@@ -580,12 +585,15 @@ cdef class Plan:
         cdef int failure
         cdef OptConfig opt = make_opt_config(options, train_biases, sklearn_conventions)
         cdef floating* state_ptr = state_pointer(state)
+        cdef Py_ssize_t n = order.shape[0] if given_order else X.shape[0]
         if epoch_losses.shape[0] < lrs.shape[0]:
             raise ValueError("epoch_losses is shorter than lrs")
+        if order.shape[0] < n or n < 1:
+            raise ValueError("order must have a position for every row")
         with nogil:
-            failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], X.shape[0],
+            failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], n,
                                  &lrs[0], lrs.shape[0], batch_size, shuffle, &rng[0], &order[0],
-                                 &grad[0], &A[0], &D[0], chunk, state_ptr, &step_count[0],
+                                 given_order, &grad[0], &A[0], &D[0], chunk, state_ptr, &step_count[0],
                                  &epoch_losses[0], &batch_loss,
                                  &l2_total if sklearn_conventions else NULL, &done)
         if failure == FIT_INTERRUPTED:
@@ -631,6 +639,37 @@ cdef bint targets_valid(const floating* T, Py_ssize_t rows, Py_ssize_t n_out,
         if loss == LOSS_CROSS_ENTROPY and (row_sum - 1.0 > tol or 1.0 - row_sum > tol):
             return False
     return True
+
+
+def inputs_ready(Plan plan, X, T):
+    """True if X (rows, n_in) and T (rows, n_out) are already exactly what the kernels take -
+    ndarrays of one float dtype, native order, C-contiguous, aligned - with finite inputs and
+    targets valid for the loss (as ``cprop.mlp.MLP._xt`` would accept them unchanged). Checked
+    in C without the GIL; False means: take the Python checks (which convert, or raise)."""
+    cdef bint single_x = False, single_t = False, ok
+    cdef Py_ssize_t rows, n_in = plan.lay.sizes[0], n_out = plan.lay.sizes[plan.lay.n_layers]
+    cdef int typenum
+    cdef int loss = plan.lay.loss
+    cdef char* x_data
+    cdef char* t_data
+    if not cnp.PyArray_CheckExact(X):
+        return False
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>X)
+    if typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT:
+        return False
+    rows = usable_rows(X, typenum, n_in, &single_x)
+    if rows == 0 or single_x or usable_rows(T, typenum, n_out, &single_t) != rows or single_t:
+        return False
+    x_data = <char*>cnp.PyArray_DATA(<cnp.ndarray>X)
+    t_data = <char*>cnp.PyArray_DATA(<cnp.ndarray>T)
+    with nogil:
+        if typenum == cnp.NPY_DOUBLE:
+            ok = (all_finite_ptr(<double*>x_data, rows * n_in)
+                  and targets_valid(<double*>t_data, rows, n_out, loss))
+        else:
+            ok = (all_finite_ptr(<float*>x_data, rows * n_in)
+                  and targets_valid(<float*>t_data, rows, n_out, loss))
+    return ok
 
 
 cdef class Stepper:
