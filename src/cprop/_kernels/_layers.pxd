@@ -14,15 +14,14 @@
 # float64 loop-path results agree with it to the last bit.
 
 from cython cimport floating
-from libc.math cimport isfinite, log, log1p, fabs
+from libc.math cimport isfinite
 from libc.string cimport memcpy
 
 from cprop._kernels._types cimport (
     Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_SOFTMAX, LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY,
-    LOSS_BINARY_CROSS_ENTROPY,
 )
 from cprop._kernels._activations cimport (
-    exp_, activation_derivative, activate_row, softmax_row, sigmoid_vec, softmax_vec,
+    activate_row, softmax_row, sigmoid_vec, softmax_vec, times_derivative, output_loss_delta,
 )
 
 
@@ -139,15 +138,6 @@ cdef inline void rank1_add(
         cprop_rank1_add_d(G, a, d, n_in, n_out)
 
 
-cdef inline void times_derivative(
-    floating* d, const floating* a, Py_ssize_t n, int act, floating slope,
-) noexcept nogil:
-    # d[i] <- d[i] * f'(a[i]), f' from the activation's output a (the last step of every delta).
-    cdef Py_ssize_t i
-    for i in range(n):
-        d[i] = d[i] * activation_derivative(act, a[i], slope)
-
-
 cdef inline void delta_below(
     const floating* W,       # IN  (n_in, n_out) this layer's weights
     const floating* d,       # IN  (n_out,) this layer's delta for one sample
@@ -208,11 +198,6 @@ cdef inline void dense_forward(
             activate_row(act, z, n_out, slope)
 
 
-cdef inline double softplus(double z) noexcept nogil:
-    # log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|).
-    return (z if z > 0 else 0.0) + log1p(exp_(-fabs(z)))
-
-
 cdef inline double output_delta(
     const Layout* lay,
     const floating* y,       # IN  (rows, n_out) network outputs
@@ -225,64 +210,21 @@ cdef inline double output_delta(
     Py_ssize_t rows, double loss_sum,
 ) noexcept nogil:
     # Returns loss_sum plus each row's loss, added one sample at a time (in double) so that the
-    # total does not depend on how a batch is cut into blocks.
+    # total does not depend on how a batch is cut into blocks. The formulas (_formulas.h):
     #   squared_error          E = sum_k 1/2 (t_k - y_k)^2; delta = (y - t) * f'(z), or for a
     #                          softmax output delta_k = y_k (g_k - sum_j g_j y_j) with g = y - t
     #   cross_entropy          E = sum_k t_k (logsumexp(z) - z_k) = -sum_k t_k log y_k, from the
     #                          logits so that no log(0) can occur; delta = y - t
     #   binary_cross_entropy   E = sum_k softplus(z_k) - t_k z_k; delta = y - t
-    cdef Py_ssize_t r, k, L = lay.n_layers, n_out = lay.sizes[L]
+    cdef Py_ssize_t r, L = lay.n_layers, n_out = lay.sizes[L]
     cdef int act = lay.act[L - 1]
     cdef floating slope = <floating>lay.slope
-    cdef const floating* t
-    cdef const floating* y_r
-    cdef const floating* z_r
-    cdef floating* d_r
-    cdef floating diff, dot
-    cdef double sample_loss, m, s
     for r in range(rows):
-        t = T + (idx[start + r] if idx != NULL else start + r) * n_out
-        y_r = y + r * n_out
-        z_r = z + r * n_out
-        d_r = delta + r * n_out if delta != NULL else NULL
-        sample_loss = 0.0
-        if lay.loss == LOSS_CROSS_ENTROPY and lse != NULL:
-            m = lse[r]
-            for k in range(n_out):
-                sample_loss += t[k] * (m - z_r[k])
-        elif lay.loss == LOSS_CROSS_ENTROPY:
-            m = z_r[0]
-            for k in range(1, n_out):
-                if z_r[k] > m:
-                    m = z_r[k]
-            s = 0.0
-            for k in range(n_out):
-                s += exp_(<double>z_r[k] - m)
-            m = m + log(s)  # logsumexp(z)
-            for k in range(n_out):
-                sample_loss += t[k] * (m - z_r[k])
-        elif lay.loss == LOSS_BINARY_CROSS_ENTROPY:
-            for k in range(n_out):
-                sample_loss += softplus(z_r[k]) - t[k] * <double>z_r[k]
-        else:
-            for k in range(n_out):
-                diff = t[k] - y_r[k]
-                sample_loss += 0.5 * diff * diff
-        loss_sum += sample_loss
-        if d_r == NULL:
-            continue
-        if lay.loss != LOSS_SQUARED_ERROR:
-            for k in range(n_out):
-                d_r[k] = y_r[k] - t[k]
-        elif act == ACT_SOFTMAX:
-            dot = 0
-            for k in range(n_out):
-                dot += (y_r[k] - t[k]) * y_r[k]
-            for k in range(n_out):
-                d_r[k] = y_r[k] * ((y_r[k] - t[k]) - dot)
-        else:
-            for k in range(n_out):
-                d_r[k] = (y_r[k] - t[k]) * activation_derivative(act, y_r[k], slope)
+        loss_sum += output_loss_delta(
+            lay.loss, act, y + r * n_out, z + r * n_out,
+            T + (idx[start + r] if idx != NULL else start + r) * n_out,
+            lse + r if lse != NULL else NULL, delta + r * n_out if delta != NULL else NULL,
+            n_out, slope)
     return loss_sum
 
 

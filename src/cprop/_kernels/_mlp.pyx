@@ -593,7 +593,8 @@ cdef class Plan:
         with nogil:
             failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], n,
                                  &lrs[0], lrs.shape[0], batch_size, shuffle, &rng[0], &order[0],
-                                 given_order, &grad[0], &A[0], &D[0], chunk, state_ptr, &step_count[0],
+                                 given_order, &grad[0], &A[0], &D[0], chunk, state_ptr,
+                                 &step_count[0],
                                  &epoch_losses[0], &batch_loss,
                                  &l2_total if sklearn_conventions else NULL, &done)
         if failure == FIT_INTERRUPTED:

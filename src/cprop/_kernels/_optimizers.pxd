@@ -14,6 +14,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 from cprop._kernels._types cimport Layout, OptConfig, OPT_SGD, OPT_ADAM, OPT_RPROP
+from cprop._kernels._activations cimport sgd_update
 from cprop._kernels._layers cimport abs_max, update_is_safe
 
 
@@ -26,7 +27,7 @@ cdef inline floating sgd_value(
     cdef floating buf, step
     cdef floating momentum = <floating>opt.momentum
     if velocity == NULL:
-        return p - lr * g
+        return sgd_update(p, g, lr, <floating>0)
     buf = momentum * velocity[0] + g
     if commit:
         velocity[0] = buf
@@ -34,7 +35,7 @@ cdef inline floating sgd_value(
         step = g + momentum * buf
     else:
         step = buf
-    return p - lr * step
+    return sgd_update(p, step, lr, <floating>0)
 
 
 cdef inline floating adam_value(
@@ -114,14 +115,10 @@ cdef inline bint plain_sgd_step(
         for l in range(lay.n_layers):
             w_end = lay.b_off[l]
             b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
-            if alpha != 0:
-                for k in range(lay.w_off[l], w_end):
-                    params[k] = params[k] - lr * (grad[k] + alpha * params[k])
-            else:
-                for k in range(lay.w_off[l], w_end):
-                    params[k] = params[k] - lr * grad[k]
+            for k in range(lay.w_off[l], w_end):
+                params[k] = sgd_update(params[k], grad[k], lr, alpha)
             for k in range(w_end, b_end):
-                params[k] = params[k] - lr * grad[k]
+                params[k] = sgd_update(params[k], grad[k], lr, <floating>0)
         if p_bound != NULL:
             p_bound[0] = bound + lr * (g_bound + opt.alpha * bound)
         return True
@@ -129,11 +126,11 @@ cdef inline bint plain_sgd_step(
         w_end = lay.b_off[l]
         b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
         for k in range(lay.w_off[l], w_end):
-            p_new = params[k] - lr * (grad[k] + alpha * params[k] if alpha != 0 else grad[k])
+            p_new = sgd_update(params[k], grad[k], lr, alpha)
             grad[k] = p_new
             finite = finite & isfinite(p_new)
         for k in range(w_end, b_end):
-            p_new = params[k] - lr * grad[k]
+            p_new = sgd_update(params[k], grad[k], lr, <floating>0)
             grad[k] = p_new
             finite = finite & isfinite(p_new)
     if not finite:

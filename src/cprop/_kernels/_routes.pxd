@@ -11,8 +11,9 @@ from libc.string cimport memcpy, memset
 from cprop._kernels._types cimport (
     Layout, OptConfig, FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE,
 )
+from cprop._kernels._activations cimport times_derivative, sgd_update
 from cprop._kernels._layers cimport (
-    gemm_rowmajor, rank1_sgd, times_derivative, delta_below, output_delta, load_rows,
+    gemm_rowmajor, rank1_sgd, delta_below, output_delta, load_rows,
     output_lse, forward_block, abs_max, update_is_safe,
 )
 
@@ -138,26 +139,24 @@ cdef inline int single_row_sgd_step(
                     a_i = a_in[i]
                     w_row = W + i * n_out
                     for j in range(n_out):
-                        w_row[j] = w_row[j] - lr * (a_i * d[j] + alpha * w_row[j])
+                        w_row[j] = sgd_update(w_row[j], a_i * d[j], lr, alpha)
             else:
+                # sgd_update(W_ij, a_i d_j, lr, 0) lane by lane, in _rows.h's vectors
                 rank1_sgd(W, a_in, d, n_in, n_out, lr)
             if opt.train_biases:
                 for j in range(n_out):
-                    b[j] = b[j] - lr * d[j]
+                    b[j] = sgd_update(b[j], d[j], lr, <floating>0)
             continue
         for i in range(n_in):
             a_i = a_in[i]
             w_row = W + i * n_out
             for j in range(n_out):
-                if alpha != 0:
-                    p_new = w_row[j] - lr * (a_i * d[j] + alpha * w_row[j])
-                else:
-                    p_new = w_row[j] - lr * (a_i * d[j])
+                p_new = sgd_update(w_row[j], a_i * d[j], lr, alpha)
                 w_row[j] = p_new
                 finite = finite & isfinite(p_new)
         if opt.train_biases:
             for j in range(n_out):
-                p_new = b[j] - lr * d[j]
+                p_new = sgd_update(b[j], d[j], lr, <floating>0)
                 b[j] = p_new
                 finite = finite & isfinite(p_new)
     if safe:
@@ -257,6 +256,6 @@ cdef inline int fused_sgd_batch(
                 for j in range(n_out):
                     grad[j] = grad[j] + d[r * n_out + j]
             for j in range(n_out):
-                b[j] = b[j] - lr * (grad[j] / <floating>count)
+                b[j] = sgd_update(b[j], grad[j] / <floating>count, lr, <floating>0)
     p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
     return FIT_OK
