@@ -203,9 +203,9 @@ def pools_by_owner(desc: dict) -> dict[str, str]:
     if "torch" in desc:
         out["torch"] = f"torch.get_num_threads() = {desc['torch']}"
     try:
-        from cprop._kernels import _blas
+        from cprop._kernels import _mlp
 
-        chosen = _blas.blas_library()["library"]
+        chosen = _mlp.blas_library()["library"]
     except (ImportError, AttributeError):
         chosen = "scipy.linalg.cython_blas"
     if chosen == "scipy-openblas32":

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from cprop._kernels import _blas
+from cprop._kernels import _mlp
 
 try:
     import scipy_openblas32  # noqa: F401
@@ -30,9 +30,9 @@ if BLOCK:
     sys.modules["scipy_openblas32"] = None  # as if it were not installed
 import numpy as np
 import cprop, cprop.mlp
-from cprop._kernels import _blas
+from cprop._kernels import _mlp
 cprop.mlp._BLAS_MIN_WORK = 0
-out = {{"blas": _blas.blas_library()}}
+out = {{"blas": _mlp.blas_library()}}
 rng = np.random.default_rng(0)
 X = rng.standard_normal((96, 20)); T = np.eye(5)[rng.integers(0, 5, 96)]
 for dt in ("float64", "float32"):
@@ -61,7 +61,7 @@ def _run(env_value, block=False):
 
 
 def test_this_process_reports_its_choice():
-    info = _blas.blas_library()
+    info = _mlp.blas_library()
     assert set(info) == {"library", "version", "path"}
     forced = os.environ.get("CPROP_BLAS", "").strip().lower()
     if HAVE_OPENBLAS32 and forced != "scipy":
@@ -98,7 +98,7 @@ def test_unknown_choice_warns_and_uses_auto():
     env = dict(os.environ, CPROP_BLAS="mkl")
     proc = subprocess.run(
         [sys.executable, "-W", "always", "-c",
-         "from cprop._kernels import _blas; print(_blas.blas_library()['library'])"],
+         "from cprop._kernels import _mlp; print(_mlp.blas_library()['library'])"],
         env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "CPROP_BLAS='mkl'" in proc.stderr and "RuntimeWarning" in proc.stderr

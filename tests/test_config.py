@@ -64,9 +64,9 @@ def test_openmp_and_blas_sections():
     if hasattr(_mlp, "BLAS_MIN_WORK"):  # wide layers call scipy's gemm
         import scipy
 
-        from cprop._kernels import _blas
+        from cprop._kernels import _mlp
 
-        chosen = _blas.blas_library()["library"]
+        chosen = _mlp.blas_library()["library"]
         assert blas["cprop"].startswith(chosen)
         assert chosen in ("scipy-openblas32", "scipy.linalg.cython_blas")
         assert blas["min_work"] == _mlp.BLAS_MIN_WORK == cprop.mlp._BLAS_MIN_WORK

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from cprop import oracle
-from cprop._kernels import _elementwise, _mlp, _testing
+from cprop._kernels import _mlp
 
 LD_WIDE = np.finfo(np.longdouble).nmant >= 63
 DTYPES = [
@@ -95,7 +95,7 @@ def exp_grid(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_within_one_ulp_over_the_whole_range(dtype):
     x = exp_grid(dtype)
-    got = run(_testing.vector_exp, x)
+    got = run(_mlp.vector_exp, x)
     ref = ref_exp(x, dtype)
     err = ulps(got, ref, dtype)
     worst = int(np.argmax(err))
@@ -127,7 +127,7 @@ def test_exp_underflow_edges_and_subnormals(dtype):
             c = np.nextafter(c, dtype(np.inf))
     x = np.concatenate([np.array(x, dtype=dtype),
                         np.linspace(edges[0] - 0.5, edges[1] + 0.5, 2001).astype(dtype)])
-    got = run(_testing.vector_exp, x)
+    got = run(_mlp.vector_exp, x)
     ref = ref_exp(x, dtype)
     assert np.max(ulps(got, ref, dtype)) <= 1.0
     # Subnormal results really are produced (gradual underflow, not a flush to zero) ...
@@ -140,20 +140,20 @@ def test_exp_underflow_edges_and_subnormals(dtype):
     lo = np.array([-np.inf, float(-fi.max), -1e4, -1000.0, RANGE[dtype][0] - 0.5], dtype=dtype)
     hi = np.array([np.inf, float(fi.max), 1e4, 1000.0, RANGE[dtype][1] + 0.5], dtype=dtype)
     with np.errstate(all="raise"):
-        assert np.all(run(_testing.vector_exp, lo) == 0)
-        assert np.all(run(_testing.vector_exp, hi) == np.inf)
+        assert np.all(run(_mlp.vector_exp, lo) == 0)
+        assert np.all(run(_mlp.vector_exp, hi) == np.inf)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_exp_special_values(dtype):
     x = np.array([0.0, -0.0, np.nan, -np.nan, 1.0, -1.0, np.log(2.0)], dtype=dtype)
-    got = run(_testing.vector_exp, x)
+    got = run(_mlp.vector_exp, x)
     assert got[0] == 1 and got[1] == 1
     assert np.isnan(got[2]) and np.isnan(got[3])
     assert abs(float(got[4]) - np.e) <= float(np.spacing(dtype(np.e)))
     assert abs(float(got[5]) - 1 / np.e) <= float(np.spacing(dtype(1 / np.e)))
     assert abs(float(got[6]) - 2.0) <= float(np.spacing(dtype(2.0)))
-    run(_testing.vector_exp, np.zeros(0, dtype=dtype))  # an empty row is fine
+    run(_mlp.vector_exp, np.zeros(0, dtype=dtype))  # an empty row is fine
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -165,7 +165,7 @@ def test_sigmoid_within_two_ulp(dtype):
         rng.uniform(-40, 40, 500_000),
         rng.standard_normal(500_000),
     ]).astype(dtype)
-    got = run(_testing.vector_sigmoid, x)
+    got = run(_mlp.vector_sigmoid, x)
     err = ulps(got, ref_sigmoid(x, dtype), dtype)
     worst = int(np.argmax(err))
     assert err[worst] <= 2.0, (x[worst], err[worst])
@@ -179,14 +179,14 @@ def test_sigmoid_special_values_exact_and_quiet(dtype):
     x = np.array([0.0, -0.0, np.inf, -np.inf, 1000.0, -1000.0, float(fi.max), float(-fi.max),
                   np.nan], dtype=dtype)
     with np.errstate(all="raise"):
-        got = run(_testing.vector_sigmoid, x)
+        got = run(_mlp.vector_sigmoid, x)
         np.testing.assert_array_equal(got[:8], [0.5, 0.5, 1, 0, 1, 0, 1, 0])
         assert np.isnan(got[8])
     # a subnormal result, e^z / (1 + e^z) for z near the underflow, within 2 ulp
     mid = (np.log(float(fi.smallest_subnormal)) + np.log(float(fi.smallest_normal))) / 2
     z = np.array([RANGE[dtype][0] + 2.0, mid], dtype=dtype)
     if LD_WIDE or dtype == np.float32:
-        got = run(_testing.vector_sigmoid, z)
+        got = run(_mlp.vector_sigmoid, z)
         assert np.all(got > 0) and np.all(got < fi.smallest_normal)
         assert np.max(ulps(got, ref_sigmoid(z, dtype), dtype)) <= 2.0
 
@@ -203,7 +203,7 @@ def test_every_row_length_gives_the_values_one_at_a_time(dtype):
         mask = rng.random(n) < 0.15
         x[mask] = rng.choice(specials, int(mask.sum()))
         x = x.astype(dtype)
-        for kernel in (_testing.vector_exp, _testing.vector_sigmoid):
+        for kernel in (_mlp.vector_exp, _mlp.vector_sigmoid):
             row = run(kernel, x)
             alone = np.array([run(kernel, x[i:i + 1])[0] for i in range(n)], dtype=dtype)
             np.testing.assert_array_equal(row.view(f"u{x.itemsize}"),
@@ -217,7 +217,7 @@ def test_softmax_rows_of_every_length(dtype):
     for n in range(1, 71):
         z = (rng.standard_normal(n) * 8).astype(dtype)
         y = z.copy()
-        lse = _testing.vector_softmax(y, True)
+        lse = _mlp.vector_softmax(y, True)
         w = z.astype(np.longdouble)
         m = w.max()
         e = np.exp(w - m)
@@ -228,16 +228,16 @@ def test_softmax_rows_of_every_length(dtype):
         ref_lse = float(m + np.log(e.sum()))
         assert abs(lse - ref_lse) <= (n + 3) * eps * max(1.0, abs(ref_lse)), n
         y2 = z.copy()
-        assert _testing.vector_softmax(y2) == 0.0
+        assert _mlp.vector_softmax(y2) == 0.0
         np.testing.assert_array_equal(y2, y)
     with np.errstate(all="raise"):
         y = np.array([1000.0, -1000.0, 0.0, 999.0], dtype=dtype)
-        _testing.vector_softmax(y)
+        _mlp.vector_softmax(y)
         assert y[1] == 0 and y[2] == 0 and 0 < y[3] < y[0] < 1
         y = np.array([1.0, np.nan, 2.0], dtype=dtype)
-        _testing.vector_softmax(y)
+        _mlp.vector_softmax(y)
         assert np.all(np.isnan(y))
-    assert _testing.vector_softmax(np.zeros(0, dtype=dtype), True) == 0.0
+    assert _mlp.vector_softmax(np.zeros(0, dtype=dtype), True) == 0.0
 
 
 def test_float64_loop_sigmoid_is_the_oracles_bit_for_bit():
@@ -248,7 +248,7 @@ def test_float64_loop_sigmoid_is_the_oracles_bit_for_bit():
                         [0.0, -0.0, np.inf, -np.inf, np.nan, 1000.0, -1000.0, 5e-324, -5e-324,
                          1e308, -1e308, -745.1, -745.2]])
     out = np.empty_like(z)
-    _elementwise.activation_forward(SIGMOID, z, out)
+    _mlp.activation_forward(SIGMOID, z, out)
     ref = np.array([oracle.sigmoid(float(v)) for v in z])
     np.testing.assert_array_equal(out.view(np.uint64)[~np.isnan(ref)],
                                   ref.view(np.uint64)[~np.isnan(ref)])
@@ -259,27 +259,27 @@ def test_float64_loop_sigmoid_is_the_oracles_bit_for_bit():
 def test_float32_activation_is_the_vector_kernel():
     z = np.linspace(-120, 120, 100_003).astype(np.float32)
     out = np.empty_like(z)
-    _elementwise.activation_forward(SIGMOID, z, out)
-    np.testing.assert_array_equal(out, run(_testing.vector_sigmoid, z))
+    _mlp.activation_forward(SIGMOID, z, out)
+    np.testing.assert_array_equal(out, run(_mlp.vector_sigmoid, z))
 
 
 _CHILD = r"""
 import hashlib, sys, numpy as np
-from cprop._kernels import _elementwise, _mlp, _testing
+from cprop._kernels import _mlp
 h = hashlib.sha256()
 rng = np.random.default_rng(1)
 for dtype, lo, hi in ((np.float32, -105, 90), (np.float64, -747, 711)):
     x = np.concatenate([np.linspace(lo, hi, 300_001), rng.standard_normal(100_000) * 5,
                         [0.0, -0.0, np.inf, -np.inf, np.nan, 1000.0, -1000.0]]).astype(dtype)
-    for kernel in (_testing.vector_exp, _testing.vector_sigmoid):
+    for kernel in (_mlp.vector_exp, _mlp.vector_sigmoid):
         y = x.copy()
         kernel(y)
         h.update(y.tobytes())
     for n in range(1, 71):
         y = (rng.standard_normal(n) * 10).astype(dtype)
-        h.update(np.float64(_testing.vector_softmax(y, True)).tobytes())
+        h.update(np.float64(_mlp.vector_softmax(y, True)).tobytes())
         h.update(y.tobytes())
-sys.stdout.write(_elementwise.simd_isa() + " " + h.hexdigest())
+sys.stdout.write(_mlp.simd_isa() + " " + h.hexdigest())
 """
 
 
@@ -301,8 +301,8 @@ def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
     # training in a child process forced onto SSE2 (CPROP_NO_AVX2=1) and compare bit for bit.
     script = (
         "import sys, numpy as np, cprop\n"
-        "from cprop._kernels import _elementwise\n"
-        "out = [_elementwise.simd_isa()]\n"
+        "from cprop._kernels import _mlp\n"
+        "out = [_mlp.simd_isa()]\n"
         "for dtype in ('float64', 'float32'):\n"
         "    for b in (1, 5):\n"
         "        rng = np.random.default_rng(0)\n"
@@ -334,20 +334,20 @@ def test_vectorised_max_abs_and_divide(dtype):
     for n in range(0, 70):
         x = (rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)).astype(dtype)
         expected = float(np.max(np.abs(x))) if n else 0.0
-        assert _testing.max_abs(x) == expected, n
+        assert _mlp.max_abs(x) == expected, n
         for special in (np.inf, -np.inf, np.nan):
             if n == 0:
                 continue
             y = x.copy()
             y[rng.integers(0, n)] = special
-            got = _testing.max_abs(y)
+            got = _mlp.max_abs(y)
             if np.isnan(special):
                 assert np.isnan(got), n
             else:
                 assert got == np.inf, n
         for count in (1, 2, 3, 7, 32, 64, 100, 256, 1000):
             g = x.copy()
-            _testing.divide_in_place(g, count)
+            _mlp.divide_in_place(g, count)
             np.testing.assert_array_equal(g, x / dtype(count))
     with pytest.raises(ValueError):
-        _testing.divide_in_place(np.ones(3), 0)
+        _mlp.divide_in_place(np.ones(3), 0)

@@ -67,7 +67,7 @@ def _threadpools() -> list[dict] | None:
 
 
 def _blas_section(kernels) -> dict:
-    from cprop._kernels import _blas
+    from cprop._kernels import _mlp
 
     import numpy as np
 
@@ -77,7 +77,7 @@ def _blas_section(kernels) -> dict:
     else:
         import scipy
 
-        chosen = _blas.blas_library()
+        chosen = _mlp.blas_library()
         if chosen["library"] == "scipy-openblas32":
             cprop_blas = f"scipy-openblas32 {chosen['version']} (sgemm/dgemm) {chosen['path']}"
             note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
@@ -105,7 +105,7 @@ def config() -> dict:
     import numpy as np
 
     import cprop
-    from cprop._kernels import _elementwise, _mlp
+    from cprop._kernels import _mlp
     from cprop._validation import _SUPPORTED_DTYPES
 
     build = _build_info()
@@ -142,7 +142,7 @@ def config() -> dict:
         "blas": _blas_section(_mlp),
         "simd": {
             # _dense.h: the one-sample row kernels, chosen at import from the CPU.
-            "row_kernels": _elementwise.simd_isa(),
+            "row_kernels": _mlp.simd_isa(),
             "note": "x86-64 picks AVX2 at run time where the CPU has it, else SSE2 (set "
                     "CPROP_NO_AVX2=1 to force SSE2); both give the same bits",
         },

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from cprop import _registry
-from cprop._kernels import _elementwise as _ew
 from cprop._kernels import _mlp
 from cprop._validation import as_float_array, check_dtype
 
@@ -54,12 +53,12 @@ def apply(name: str, z, dtype=None, negative_slope: float = 0.01) -> np.ndarray:
     """
     if name == "softmax":
         return softmax(z, dtype)
-    return _elementwise(_ew.activation_forward, name, z, dtype, negative_slope)
+    return _elementwise(_mlp.activation_forward, name, z, dtype, negative_slope)
 
 
 def derivative(name: str, a, dtype=None, negative_slope: float = 0.01) -> np.ndarray:
     """f'(z) elementwise, from the activation's output ``a = f(z)`` (as backprop uses it)."""
-    return _elementwise(_ew.activation_backward, name, a, dtype, negative_slope)
+    return _elementwise(_mlp.activation_backward, name, a, dtype, negative_slope)
 
 
 def sigmoid(z, dtype=None) -> np.ndarray:
@@ -76,5 +75,5 @@ def softmax(z, dtype=None) -> np.ndarray:
         raise ValueError(f"z: expected a 1-D or 2-D array, got shape {arr.shape}")
     rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
     out = np.empty_like(rows)
-    _ew.softmax_rows(rows, out)
+    _mlp.softmax_rows(rows, out)
     return out.reshape(arr.shape)

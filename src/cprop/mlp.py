@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cprop import _fileformat, _registry
-from cprop._kernels import _elementwise, _mlp
+from cprop._kernels import _mlp
 from cprop._validation import (
     as_float_array,
     check_bool,
@@ -206,7 +206,7 @@ def _split_indices(n: int, fraction: float, shuffle: bool, rng: np.ndarray,
                          f"{n - n_val} to train on and {n_val} to validate; need >= 1 each")
     if shuffle:
         order = np.empty(n, dtype=np.intp)
-        _elementwise.shuffled_order(rng, order)
+        _mlp.shuffled_order(rng, order)
         return np.sort(order[: n - n_val]), np.sort(order[n - n_val:])
     return np.arange(n - n_val), np.arange(n - n_val, n)
 
@@ -500,7 +500,7 @@ class MLP:
 
     def _check_params_finite(self) -> None:
         # Parameters are user-writable views, so they are checked like any other input.
-        if not _elementwise.all_finite(self._params):
+        if not _mlp.all_finite(self._params):
             raise ValueError("params: the network's parameters contain NaN or infinity")
 
     def _workspace(self, rows: int):
@@ -642,7 +642,7 @@ class MLP:
             raise ValueError(f"{name}: expected shape ({length},){why}, got {arr.shape}")
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.array(arr, dtype=self.dtype, order="C", copy=True)
-        if not _elementwise.all_finite(out):
+        if not _mlp.all_finite(out):
             raise ValueError(f"{name}: contains NaN or infinity"
                              + (f" (as {self.dtype.name})" if np.isfinite(arr).all() else ""))
         return out
@@ -706,7 +706,7 @@ class MLP:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             self._plan.forward(self._params, X2, out, A)
-        if not _elementwise.all_finite_2d(out):
+        if not _mlp.all_finite_2d(out):
             raise _overflow("forward", "the outputs")
         return out[0] if single else out
 
@@ -738,7 +738,7 @@ class MLP:
             self._check_params_finite()
             A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             loss = self._plan.gradient(self._params, X2, T2, grad, A, D)
-        if not (math.isfinite(loss) and _elementwise.all_finite(grad)):
+        if not (math.isfinite(loss) and _mlp.all_finite(grad)):
             raise _overflow("gradients", "the loss or its gradient")
         return self._split(grad)
 
@@ -1145,7 +1145,7 @@ class MLP:
             self._check_params_finite()
             params = self._params.copy()
             loss = self._plan.gradient(params, X2, T2, grad, A, D)
-        if not (math.isfinite(loss) and _elementwise.all_finite(grad)):
+        if not (math.isfinite(loss) and _mlp.all_finite(grad)):
             raise _overflow(where, "the loss or its gradient")
         # The one-sample workspace holds each layer's outputs (A) and deltas (D) side by side,
         # layer l's block at sizes[0] + ... + sizes[l - 1].

@@ -70,11 +70,18 @@ from cprop._kernels._routes cimport (
     fused_sgd_applies, fused_sgd_batch,
 )
 from cprop._kernels._random cimport uniform01, shuffle_indices
-from cprop._kernels._blas cimport chosen_sgemm, chosen_dgemm
+from cprop._kernels._types cimport sgemm_fn, dgemm_fn
+from cprop._kernels._layers cimport cprop_dense_isa
 
 
 cnp.import_array()
 cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
+
+# The module's other concerns, in files of their own: which BLAS (_blas.pxi), the elementwise
+# helpers behind cprop.activations and the checks (_elementwise.pxi), wrappers for the tests
+# (_testing.pxi). Included rather than separate extensions: each extension would carry its own
+# copy of Cython's memoryview support (~200 KB each).
+include "_blas.pxi"
 
 # _tiny.h spells the activation and loss codes as macros: they must be _types.pxd's.
 if ((CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU, CPROP_ACT_LEAKY_RELU,
@@ -432,8 +439,8 @@ cdef class Plan:
         self.lay.act = self._acts
         self.lay.loss = loss
         self.lay.slope = slope
-        self.lay.sgemm = chosen_sgemm()
-        self.lay.dgemm = chosen_dgemm()
+        self.lay.sgemm = sgemm
+        self.lay.dgemm = dgemm
         self.lay.disabled_routes = 0
         for name in disabled_routes:
             self.lay.disabled_routes |= 1 << <int>ROUTES[name]
@@ -887,3 +894,7 @@ cdef class Stepper:
         if failure[0] == FIT_OK:
             loss[0] = total / rows
         return True
+
+
+include "_elementwise.pxi"
+include "_testing.pxi"

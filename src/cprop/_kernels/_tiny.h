@@ -1,5 +1,5 @@
-/* Scalar kernels for tiny layers, unrolled per shape: the per-layer bodies (cprop_tiny_*) and
- * the whole-step kernel of a network with one hidden layer (cprop_tiny2_rows_d).
+/* The whole-step kernel of a float64 network with one hidden layer, every width at most
+ * CPROP_TINY_WIDTH (cprop_tiny2_rows_d), unrolled per shape, and the two dense bodies it inlines.
  */
 #ifndef CPROP_TINY_H
 #define CPROP_TINY_H
@@ -7,104 +7,42 @@
 #include "_simd.h"
 #include "_formulas.h"
 
-/* Tiny layers: n_in and n_out both at most CPROP_TINY_WIDTH (the worked example's 2-2-2).
- * At these widths the vector kernels above run only their scalar tails, and loops with run-time
- * trip counts of 2 cost more in set-up (and in GCC's checks before a vectorised loop) than in
- * arithmetic. So each body below is written once and always inlined into a switch over the 16
- * shapes: every case is compiled with its trip counts as constants, fully unrolled. Scalar code,
- * the same operations in the same order as the loops they stand for, so the same bits.
+/* Tiny layers: n_in and n_out both at most CPROP_TINY_WIDTH (the worked example's 2-2-2). At
+ * these widths the vector row kernels (_rows.h) run only their scalar tails, and loops with
+ * run-time trip counts of 2 cost more in set-up than in arithmetic. So the two dense parts of a
+ * step are written once here and always inlined into the whole-step kernel below, which is
+ * switched over the shapes: every loop is compiled with constant trip counts, fully unrolled.
+ * Scalar code, the same operations in the same order as the row kernels, so the same bits:
  *
- *   cprop_tiny_net_input_SUFFIX(a, W, b, z, n_in, n_out)   z_j = b_j + a_0 W_0j + a_1 W_1j + ...
- *   cprop_tiny_back_sums_SUFFIX(W, d, s, n_in, n_out)      s_i = 0 + W_i0 d_0 + W_i1 d_1 + ...
- *   cprop_tiny_sgd_SUFFIX(W, a, d, n_in, n_out, lr, alpha) W_ij <- W_ij - lr (a_i d_j [+ alpha W_ij]);
- *                                                          returns 1 if every new value is finite
- * (Other shapes work too, through the switch's default case with run-time trip counts.)
+ *   cprop_tiny_net_input_body_d(a, W, b, z, n_in, n_out)   z_j = b_j + a_0 W_0j + a_1 W_1j + ...
+ *   cprop_tiny_back_sums_body_d(W, d, s, n_in, n_out)      s_i = 0 + W_i0 d_0 + W_i1 d_1 + ...
+ *
+ * (Networks of other depths or float32 take the general one-row route: bench/routes.py found no
+ * workload where a shape-generic tiny step earned its code, and it was folded.)
  */
 #define CPROP_TINY_WIDTH 4
 
-#define CPROP_TINY_CASE(BODY, NI, NO, ...) case NI * 8 + NO: return BODY(__VA_ARGS__, NI, NO);
-#define CPROP_TINY_SWITCH(BODY, ...)                                                           \
-    if (n_in <= CPROP_TINY_WIDTH && n_out <= CPROP_TINY_WIDTH) {                               \
-        switch (n_in * 8 + n_out) {                                                            \
-        CPROP_TINY_CASE(BODY, 1, 1, __VA_ARGS__) CPROP_TINY_CASE(BODY, 1, 2, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 1, 3, __VA_ARGS__) CPROP_TINY_CASE(BODY, 1, 4, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 2, 1, __VA_ARGS__) CPROP_TINY_CASE(BODY, 2, 2, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 2, 3, __VA_ARGS__) CPROP_TINY_CASE(BODY, 2, 4, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 3, 1, __VA_ARGS__) CPROP_TINY_CASE(BODY, 3, 2, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 3, 3, __VA_ARGS__) CPROP_TINY_CASE(BODY, 3, 4, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 4, 1, __VA_ARGS__) CPROP_TINY_CASE(BODY, 4, 2, __VA_ARGS__)      \
-        CPROP_TINY_CASE(BODY, 4, 3, __VA_ARGS__) CPROP_TINY_CASE(BODY, 4, 4, __VA_ARGS__)      \
-        default: break;                                                                        \
-        }                                                                                      \
-    }                                                                                          \
-    return BODY(__VA_ARGS__, n_in, n_out);
-
-#define CPROP_TINY_KERNELS(T, SUFFIX)                                                          \
-static CPROP_ALWAYS_INLINE int cprop_tiny_net_input_body_##SUFFIX(                             \
-    const T* a, const T* W, const T* b, T* z, ptrdiff_t n_in, ptrdiff_t n_out)                 \
-{                                                                                              \
-    ptrdiff_t i, j;                                                                            \
-    for (j = 0; j < n_out; j++) {                                                              \
-        T s = b[j];                                                                            \
-        for (i = 0; i < n_in; i++) s = s + a[i] * W[i * n_out + j];                            \
-        z[j] = s;                                                                              \
-    }                                                                                          \
-    return 0;                                                                                  \
-}                                                                                              \
-static int cprop_tiny_net_input_##SUFFIX(const T* a, const T* W, const T* b, T* z,            \
-                                         ptrdiff_t n_in, ptrdiff_t n_out)                      \
-{                                                                                              \
-    CPROP_TINY_SWITCH(cprop_tiny_net_input_body_##SUFFIX, a, W, b, z)                          \
-}                                                                                              \
-static CPROP_ALWAYS_INLINE int cprop_tiny_back_sums_body_##SUFFIX(                             \
-    const T* W, const T* d, T* s, ptrdiff_t n_in, ptrdiff_t n_out)                             \
-{                                                                                              \
-    ptrdiff_t i, j;                                                                            \
-    for (i = 0; i < n_in; i++) {                                                               \
-        T acc = 0;                                                                             \
-        for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[j];                       \
-        s[i] = acc;                                                                            \
-    }                                                                                          \
-    return 0;                                                                                  \
-}                                                                                              \
-static int cprop_tiny_back_sums_##SUFFIX(const T* W, const T* d, T* s, ptrdiff_t n_in,        \
-                                         ptrdiff_t n_out)                                      \
-{                                                                                              \
-    CPROP_TINY_SWITCH(cprop_tiny_back_sums_body_##SUFFIX, W, d, s)                             \
-}                                                                                              \
-static CPROP_ALWAYS_INLINE int cprop_tiny_sgd_body_##SUFFIX(                                   \
-    T* W, const T* a, const T* d, T lr, T alpha, ptrdiff_t n_in, ptrdiff_t n_out)              \
-{                                                                                              \
-    /* p * 0 is NaN exactly when p is inf or NaN (else +-0), so one sum of them, tested once,  \
-     * checks every new value: two operations each instead of a test and a branch-free and. \
-     * The test of alpha hoisted out of the loops: cprop_sgd_value's own test then folds. */  \
-    ptrdiff_t i, j;                                                                            \
-    T p, check = 0;                                                                            \
-    if (alpha != 0) {                                                                          \
-        for (i = 0; i < n_in; i++)                                                             \
-            for (j = 0; j < n_out; j++) {                                                      \
-                p = cprop_sgd_value_##SUFFIX(W[i * n_out + j], a[i] * d[j], lr, alpha);        \
-                W[i * n_out + j] = p;                                                          \
-                check = check + p * 0;                                                         \
-            }                                                                                  \
-        return check == check;                                                                 \
-    }                                                                                          \
-    for (i = 0; i < n_in; i++)                                                                 \
-        for (j = 0; j < n_out; j++) {                                                          \
-            p = cprop_sgd_value_##SUFFIX(W[i * n_out + j], a[i] * d[j], lr, (T)0);             \
-            W[i * n_out + j] = p;                                                              \
-            check = check + p * 0;                                                             \
-        }                                                                                      \
-    return check == check;                                                                     \
-}                                                                                              \
-static int cprop_tiny_sgd_##SUFFIX(T* W, const T* a, const T* d, ptrdiff_t n_in,              \
-                                   ptrdiff_t n_out, T lr, T alpha)                             \
-{                                                                                              \
-    CPROP_TINY_SWITCH(cprop_tiny_sgd_body_##SUFFIX, W, a, d, lr, alpha)                        \
+static CPROP_ALWAYS_INLINE void cprop_tiny_net_input_body_d(
+    const double* a, const double* W, const double* b, double* z, ptrdiff_t n_in, ptrdiff_t n_out)
+{
+    ptrdiff_t i, j;
+    for (j = 0; j < n_out; j++) {
+        double s = b[j];
+        for (i = 0; i < n_in; i++) s = s + a[i] * W[i * n_out + j];
+        z[j] = s;
+    }
 }
 
-CPROP_TINY_KERNELS(double, d)
-CPROP_TINY_KERNELS(float, f)
+static CPROP_ALWAYS_INLINE void cprop_tiny_back_sums_body_d(
+    const double* W, const double* d, double* s, ptrdiff_t n_in, ptrdiff_t n_out)
+{
+    ptrdiff_t i, j;
+    for (i = 0; i < n_in; i++) {
+        double acc = 0;
+        for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[j];
+        s[i] = acc;
+    }
+}
 
 /* One single-sample SGD step of a whole float64 network with one hidden layer, every width at
  * most CPROP_TINY_WIDTH (the worked example's 2-2-2 and its kin): forward, loss, deltas and the

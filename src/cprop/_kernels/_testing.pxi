@@ -1,12 +1,12 @@
-"""Kernels exposed for the tests only: the vectorised exp / sigmoid / softmax of _vecmath.h,
-the SGD bound's max |x| and the gradient's division by the batch size."""
+# Kernels exposed for the tests only: the vectorised exp / sigmoid / softmax of _vecmath.h,
+# the SGD bound's max |x| and the gradient's division by the batch size.
+# (Included into _mlp.pyx: one extension module.)
+
 
 from cython cimport floating
 
 from cprop._kernels._activations cimport sigmoid_vec, softmax_vec, cprop_exp_row_f, cprop_exp_row_d
-from cprop._kernels._layers cimport abs_max, divide_by_count, cprop_dense_init
-
-cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
+from cprop._kernels._layers cimport abs_max, divide_by_count
 
 
 def max_abs(const floating[::1] values):

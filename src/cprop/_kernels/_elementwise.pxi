@@ -1,6 +1,8 @@
-"""Elementwise kernels behind cprop's public helpers: activations of arrays
-(``cprop.activations``), finiteness checks (``cprop._validation``), the generator's shuffle
-(``cprop.validation_split``), and the instruction set in use (``cprop info``)."""
+# Elementwise kernels behind cprop's public helpers: activations of arrays
+# (``cprop.activations``), finiteness checks (``cprop._validation``), the generator's shuffle
+# (``cprop.validation_split``), and the instruction set in use (``cprop info``).
+# (Included into _mlp.pyx: one extension module.)
+
 
 from cython cimport floating
 from libc.stdint cimport uint64_t
@@ -8,10 +10,8 @@ from libc.string cimport memcpy
 
 from cprop._kernels._types cimport ACT_SIGMOID, ACT_SOFTMAX
 from cprop._kernels._activations cimport activation, activation_derivative, activate_row
-from cprop._kernels._layers cimport all_finite_ptr, cprop_dense_init, cprop_dense_isa
+from cprop._kernels._layers cimport all_finite_ptr, cprop_dense_isa
 from cprop._kernels._random cimport shuffle_indices
-
-cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
 
 
 def simd_isa():

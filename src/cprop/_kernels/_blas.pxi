@@ -1,33 +1,26 @@
-"""BLAS selection: which library's ``sgemm``/``dgemm`` the wide layers call.
+# BLAS selection: which library's ``sgemm``/``dgemm`` the wide layers call.
+#
+# SciPy's own OpenBLAS, through ``scipy.linalg.cython_blas``, always works. When the
+# scipy-openblas32 package is installed (the OpenBLAS project's wheels of a newer OpenBLAS, which
+# NumPy and SciPy build against; the extra ``cprop[openblas]``), its library is used instead: on the
+# test machine its sgemm ran W3's products 8 % faster than SciPy 1.17's bundled OpenBLAS 0.3.30
+# (0.148 s against 0.160 s; see bench/README.md). ``CPROP_BLAS=scipy`` forces SciPy's,
+# ``CPROP_BLAS=scipy-openblas32`` requires the other. Both are LP64 (32-bit int) Fortran gemm with
+# the same signature. The choice is fixed at import (never by timing), so one machine and one
+# environment always give one result.
+#
+# Each ``_mlp.Plan`` copies the two pointers into its ``Layout`` when it is built, so the layer
+# kernels (``_layers.pxd``) call gemm through the plan rather than through these globals.
+#
+# (Included into _mlp.pyx: one extension module.)
 
-SciPy's own OpenBLAS, through ``scipy.linalg.cython_blas``, always works. When the
-scipy-openblas32 package is installed (the OpenBLAS project's wheels of a newer OpenBLAS, which
-NumPy and SciPy build against; the extra ``cprop[openblas]``), its library is used instead: on the
-test machine its sgemm ran W3's products 8 % faster than SciPy 1.17's bundled OpenBLAS 0.3.30
-(0.148 s against 0.160 s; see bench/README.md). ``CPROP_BLAS=scipy`` forces SciPy's,
-``CPROP_BLAS=scipy-openblas32`` requires the other. Both are LP64 (32-bit int) Fortran gemm with
-the same signature. The choice is fixed at import (never by timing), so one machine and one
-environment always give one result.
-
-Each ``_mlp.Plan`` copies the two pointers into its ``Layout`` when it is built, so the layer
-kernels (``_layers.pxd``) call gemm through the plan and no other module reads a global here.
-"""
 
 from scipy.linalg.cython_blas cimport sgemm as scipy_sgemm, dgemm as scipy_dgemm
 
-from cprop._kernels._types cimport sgemm_fn, dgemm_fn
 
 cdef sgemm_fn sgemm = scipy_sgemm
 cdef dgemm_fn dgemm = scipy_dgemm
 _blas = {"library": "scipy.linalg.cython_blas", "version": None, "path": None, "handle": None}
-
-
-cdef sgemm_fn chosen_sgemm() noexcept nogil:
-    return sgemm
-
-
-cdef dgemm_fn chosen_dgemm() noexcept nogil:
-    return dgemm
 
 
 def _use_scipy_openblas32():
