@@ -1,7 +1,7 @@
 """Every layer width from 1 to 70, and every SGD step kind, against the oracle: the parts of the
 kernels that the random parity cases (widths 1-9) do not reach.
 
-* ``_dense.h``'s one-sample row kernels (forward net input, the fused single-sample SGD update,
+* ``_rows.h``'s one-sample row kernels (forward net input, the fused single-sample SGD update,
   the per-sample gradient term) process columns in blocks of 8 vectors (16 float64 / 32 float32
   columns), then pairs of vectors, then single vectors, then a scalar tail. Every width from 1 to
   70 crosses a different mix of those; each must give the oracle's numbers.

@@ -1,8 +1,9 @@
-"""The one-sample SGD step for tiny networks (every layer at most 4 wide, as the worked
-example's 2-2-2): ``tiny_sgd_step`` in _mlp.pyx with the per-shape unrolled kernels of
-_dense.h (``cprop_tiny_*``). It must give the oracle's numbers bit for bit in float64 (same
-operations, same order), refuse a non-finite step whole as every other path does, and hand a
-correct parameter bound to the minibatch steps that follow it in the same epoch.
+"""One-sample SGD steps on tiny networks (every layer at most 4 wide, as the worked example's
+2-2-2): the whole-step kernel of _tiny.h for one hidden layer in float64 (the step plan's
+``tiny2_rows``), the one-row route for the others. They must give the oracle's numbers bit for
+bit in float64 (same operations, same order), refuse a non-finite step whole as every other
+route does, and hand a correct parameter bound to the minibatch steps that follow them in the
+same epoch.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SIMD code of _dense.h: the vectorised exp, sigmoid and softmax (float32 everywhere;
+"""The SIMD code of _vecmath.h and _rows.h: the vectorised exp, sigmoid and softmax (float32 everywhere;
 float64 on the BLAS path) against a high-precision reference, the vectorised max_abs and
 divide_in_place, and the AVX2/SSE2 row kernels.
 
@@ -279,7 +279,7 @@ for dtype, lo, hi in ((np.float32, -105, 90), (np.float64, -747, 711)):
         y = (rng.standard_normal(n) * 10).astype(dtype)
         h.update(np.float64(_mlp.vector_softmax(y, True)).tobytes())
         h.update(y.tobytes())
-sys.stdout.write(_mlp.simd_isa() + " " + h.hexdigest())
+sys.stdout.write(_mlp.simd_isa() + "\n" + h.hexdigest())
 """
 
 
@@ -289,7 +289,7 @@ def test_avx2_and_sse2_give_the_same_bits():
         env = dict(os.environ, CPROP_NO_AVX2=forced)
         proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
                               text=True, check=True)
-        runs[forced] = proc.stdout.split()
+        runs[forced] = proc.stdout.split("\n")  # (the ISA name may contain a space)
     assert runs["1"][0] in ("sse2", "portable vectors", "scalar")
     assert runs[""][0] in ("avx2", "sse2", "portable vectors", "scalar")
     assert len(runs[""][1]) == 64
@@ -297,7 +297,7 @@ def test_avx2_and_sse2_give_the_same_bits():
 
 
 def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
-    # _dense.h picks AVX2 or SSE2 at import; both must produce identical results. Run the same
+    # _simd.h picks AVX2 or SSE2 at import; both must produce identical results. Run the same
     # training in a child process forced onto SSE2 (CPROP_NO_AVX2=1) and compare bit for bit.
     script = (
         "import sys, numpy as np, cprop\n"

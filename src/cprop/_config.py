@@ -141,7 +141,7 @@ def config() -> dict:
         },
         "blas": _blas_section(_mlp),
         "simd": {
-            # _dense.h: the one-sample row kernels, chosen at import from the CPU.
+            # _rows.h / _vecmath.h: the one-sample row kernels, chosen at import from the CPU.
             "row_kernels": _mlp.simd_isa(),
             "note": "x86-64 picks AVX2 at run time where the CPU has it, else SSE2 (set "
                     "CPROP_NO_AVX2=1 to force SSE2); both give the same bits",

@@ -145,7 +145,7 @@ cdef inline void delta_below(
     floating* d_in,          # OUT (n_in,) (W d)_i * f'(a_i): the layer below's delta
     Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
 ) noexcept nogil:
-    # (W d)_i, each sum over j in order as the oracle adds (_dense.h, lanes along i), then f'.
+    # (W d)_i, each sum over j in order as the oracle adds (_rows.h, lanes along i), then f'.
     if floating is float:
         cprop_back_sums_f(W, d, d_in, n_in, n_out)
     else:
@@ -308,7 +308,7 @@ cdef inline void forward_block(
 
 cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) noexcept nogil:
     # g[k] = g[k] / count, vectorised; a multiplication where count is a power of two (the same
-    # bits, see _dense.h).
+    # bits, see _rows.h).
     if floating is float:
         cprop_scale_f(g, n, <float>count)
     else:
@@ -317,7 +317,7 @@ cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) no
 
 cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
     # max |x_i| (0 when n = 0), or NaN if any x_i is NaN, so that a bound built on it fails
-    # every `<=` test of update_is_safe; vectorised (_dense.h).
+    # every `<=` test of update_is_safe; vectorised (_rows.h).
     if floating is float:
         return cprop_absmax_f(x, n)
     else:

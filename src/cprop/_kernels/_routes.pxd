@@ -85,7 +85,7 @@ cdef inline int single_row_sgd_step(
     #
     # A step whose new values are not all finite is refused whole, as everywhere else. Checking
     # every new value would keep the update loops scalar, so instead: p_bound bounds max |params|
-    # (kept by train_epoch), and if max|a_i| max|d_j| + alpha p_bound cannot take any value past
+    # (kept by train_rows), and if max|a_i| max|d_j| + alpha p_bound cannot take any value past
     # SAFE_MAGNITUDE the loops run unchecked; otherwise (in practice: only on the way to a
     # divergence) the old parameters are backed up, every value checked, and restored on failure.
     cdef Py_ssize_t l, i, j, L = lay.n_layers, n_in, n_out

@@ -26,7 +26,7 @@ def divide_in_place(floating[::1] values, Py_ssize_t count):
 
 
 def vector_exp(floating[::1] values):
-    """values <- exp(values) in place with the vectorised exp of _dense.h (exposed for the
+    """values <- exp(values) in place with the vectorised exp of _vecmath.h (exposed for the
     tests)."""
     cdef Py_ssize_t n = values.shape[0]
     if n == 0:

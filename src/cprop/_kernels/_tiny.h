@@ -57,9 +57,10 @@ static CPROP_ALWAYS_INLINE void cprop_tiny_back_sums_body_d(
  *
  * The cost is code: ~360 KB for the 64 shapes. Measured on the 2-2-2 seed network (100,000
  * steps, ns per step; a C loop written for that one shape takes 51): these 64 shapes, 60;
- * n_in left a run-time count (16 shapes, ~100 KB), 65; the shape-generic Cython kernel
- * (tiny_sgd_step), 80; the activation and loss code as out-of-line calls, 83 (the calls sit on
- * the step's chain of dependent operations).
+ * n_in left a run-time count (16 shapes, ~100 KB), 65; a shape-generic Cython step (since
+ * folded into the one-row route), 80; the activation and loss code as out-of-line calls, 83
+ * (the calls sit on the step's chain of dependent operations). Re-measured against the general
+ * one-row route by bench/routes.py (the step plan's table in _mlp.pyx): 51 against 96.
  */
 typedef struct {
     int act_hidden, act_out, loss, train_biases;

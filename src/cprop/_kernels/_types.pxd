@@ -63,7 +63,7 @@ cdef struct Layout:
     # a layer block of rows * n_in * n_out multiply-adds at least this large goes through BLAS
     # gemm; smaller ones through tight loops
     Py_ssize_t blas_min_work
-    sgemm_fn sgemm           # the BLAS chosen at import (_blas.pyx), copied in by Plan
+    sgemm_fn sgemm           # the BLAS chosen at import (_blas.pxi), copied in by Plan
     dgemm_fn dgemm
     int disabled_routes      # bit (1 << route) set: the step plan never picks that route
 
