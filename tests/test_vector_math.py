@@ -1,5 +1,5 @@
-"""The SIMD code of _vecmath.h and _rows.h: the vectorised exp, sigmoid and softmax (float32 everywhere;
-float64 on the BLAS path) against a high-precision reference, the vectorised max_abs and
+"""The SIMD code of _vecmath.h and _rows.h: the vectorised exp, sigmoid and softmax (float32
+everywhere; float64 on the BLAS path) against a high-precision reference, the vectorised max_abs and
 divide_in_place, and the AVX2/SSE2 row kernels.
 
 * exp: within 1 ulp of the correctly rounded value over each dtype's whole finite range,
