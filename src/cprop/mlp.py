@@ -794,8 +794,9 @@ class MLP:
                                      alpha, self.train_biases)
             if loss is not None:
                 return loss
-        args = (optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
-        loss, stepper = self._checked_step(X, T, lr, check_optimizer(*args), args)
+        args = dict(optimizer=optimizer, momentum=momentum, nesterov=nesterov, beta1=beta1,
+                    beta2=beta2, eps=eps, alpha=alpha)
+        loss, stepper = self._checked_step(X, T, lr, check_optimizer(**args), args)
         self._fast_step = stepper
         return loss
 
@@ -814,7 +815,7 @@ class MLP:
         opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
         with self._lock:
             self._use_optimizer(opt, lr)
-            return self._make_stepper(opt, float(lr), 1, ())
+            return self._make_stepper(opt, float(lr), 1, None)
 
     def _make_stepper(self, opt, lr, rows, args):
         A, D, grad = self._workspace(min(rows, _BLOCK_ROWS))
@@ -832,7 +833,8 @@ class MLP:
         return loss
 
     def _checked_step(self, X, T, lr, opt, args):
-        """train_step's checked route: (loss, a Stepper for the next call like this one)."""
+        """train_step's checked route: (loss, a Stepper for the next call with these ``args``,
+        train_step's optimizer arguments by name; None: no stepper)."""
         X2, T2 = self._xt(X, T)
         lr = check_learning_rate(lr, self.dtype)
         with self._lock:

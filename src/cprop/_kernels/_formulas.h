@@ -39,8 +39,8 @@
  *          lse the row's log-sum-exp of z (softmax output) or NULL (then computed from z when
  *          the loss needs it); act the output activation, loss a CPROP_LOSS_* code.
  *
- * The activation and loss codes (CPROP_ACT_*, CPROP_LOSS_*) are _types.pxd's; _mlp.pyx checks
- * that at import.
+ * The activation and loss codes (CPROP_ACT_*, CPROP_LOSS_*) are defined here, once: _types.pxd
+ * takes them from this header for the Cython kernels.
  */
 #ifndef CPROP_FORMULAS_H
 #define CPROP_FORMULAS_H

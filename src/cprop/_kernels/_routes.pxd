@@ -21,9 +21,6 @@ from cprop._kernels._layers cimport (
 cdef extern from "_tiny.h" nogil:
     # The whole-step kernel for one-hidden-layer float64 networks at most CPROP_TINY_WIDTH wide.
     Py_ssize_t CPROP_TINY_WIDTH
-    int CPROP_ACT_IDENTITY, CPROP_ACT_SIGMOID, CPROP_ACT_TANH, CPROP_ACT_RELU
-    int CPROP_ACT_LEAKY_RELU, CPROP_ACT_SOFTMAX
-    int CPROP_LOSS_SQUARED_ERROR, CPROP_LOSS_CROSS_ENTROPY, CPROP_LOSS_BINARY_CROSS_ENTROPY
     ctypedef struct cprop_tiny2_config:
         int act_hidden, act_out, loss, train_biases
         double slope, alpha, lr

@@ -51,9 +51,9 @@ static CPROP_ALWAYS_INLINE void cprop_tiny_back_sums_body_d(
  * for one shape does; the generic kernels spend more on loop set-up, calls and workspace
  * traffic than on arithmetic at these sizes. The formulas are _formulas.h's, which the Cython
  * kernels use too (activation, softmax, the output row's loss and delta, f', the SGD update), in
- * _mlp.pyx's order, so the bits are the oracle's; tests/test_tiny_path.py checks every shape,
- * activation and loss. Activation and loss codes (CPROP_ACT_*, CPROP_LOSS_*, _formulas.h) are
- * _types.pxd's (checked at import by _mlp.pyx).
+ * _mlp.pyx's order, so the bits are the oracle's; tests/test_parity_tiny_networks.py checks
+ * every shape, activation and loss. Activation and loss codes: CPROP_ACT_*, CPROP_LOSS_*
+ * (_formulas.h, which _types.pxd reads too).
  *
  * The cost is code: ~360 KB for the 64 shapes. Measured on the 2-2-2 seed network (100,000
  * steps, ns per step; a C loop written for that one shape takes 51): these 64 shapes, 60;

@@ -2,18 +2,20 @@
 # itself: it reads them from ``cprop._kernels._mlp.ACTIVATION_CODES`` (etc.), so the two cannot
 # drift apart.
 
-cdef enum ActivationCode:
-    ACT_IDENTITY = 0
-    ACT_SIGMOID = 1
-    ACT_TANH = 2
-    ACT_RELU = 3
-    ACT_LEAKY_RELU = 4
-    ACT_SOFTMAX = 5          # output layer only: row-wise, not elementwise
-
-cdef enum LossCode:
-    LOSS_SQUARED_ERROR = 0         # sum_k 1/2 (t_k - y_k)^2, any output
-    LOSS_CROSS_ENTROPY = 1         # -sum_k t_k log y_k, softmax output, from the logits
-    LOSS_BINARY_CROSS_ENTROPY = 2  # -sum_k [t_k log y_k + (1-t_k) log(1-y_k)], sigmoid output
+# The activation and loss codes are defined once, in _formulas.h (the C kernels read them too).
+cdef extern from "_formulas.h":
+    cdef enum:
+        ACT_IDENTITY "CPROP_ACT_IDENTITY"
+        ACT_SIGMOID "CPROP_ACT_SIGMOID"
+        ACT_TANH "CPROP_ACT_TANH"
+        ACT_RELU "CPROP_ACT_RELU"
+        ACT_LEAKY_RELU "CPROP_ACT_LEAKY_RELU"
+        ACT_SOFTMAX "CPROP_ACT_SOFTMAX"        # output layer only: row-wise, not elementwise
+        LOSS_SQUARED_ERROR "CPROP_LOSS_SQUARED_ERROR"  # sum_k 1/2 (t_k - y_k)^2, any output
+        # -sum_k t_k log y_k, softmax output, from the logits
+        LOSS_CROSS_ENTROPY "CPROP_LOSS_CROSS_ENTROPY"
+        # -sum_k [t_k log y_k + (1-t_k) log(1-y_k)], sigmoid output
+        LOSS_BINARY_CROSS_ENTROPY "CPROP_LOSS_BINARY_CROSS_ENTROPY"
 
 cdef enum OptimizerCode:
     OPT_SGD = 0      # torch.optim.SGD (dampening 0), momentum and nesterov optional
