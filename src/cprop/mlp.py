@@ -732,12 +732,7 @@ class MLP:
         Lists shaped like ``weights`` and ``biases`` (views into one new flat array). The L2
         term of ``alpha`` is a training option, not part of the loss, so it is not included.
         """
-        X2, T2 = self._xt(X, T)
-        grad = np.empty(self.n_params, dtype=self.dtype)
-        with self._lock:
-            self._check_params_finite()
-            A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            loss = self._plan.gradient(self._params, X2, T2, grad, A, D)
+        loss, grad = self.loss_and_gradient(X, T)
         if not (math.isfinite(loss) and _mlp.all_finite(grad)):
             raise _overflow("gradients", "the loss or its gradient")
         return self._split(grad)

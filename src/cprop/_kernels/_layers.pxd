@@ -344,3 +344,17 @@ cdef inline bint all_finite_ptr(const floating* values, Py_ssize_t n) noexcept n
         if not isfinite(values[i]):
             return False
     return True
+
+
+cdef inline double forward_loss_delta(
+    const Layout* lay, const floating* params, const floating* x_in, floating* A, floating* D,
+    const floating* T, const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t rows,
+    double loss_sum,
+) noexcept nogil:
+    # A block's forward pass (inputs x_in, see forward_block), then its loss added to loss_sum
+    # and, if D is not NULL, the output layer's delta: what every route does before its update.
+    cdef Py_ssize_t L = lay.n_layers
+    forward_block(lay, params, x_in, A, rows)
+    return output_delta(lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, idx, start,
+                        D + rows * lay.a_off[L] if D != NULL else NULL,
+                        output_lse(lay, A, rows), rows, loss_sum)

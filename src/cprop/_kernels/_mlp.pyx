@@ -59,8 +59,8 @@ from cprop._kernels._types cimport (
     Route, ROUTE_GENERAL, ROUTE_ROW_SGD, ROUTE_TINY2_ROWS, ROUTE_FUSED_SGD,
 )
 from cprop._kernels._layers cimport (
-    INTERRUPTED, poll_signals, output_delta, backprop_layer, load_rows, output_lse,
-    forward_block, divide_by_count, abs_max, all_finite_ptr, cprop_dense_init,
+    INTERRUPTED, poll_signals, backprop_layer, load_rows, forward_block, forward_loss_delta,
+    divide_by_count, abs_max, all_finite_ptr, cprop_dense_init,
 )
 from cprop._kernels._optimizers cimport optimizer_step
 from cprop._kernels._routes cimport (
@@ -170,12 +170,8 @@ cdef double batch_gradient(
     while c0 < count:
         rows = min(chunk, count - c0)
         load_rows(lay, X, idx, start + c0, rows, A)
-        forward_block(lay, params, A, A, rows)
-        loss_sum = output_delta(
-            lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, idx, start + c0,
-            D + rows * lay.a_off[L] if want_grad else NULL, output_lse(lay, A, rows), rows,
-            loss_sum,
-        )
+        loss_sum = forward_loss_delta(lay, params, A, A, D if want_grad else NULL, T, idx,
+                                      start + c0, rows, loss_sum)
         if want_grad:
             l = L - 1
             while l >= 0:

@@ -13,8 +13,8 @@ from cprop._kernels._types cimport (
 )
 from cprop._kernels._activations cimport times_derivative, sgd_update
 from cprop._kernels._layers cimport (
-    gemm_rowmajor, rank1_sgd, delta_below, output_delta, load_rows,
-    output_lse, forward_block, abs_max, update_is_safe,
+    gemm_rowmajor, rank1_sgd, delta_below, forward_loss_delta, load_rows, abs_max,
+    update_is_safe,
 )
 
 
@@ -96,9 +96,7 @@ cdef inline int single_row_sgd_step(
     cdef const floating* a_in
     cdef const floating* d
     cdef const floating* x = X + (order[start] if order != NULL else start) * lay.sizes[0]
-    forward_block(lay, params, x, A, 1)
-    batch_loss[0] = output_delta(lay, A + lay.a_off[L], A + lay.a_off[L + 1], T, order, start,
-                                 D + lay.a_off[L], output_lse(lay, A, 1), 1, 0.0)
+    batch_loss[0] = forward_loss_delta(lay, params, x, A, D, T, order, start, 1, 0.0)
     if not isfinite(batch_loss[0]):
         return FIT_LOSS_NOT_FINITE
     # Every layer's delta first, each from the weights above it before their update.
@@ -203,10 +201,7 @@ cdef inline int fused_sgd_batch(
     if not in_order:
         load_rows(lay, X, order, start, rows, A)
         x0 = A
-    forward_block(lay, params, x0, A, rows)
-    batch_loss[0] = output_delta(
-        lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, order, start,
-        D + rows * lay.a_off[L], output_lse(lay, A, rows), rows, 0.0) / count
+    batch_loss[0] = forward_loss_delta(lay, params, x0, A, D, T, order, start, rows, 0.0) / count
     if not isfinite(batch_loss[0]):
         return FIT_LOSS_NOT_FINITE
     l = L - 1
