@@ -47,6 +47,8 @@ def activation_backward(int act, const floating[::1] a, floating[::1] out,
 def all_finite(const floating[::1] values):
     """True if no value is NaN or infinite (one pass, no temporary array, GIL released)."""
     cdef bint ok
+    if values.shape[0] == 0:
+        return True
     with nogil:
         ok = all_finite_ptr(&values[0], values.shape[0])
     return ok
@@ -55,6 +57,8 @@ def all_finite(const floating[::1] values):
 def all_finite_2d(const floating[:, ::1] values):
     """all_finite for a C-contiguous 2-D array (no reshape needed)."""
     cdef bint ok
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        return True
     with nogil:
         ok = all_finite_ptr(&values[0, 0], values.shape[0] * values.shape[1])
     return ok
@@ -62,6 +66,8 @@ def all_finite_2d(const floating[:, ::1] values):
 
 def shuffled_order(uint64_t[::1] rng, Py_ssize_t[::1] order):
     """order <- a fresh Fisher-Yates shuffle of 0 .. n-1 drawn from the generator `rng`."""
+    if order.shape[0] == 0:
+        return
     with nogil:
         shuffle_indices(&order[0], order.shape[0], &rng[0])
 
@@ -69,6 +75,8 @@ def shuffled_order(uint64_t[::1] rng, Py_ssize_t[::1] order):
 def softmax_rows(const floating[:, ::1] z, floating[:, ::1] out):
     """out[r] <- softmax(z[r]) for every row, max-shifted (no overflow for any finite input)."""
     cdef Py_ssize_t r, n = z.shape[1]
+    if n == 0:
+        return
     with nogil:
         for r in range(z.shape[0]):
             memcpy(&out[r, 0], &z[r, 0], n * sizeof(floating))
