@@ -1002,11 +1002,10 @@ class MLP:
             bar = _progress_bar(progress, epochs)
             # Python between epochs only when something needs it; else all epochs in one call.
             per_epoch = bool(callbacks) or bar is not None or X_val is not None or early_stopping
-            calls = [(e, e + 1) for e in range(len(lrs))] if per_epoch else [(0, len(lrs))]
+            starts = range(len(lrs)) if per_epoch else range(min(1, len(lrs)))
             try:
-                for e0, e1 in calls:
-                    if e0 == e1:
-                        break
+                for e0 in starts:
+                    e1 = e0 + 1 if per_epoch else len(lrs)
                     failure, done, batch_loss, _ = self._plan.fit(
                         self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
                         self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
