@@ -209,3 +209,21 @@ def test_stepper_raises_the_checked_routes_errors():
     with pytest.raises(FloatingPointError, match="train_step"):
         step(np.array([1e150, 1e150]), np.array([1.0]))
     assert net.params.tobytes() == before.tobytes()
+
+
+def test_stepper_takes_the_c_route_for_the_batch_size_it_last_saw():
+    # A stepper starts sized for one row; a call with another batch size takes the checked route
+    # once, then calls of that size run in C - with the bits train_step gives.
+    sizes = [3, 5, 2]
+    X, T = data(sizes, 12)
+    a = cprop.MLP(sizes, seed=4)
+    b = cprop.MLP(sizes, seed=4)
+    step = a.stepper(0.1, optimizer="adam")
+    assert step.step(X[:4], T[:4], 0.1) is None          # sized for 1 row: declined, no change
+    assert a.params.tobytes() == b.params.tobytes()
+    for k in range(3):
+        batch = slice(4 * k, 4 * k + 4)
+        assert step(X[batch], T[batch]) == b.train_step(X[batch], T[batch], 0.1,
+                                                        optimizer="adam")
+    assert step.step(X[:4], T[:4], 0.1) == b.train_step(X[:4], T[:4], 0.1, optimizer="adam")
+    assert a.params.tobytes() == b.params.tobytes()

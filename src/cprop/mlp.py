@@ -791,7 +791,7 @@ class MLP:
                 return loss
         args = dict(optimizer=optimizer, momentum=momentum, nesterov=nesterov, beta1=beta1,
                     beta2=beta2, eps=eps, alpha=alpha)
-        loss, stepper = self._checked_step(X, T, lr, check_optimizer(**args), args)
+        loss, stepper, _ = self._checked_step(X, T, lr, check_optimizer(**args), args)
         self._fast_step = stepper
         return loss
 
@@ -821,15 +821,16 @@ class MLP:
     def _stepper_fallback(self, stepper, X, T) -> float:
         # A stepper's call that the C checks turned away: the checked route with its options,
         # which converts the inputs or raises; then the stepper follows the network's buffers.
-        loss, _ = self._checked_step(X, T, stepper.lr, stepper.options, None)
+        loss, _, rows = self._checked_step(X, T, stepper.lr, stepper.options, None)
         with self._lock:
             if self._opt is stepper.options or self._opt == stepper.options:
-                stepper.rebind(self._opt_state, self._opt_steps)
+                stepper.rebind(self._opt_state, self._opt_steps,
+                               *self._workspace(min(rows, _BLOCK_ROWS)))
         return loss
 
     def _checked_step(self, X, T, lr, opt, args):
         """train_step's checked route: (loss, a Stepper for the next call with these ``args``,
-        train_step's optimizer arguments by name; None: no stepper)."""
+        train_step's optimizer arguments by name (None: no stepper), the batch's rows)."""
         X2, T2 = self._xt(X, T)
         lr = check_learning_rate(lr, self.dtype)
         with self._lock:
@@ -853,7 +854,7 @@ class MLP:
                 stepper = None
         if failure:
             raise _step_refused("train_step", failure, loss, lr)
-        return loss, stepper
+        return loss, stepper, X2.shape[0]
 
     def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
                   state: np.ndarray, steps: np.ndarray, *, order=None,

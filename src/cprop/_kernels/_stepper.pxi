@@ -171,18 +171,31 @@ cdef class Stepper:
         self.generation = <int64_t*>cnp.PyArray_DATA(generation)
         self.my_generation = self.generation[0]
 
-    def rebind(self, cnp.ndarray state, cnp.ndarray steps):
+    def rebind(self, cnp.ndarray state, cnp.ndarray steps, cnp.ndarray A, cnp.ndarray D,
+               cnp.ndarray grad):
         """Take the network's current optimizer state buffers (after the checked route switched
-        the network back to this stepper's options); the caller holds the network's lock."""
-        if cnp.PyArray_TYPE(state) != self.typenum or not cnp.PyArray_ISCARRAY(state):
-            raise ValueError("Stepper: state must share params' dtype, C-contiguous")
+        the network back to this stepper's options) and the workspaces of the last call's
+        block size (the next calls of that size then take the C route); the caller holds the
+        network's lock."""
+        for arr in (state, A, D, grad):
+            if cnp.PyArray_TYPE(arr) != self.typenum or not cnp.PyArray_ISCARRAY(arr):
+                raise ValueError("Stepper: buffers must share params' dtype, C-contiguous")
+        if (cnp.PyArray_SIZE(grad) != self.plan.n_params
+                or cnp.PyArray_SIZE(A) != cnp.PyArray_SIZE(D)
+                or cnp.PyArray_SIZE(A) < self.plan.total_width
+                or cnp.PyArray_SIZE(A) % self.plan.total_width != 0):
+            raise ValueError("Stepper: buffer sizes do not match the plan")
         if (cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_ISCARRAY(steps)
                 or cnp.PyArray_SIZE(steps) != 1):
             raise ValueError("Stepper: steps must be one int64")
         if ((self.opt.kind != OPT_SGD or self.opt.momentum != 0)
                 and cnp.PyArray_SIZE(state) < self.plan.n_params):
             raise ValueError("Stepper: the optimizer needs its state buffer")
-        self.arrays = self.arrays[:4] + (state, steps) + self.arrays[6:]
+        self.arrays = self.arrays[:1] + (A, D, grad, state, steps) + self.arrays[6:]
+        self.chunk = cnp.PyArray_SIZE(A) // self.plan.total_width
+        self.A = <char*>cnp.PyArray_DATA(A)
+        self.D = <char*>cnp.PyArray_DATA(D)
+        self.grad = <char*>cnp.PyArray_DATA(grad)
         self.state = (<char*>cnp.PyArray_DATA(state) if cnp.PyArray_SIZE(state) > 0
                       else NULL)
         self.steps = <int64_t*>cnp.PyArray_DATA(steps)
