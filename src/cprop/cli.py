@@ -31,20 +31,21 @@ import numpy as np
 __all__ = ["main"]
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}") from None
+def _comma_list(convert, what: str):
+    """An argparse type: a comma-separated list of `convert`-ible values ("3,4,2")."""
+    def parse(text: str) -> list:
+        try:
+            return [convert(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what}, got {text!r}") from None
+
+    parse.__name__ = f"comma-separated {what}"
+    return parse
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}") from None
+_floats = _comma_list(float, "numbers")
+_ints = _comma_list(int, "integers")
 
 
 def _nonnegative_int(text: str) -> int:
