@@ -227,3 +227,53 @@ def test_stepper_takes_the_c_route_for_the_batch_size_it_last_saw():
                                                         optimizer="adam")
     assert step.step(X[:4], T[:4], 0.1) == b.train_step(X[:4], T[:4], 0.1, optimizer="adam")
     assert a.params.tobytes() == b.params.tobytes()
+
+
+def test_run_steps_checks_its_arguments():
+    net = cprop.MLP([2, 3, 1], seed=0)
+    X, T = data([2, 3, 1], 6)
+    sgd = OptimizerOptions()
+    adam = OptimizerOptions("adam")
+    ok_state = adam.fresh_state(net.n_params, net.dtype, 0.1)
+    steps = np.zeros(1, dtype=np.int64)
+    with pytest.raises(TypeError, match="optimizer: expected a cprop.optimizers.Optimizer"):
+        net.run_steps(X, T, 0.1, 2, "adam", ok_state, steps)
+    with pytest.raises(ValueError, match="state: expected a C-contiguous float64 array of 26"):
+        net.run_steps(X, T, 0.1, 2, adam, ok_state[:-1], steps)
+    with pytest.raises(ValueError, match="steps: expected a one-element int64 array"):
+        net.run_steps(X, T, 0.1, 2, adam, ok_state, np.zeros(1))
+    for order, what in [(np.array([0, 6]), "every index must be a row of X"),
+                        (np.array([-1, 0]), "every index must be a row of X"),
+                        (np.array([0.0, 1.0]), "non-empty 1-D array of row indices"),
+                        (np.array([True, False]), "non-empty 1-D array of row indices"),
+                        (np.zeros(0, dtype=int), "non-empty 1-D array of row indices"),
+                        (np.zeros((2, 2), dtype=int), "non-empty 1-D array of row indices")]:
+        with pytest.raises(ValueError, match=f"order: .*{what}"):
+            net.run_steps(X, T, 0.1, 2, sgd, sgd.fresh_state(net.n_params, net.dtype, 0.1),
+                          steps, order=order)
+    with pytest.raises(ValueError, match="lr"):
+        net.run_steps(X, T, -1.0, 2, adam, ok_state, steps)
+    with pytest.raises(ValueError, match="batch_size"):
+        net.run_steps(X, T, 0.1, 0, adam, ok_state, steps)
+    # nothing above changed the network or the caller's state
+    assert net.params.tobytes() == cprop.MLP([2, 3, 1], seed=0).params.tobytes()
+    assert not ok_state.any() and steps[0] == 0
+
+
+def test_run_steps_with_an_order_is_fit_over_those_rows():
+    # run_steps(order=...) visits exactly the rows given: the same as a fit over the gathered
+    # rows in order (same state, one epoch).
+    sizes = [3, 4, 2]
+    X, T = data(sizes, 10)
+    order = np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.intp)
+    a = cprop.MLP(sizes, seed=6)
+    b = cprop.MLP(sizes, seed=6)
+    opt = OptimizerOptions("sgd", momentum=0.5)
+    state = opt.fresh_state(a.n_params, a.dtype, 0.2)
+    steps = np.zeros(1, dtype=np.int64)
+    failure, loss, _, l2 = a.run_steps(X, T, 0.2, 3, opt, state, steps, order=order)
+    h = b.fit(X[order], T[order], epochs=1, lr=0.2, batch_size=3, shuffle=False,
+              optimizer="sgd", momentum=0.5)
+    assert failure == 0 and l2 == 0.0 and steps[0] == 3
+    assert loss == h.loss[0]
+    assert a.params.tobytes() == b.params.tobytes()

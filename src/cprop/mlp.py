@@ -876,6 +876,9 @@ class MLP:
         batches of ``alpha / 2 * ||W||^2`` before each step (scikit-learn adds it to the loss it
         reports) with ``sklearn_conventions``, else 0.
         """
+        if not isinstance(optimizer, OptimizerOptions):
+            raise TypeError(f"optimizer: expected a cprop.optimizers.OptimizerOptions (e.g. "
+                            f"check_optimizer('adam', ...)), got {type(optimizer).__name__}")
         X2, T2 = self._xt(X, T)
         if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
                 or state.shape != (optimizer.slots * self.n_params,)
