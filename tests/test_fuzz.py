@@ -341,6 +341,51 @@ def test_fuzz_train_step(case, lr, kw):
     check_network_intact(net)
 
 
+@given(case=net_and_data(), lr=LR, kw=kwargs_subset(OPT_KW), data=st.data())
+def test_fuzz_stepper(case, lr, kw, data):
+    # net.stepper(lr, **options) checks its options once; each call on any X, T steps in C or
+    # takes train_step's checked route, which raises as train_step does.
+    RUNS["stepper"] += 1
+    net, X, T = case
+    step = call(net.stepper, {"lr", *kw}, lr, **kw)
+    if step is None:
+        check_network_intact(net)
+        return
+    for _ in range(data.draw(st.integers(1, 3), label="calls")):
+        before = net.params.copy()
+        loss = call(step, {"X", "T", "lr", *kw}, X, T)
+        if loss is None:
+            assert np.array_equal(net.params, before)    # a refused call changes nothing
+        else:
+            assert math.isfinite(loss)
+    check_network_intact(net)
+
+
+@given(case=net_and_data(), lr=LR, batch_size=st.one_of(st.integers(-1, 5), WEIRD),
+       order=st.one_of(st.none(), arrays()), data=st.data())
+def test_fuzz_run_steps(case, lr, batch_size, order, data):
+    RUNS["run_steps"] += 1
+    net, X, T = case
+    from cprop.optimizers import OptimizerOptions
+
+    opt = data.draw(st.sampled_from([OptimizerOptions(), OptimizerOptions("adam"),
+                                     OptimizerOptions("sgd", momentum=0.9), "sgd", None]),
+                    label="optimizer")
+    slots = opt.slots if isinstance(opt, OptimizerOptions) else 0
+    state = data.draw(st.one_of(
+        st.just(np.zeros(slots * net.n_params, dtype=net.dtype)),
+        arrays()), label="state")
+    steps = data.draw(st.one_of(st.just(np.zeros(1, dtype=np.int64)), arrays()), label="steps")
+    before = net.params.copy()
+    out = call(net.run_steps, {"X", "T", "lr", "batch_size", "optimizer", "state", "steps",
+                               "order", "sklearn_conventions"},
+               X, T, lr, batch_size, opt, state, steps, order=order,
+               sklearn_conventions=data.draw(st.booleans(), label="sklearn_conventions"))
+    if out is None:
+        assert np.array_equal(net.params, before)
+    check_network_intact(net)
+
+
 # ------------------------------------------------------------------------------------------------
 # fit and every keyword
 # ------------------------------------------------------------------------------------------------
