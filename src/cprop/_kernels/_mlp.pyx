@@ -553,7 +553,7 @@ cdef class Plan:
                                  &step_count[0], &total, &loss, &p_bound, NULL, &work)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
-        return (total / rows if failure == FIT_OK else loss), failure
+        return loss, failure  # (one batch: its mean loss, before the step)
 
     def fit(self, floating[::1] params, const floating[:, ::1] X, const floating[:, ::1] T,
             const double[::1] lrs, Py_ssize_t batch_size, bint shuffle, uint64_t[::1] rng,
