@@ -161,3 +161,42 @@ def test_explain_cli_loss_option(capsys):
         [data["out"][-1][0], data["out"][-1][1], data["out"][-1][2] - 1.0], abs=1e-15)
     code, _, err = run_cli(capsys, "explain", "--layers", "2,3,3", "--loss", "cross_entropy")
     assert code == 2 and "needs output='softmax'" in err
+
+
+def test_explain_default_target_is_valid_for_every_loss(capsys):
+    # The tutorial's command: without --t the default target must suit the loss (for
+    # cross-entropy a random class, shown one-hot), so it runs instead of exiting 2.
+    for loss, output in [("cross_entropy", "softmax"), ("binary_cross_entropy", "sigmoid"),
+                         ("squared_error", "identity")]:
+        code, out, err = run_cli(capsys, "explain", "--layers", "3,4,2", "--hidden", "tanh",
+                                 "--output", output, "--loss", loss, "--json")
+        assert code == 0, err
+        t = json.loads(out)["t"]
+        if loss == "cross_entropy":
+            assert sorted(t) == [0.0, 1.0]
+        else:
+            assert all(0 <= v < 1 for v in t)
+
+
+def test_explain_t_takes_a_class_label_for_cross_entropy(capsys):
+    args = ["explain", "--layers", "3,4,3", "--output", "softmax", "--loss", "cross_entropy",
+            "--x", "0.1,-0.2,0.3", "--json"]
+    code, out_label, _ = run_cli(capsys, *args, "--t", "2")
+    assert code == 0
+    code, out_onehot, _ = run_cli(capsys, *args, "--t", "0,0,1")
+    assert code == 0 and json.loads(out_label) == json.loads(out_onehot)
+    for bad in ("3", "-1", "0.5"):
+        code, out, err = run_cli(capsys, *args, "--t", bad)
+        assert code == 2 and out == ""
+        assert err.startswith("cprop explain: error: --t: a class label for cross_entropy "
+                              "must be an integer in [0, 3)"), err
+
+
+def test_explain_writes_softmax_over_the_whole_layer(capsys):
+    code, out, _ = run_cli(capsys, "explain", "--layers", "2,2,2", "--output", "softmax",
+                           "--loss", "cross_entropy", "--t", "1")
+    assert code == 0
+    assert "(y1, y2) = softmax(z_y1, z_y2) = softmax(" in out
+    assert "y1 = e^z_y1 / (e^z_y1 + e^z_y2) = " in out
+    assert "softmax(z_y1) =" not in out            # not written as if elementwise
+    assert "h1 = sigmoid(z_h1) = sigmoid(" in out   # elementwise activations unchanged

@@ -103,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--negative-slope", type=float, default=0.01,
                    help="slope of leaky_relu for negative inputs (default 0.01)")
     e.add_argument("--x", type=_floats, help="the input (default: uniform in [-1, 1))")
-    e.add_argument("--t", type=_floats, help="the target (default: uniform in [0, 1))")
+    e.add_argument("--t", type=_floats,
+                   help="the target: one value per output, or for --loss cross_entropy a class "
+                        "label such as 2 (default: uniform in [0, 1); for cross_entropy a random "
+                        "class)")
     e.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
     e.add_argument("--json", action="store_true", help="print the trace as one JSON object")
 
@@ -187,10 +190,24 @@ def _explain(args) -> str:
 
     net = MLP(args.layers, hidden=args.hidden, output=args.output, loss=args.loss,
               seed=args.seed, negative_slope=args.negative_slope)
+    from cprop._registry import LOSS_TARGETS
+
     # x and t come from the same seed (NumPy's generator), so a command line repeats exactly.
+    # The default t is valid for the loss: for cross-entropy (targets are distributions) a
+    # class label; --t takes one too, as net.explain does.
     rng = np.random.default_rng(args.seed)
+    n_out = net.layer_sizes[-1]
+    labels = LOSS_TARGETS[args.loss] == "distribution"
     x = args.x if args.x is not None else rng.uniform(-1, 1, net.layer_sizes[0]).round(4)
-    t = args.t if args.t is not None else rng.uniform(0, 1, net.layer_sizes[-1]).round(4)
+    if args.t is None:
+        t = int(rng.integers(n_out)) if labels else rng.uniform(0, 1, n_out).round(4)
+    elif labels and n_out > 1 and len(args.t) == 1:
+        if not float(args.t[0]).is_integer() or not 0 <= args.t[0] < n_out:
+            raise ValueError(f"--t: a class label for cross_entropy must be an integer in "
+                             f"[0, {n_out}), got {args.t[0]:g}")
+        t = int(args.t[0])
+    else:
+        t = args.t
     trace = net.explain(x, t, args.lr)
     if args.json:
         return json.dumps(trace.to_dict(), indent=2)

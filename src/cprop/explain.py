@@ -158,8 +158,18 @@ class Trace:
                                   for i in range(len(ly.a_in)))
                 w(f"  z_{u} = {self.bias_name(L, j)} + {terms}")
                 w(f"       = {_num(ly.b[j])} + {nums} = {_num(ly.z[j])}")
-                w(f"  {u} = {ly.activation}(z_{u}) = {ly.activation}({_num(ly.z[j])}) = "
-                  f"{_num(ly.a[j])}")
+                if ly.activation != "softmax":
+                    w(f"  {u} = {ly.activation}(z_{u}) = {ly.activation}({_num(ly.z[j])}) = "
+                      f"{_num(ly.a[j])}")
+            if ly.activation == "softmax":
+                # softmax depends on every net input of the layer: written over the whole layer
+                units = [self.unit_name(L, j) for j in range(len(ly.z))]
+                w(f"  ({', '.join(units)}) = softmax({', '.join('z_' + u for u in units)})"
+                  f" = softmax({', '.join(_num(v) for v in ly.z)})")
+                exps = (" + ".join(f"e^z_{u}" for u in units) if len(units) <= 3
+                        else f"e^z_{units[0]} + … + e^z_{units[-1]}")
+                for j, u in enumerate(units):
+                    w(f"  {u} = e^z_{u} / ({exps}) = {_num(ly.a[j])}")
         w("")
         last = self.layers[-1]
         n_layers = len(self.layers)
