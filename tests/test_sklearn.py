@@ -180,6 +180,21 @@ def test_binary_and_multilabel_match_sklearn(digits):
     assert np.array_equal(ours.predict(Xm), ref.predict(Xm))
 
 
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tiny_network_one_row_batches_with_l2_match_sklearn(batch_size, shuffle):
+    # A tiny network with plain SGD takes the kernel's whole-step route for one-row batches,
+    # which runs many rows per call; scikit-learn's L2 term must still be reported per batch.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (20, 2))
+    y = rng.uniform(-1, 1, 20)
+    ref, ours = _fit_both(neural_network.MLPRegressor, MLPRegressor, X, y,
+                          hidden_layer_sizes=(3,), solver="sgd", momentum=0.0, alpha=1e-2,
+                          batch_size=batch_size, shuffle=shuffle, max_iter=5,
+                          learning_rate_init=0.05, random_state=0)
+    _assert_same_training(ref, ours)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("n_outputs", [1, 3])
 def test_regressor_matches_sklearn(n_outputs, solver):

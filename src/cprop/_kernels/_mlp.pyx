@@ -271,8 +271,10 @@ cdef int train_rows(
         route = choose_route(lay, opt, count, chunk, state == NULL, floating is double)
         if floating is double:
             if route == ROUTE_TINY2_ROWS:
-                # A run of one-row batches (up to the next signal poll when batch_size is 1).
-                end = start + 1 if batch_size > 1 else min(n, start + TINY_ROWS_PER_CALL)
+                # A run of one-row batches (up to the next signal poll when batch_size is 1;
+                # one at a time when each batch's L2 term is reported).
+                end = (start + 1 if batch_size > 1 or l2_total != NULL
+                       else min(n, start + TINY_ROWS_PER_CALL))
                 failure = tiny2_rows(lay, opt, params, X, T, order, start, end, lr, step_count,
                                      total, batch_loss)
                 if failure != FIT_OK:
