@@ -823,7 +823,7 @@ class MLP:
         # which converts the inputs or raises; then the stepper follows the network's buffers.
         loss, _, rows = self._checked_step(X, T, stepper.lr, stepper.options, None)
         with self._lock:
-            if self._opt is stepper.options or self._opt == stepper.options:
+            if self._opt == stepper.options:
                 stepper.rebind(self._opt_state, self._opt_steps,
                                *self._workspace(min(rows, _BLOCK_ROWS)))
         return loss

@@ -10,7 +10,6 @@
 # cprop.oracle computes exactly the same expressions, grouped the same way.
 
 from cython cimport floating
-from libc.math cimport exp, expf
 
 
 cdef extern from "_vecmath.h" nogil:
@@ -26,11 +25,8 @@ cdef extern from "_vecmath.h" nogil:
 
 cdef extern from "_formulas.h" nogil:
     # Each formula once (see the header for what each computes).
-    double cprop_loop_sigmoid_d(double z)
-    float cprop_loop_sigmoid_f(float z)
     double cprop_loop_softmax_row_d(double* z, Py_ssize_t n, int want_lse)
     double cprop_loop_softmax_row_f(float* z, Py_ssize_t n, int want_lse)
-    double cprop_softplus_d(double z)
     double cprop_activation_d(int act, double z, double slope)
     float cprop_activation_f(int act, float z, float slope)
     double cprop_activation_derivative_d(int act, double a, double slope)
@@ -48,22 +44,6 @@ cdef extern from "_formulas.h" nogil:
     double cprop_output_loss_delta_f(int loss, int act, const float* y, const float* z,
                                      const float* t, const float* lse, float* d, Py_ssize_t n,
                                      float slope)
-
-
-cdef inline floating exp_(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
-cdef inline floating sigmoid(floating x) noexcept nogil:
-    # (z >= 0 ? 1 : e) / (1 + e) with e = exp(-|z|): exp never overflows, so sigmoid(+-1000) is
-    # exactly 1 / 0. float64: libm's exp, the oracle's bits; float32: the vector kernel.
-    if floating is float:
-        return cprop_loop_sigmoid_f(x)
-    else:
-        return cprop_loop_sigmoid_d(x)
 
 
 cdef inline void sigmoid_vec(floating* z, Py_ssize_t n) noexcept nogil:
