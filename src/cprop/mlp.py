@@ -1106,6 +1106,23 @@ class MLP:
 
     # -- explanation ----------------------------------------------------------------------------
 
+    def draw(self, path=None, *, x=None, t=None, lr=None, stage: str = "weights",
+             weight_names=None, id_prefix: str = "") -> str:
+        """The network as an SVG figure, at one stage of a backpropagation step.
+
+        ``stage`` is ``"weights"`` (weights on the edges, biases in the units), ``"forward"``
+        (each unit's net input and output for ``x``), ``"backward"`` (each unit's dE/da and
+        delta for ``x``, ``t``) or ``"update"`` (the parameters after one SGD step with ``lr``,
+        the changed ones outlined). Units and weights are named as :meth:`explain` prints them
+        (``weight_names="seed"`` or ``"canonical"`` for an example's w1 .. w8). Returns the SVG
+        text; with ``path`` also writes it (``.svg``, or ``.png`` with ``pip install
+        "cprop[png]"``). The network is not changed. See :mod:`cprop.figures`.
+        """
+        from cprop.figures import draw
+
+        return draw(self, path, x=x, t=t, lr=lr, stage=stage, weight_names=weight_names,
+                    id_prefix=id_prefix)
+
     def explain(self, x, t, lr: float = 0.5):
         """The full derivation of one SGD step on one sample (x, t), without changing the network.
 
