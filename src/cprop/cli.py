@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=_nonnegative_int, default=0,
                    help="also train N SGD steps on the sample and show the loss")
     d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.add_argument("--figures", metavar="DIR",
+                   help="write the example's figures to DIR (created if missing): network.svg, "
+                        "forward.svg, backward.svg, update.svg")
+    d.add_argument("--html", metavar="FILE",
+                   help="write the derivation beside the figures as one self-contained page")
 
     e = sub.add_parser("explain", help="the derivation of one SGD step on a random network")
     e.add_argument("--layers", type=_ints, required=True, help="layer widths, e.g. 3,4,2")
@@ -109,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
                         "class)")
     e.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
     e.add_argument("--json", action="store_true", help="print the trace as one JSON object")
+    e.add_argument("--html", metavar="FILE",
+                   help="write the derivation beside figures of the network as one "
+                        "self-contained page (instead of printing it)")
 
     i = sub.add_parser("info", help="how cprop was built and what it runs on (show_config)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
@@ -188,6 +196,8 @@ def _parser() -> argparse.ArgumentParser:
 def _explain(args) -> str:
     from cprop.mlp import MLP
 
+    if args.html is not None:
+        _check_file_options(args, ("--json",))
     net = MLP(args.layers, hidden=args.hidden, output=args.output, loss=args.loss,
               seed=args.seed, negative_slope=args.negative_slope)
     from cprop._registry import LOSS_TARGETS
@@ -208,10 +218,84 @@ def _explain(args) -> str:
         t = int(args.t[0])
     else:
         t = args.t
+    if args.html is not None:
+        from cprop.page import explain_page
+
+        _write_text(args.html, explain_page(net, x, t, args.lr), "--html")
+        _say(f"cprop explain: wrote {args.html}")
+        return None
     trace = net.explain(x, t, args.lr)
     if args.json:
         return json.dumps(trace.to_dict(), indent=2)
     return f"{net!r}\n\n{trace.format()}"
+
+
+def _check_file_options(args, conflicting) -> None:
+    """--figures / --html write files instead of printing: check them (and that nothing
+    they replace was asked for) before any work."""
+    from cprop._atomic import check_writable_dir
+
+    given = [opt for opt in ("--figures", "--html")
+             if getattr(args, opt[2:].replace("-", "_"), None) is not None]
+    for opt in conflicting:
+        value = getattr(args, opt[2:].replace("-", "_"))
+        if value:
+            raise ValueError(f"{opt}: not used with {' and '.join(given)}, which write files "
+                             "instead of printing")
+    if getattr(args, "html", None) is not None:
+        try:
+            check_writable_dir(args.html, "--html")
+        except OSError as exc:  # a missing directory is an input error (status 2)
+            raise ValueError(str(exc)) from None
+    figures = getattr(args, "figures", None)
+    if figures is not None:
+        if not figures:
+            raise ValueError("--figures: expected a directory name, got ''")
+        if os.path.exists(figures) and not os.path.isdir(figures):
+            raise ValueError(f"--figures: {figures!r} exists and is not a directory")
+        parent = os.path.dirname(os.path.abspath(figures))
+        if not os.path.isdir(parent):
+            raise ValueError(f"--figures: the directory {parent!r} of {figures!r} does not exist")
+
+
+def _write_text(path: str, text: str, option: str) -> None:
+    from cprop._atomic import check_writable_dir, write_bytes
+
+    write_bytes(check_writable_dir(path, option), text.encode("utf-8"))
+
+
+def _demo_files(args) -> None:
+    """cprop demo --figures DIR / --html FILE: the example's figures and its explain page."""
+    from cprop.demo import demo_data
+    from cprop.examples import EXAMPLES
+    from cprop.page import explain_page, figures_table
+
+    _check_file_options(args, ("--json", "--steps"))
+    example = EXAMPLES[args.network]
+    net = example.network()
+    x, t, lr = example.x, example.t, example.lr
+    names = example.weight_names
+    if args.figures is not None:
+        os.makedirs(args.figures, exist_ok=True)
+        stages = (("network.svg", "weights", {}), ("forward.svg", "forward", {"x": x, "t": t}),
+                  ("backward.svg", "backward", {"x": x, "t": t}),
+                  ("update.svg", "update", {"x": x, "t": t, "lr": lr}))
+        for filename, stage, kwargs in stages:
+            path = os.path.join(args.figures, filename)
+            net.draw(path, stage=stage, weight_names=names, **kwargs)
+            _say(f"cprop demo: wrote {path}")
+    if args.html is not None:
+        data, _ = demo_data(args.network)
+        weights = ", ".join(f"{n} = W{layer + 1}[{i + 1},{j + 1}]"
+                            for n, (layer, i, j) in names.items())
+        intro = (f"Source: {example.source}.",
+                 f"The weights carry the source text's names ({weights} in cprop's layout "
+                 "weights[layer][i, j], from unit i below to unit j); the biases are not trained, "
+                 "as in the text.")
+        page = explain_page(net, x, t, lr, weight_names=names, title=example.title,
+                            intro=intro, extra_html=figures_table(data["figures"]))
+        _write_text(args.html, page, "--html")
+        _say(f"cprop demo: wrote {args.html}")
 
 
 def _say(text: str) -> None:
@@ -468,6 +552,9 @@ def main(argv=None) -> int:
         if args.command == "demo":
             from cprop.demo import demo_data, format_demo
 
+            if args.figures is not None or args.html is not None:
+                _demo_files(args)
+                return 0
             if args.json:
                 data, _ = demo_data(args.network, args.steps)
                 text = json.dumps(data, indent=2, ensure_ascii=False)
@@ -480,9 +567,14 @@ def main(argv=None) -> int:
             text = json.dumps(cfg, indent=2) if args.json else format_config(cfg)
         else:
             text = _explain(args)
+            if text is None:  # --html wrote the page
+                return 0
     except (ValueError, TypeError, FloatingPointError) as exc:  # FPE: e.g. --x 1e308 overflows
         print(f"cprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the options were accepted; writing a file failed
+        print(f"cprop {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     try:
         print(text)
     except BrokenPipeError:  # `cprop demo | head` is fine

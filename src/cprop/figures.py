@@ -46,7 +46,7 @@ DETAIL_MAX = 6
 
 POSITIVE = "#2f6fdb"
 NEGATIVE = "#e0533d"
-CHANGED = "#f59e0b"
+CHANGED = "#d97706"  # amber: 3.2:1 on white, 6:1 on a dark page
 INK = "#1f2328"
 MUTED = "#8b949e"  # reads on white and on a dark page alike
 CARD_STROKE = "#6e7781"
