@@ -109,8 +109,9 @@ def test_forward_figure_holds_the_traces_values():
             tip = title(units[f"unit:{L}:{j}"])
             assert f"z_{name} = {num(ly.z[j])}" in tip
             assert f"{name} = sigmoid(z_{name}) = {num(ly.a[j])}" in tip
-    assert texts(units["unit:1:0"]) == ["h1", "z = 0.3325", "h1 = 0.5824"]
-    assert texts(units["unit:2:0"]) == ["y1", "z = 1.196", "y1 = 0.7678", "t1 = 0.01"]
+    assert texts(units["unit:1:0"]) == ["h1", "b1[1] = 0.3", "z = 0.3325", "h1 = 0.5824"]
+    assert texts(units["unit:2:0"]) == ["y1", "b2[1] = 0.7", "z = 1.196", "y1 = 0.7678",
+                                        "t1 = 0.01"]
     assert texts(units["unit:0:1"]) == ["x2", "x2 = 0.1"]
     assert f"E = {trace.loss:.4g}" in title(root)
 
@@ -119,7 +120,7 @@ def test_forward_without_target_draws_no_target():
     net, x, t, lr = seed_network()
     root = parse(net.draw(stage="forward", x=x))
     units = by_ref(root, "unit")
-    assert texts(units["unit:2:0"]) == ["y1", "z = 1.196", "y1 = 0.7678"]
+    assert texts(units["unit:2:0"]) == ["y1", "b2[1] = 0.7", "z = 1.196", "y1 = 0.7678"]
     assert "E =" not in title(root)
 
 

@@ -206,7 +206,7 @@ class _Figure:
             longest = max(len(self.wname(L, i, j)) for L in range(1, self.n_layers + 1)
                           for i in range(self.sizes[L - 1]) for j in range(self.sizes[L]))
             label_w = _text_width("x" * (longest + 11), 11.0) + 10
-            self.card_w, self.card_h, self.row_gap = 132.0, 70.0, 112.0
+            self.card_w, self.card_h, self.row_gap = 132.0, 88.0, 128.0
             self.col_gap = self.card_w + max(136.0, 2 * label_w + 16)
         else:
             self.card_w = self.card_h = 30.0
@@ -321,6 +321,8 @@ class _Figure:
             return u
         ly = tr.layers[L - 1]
         if self.stage == "forward":
+            u.lines.append((f"{bname} = {_short(b[j])}", "bias", bias_ref(L, j),
+                            f"{bname} = {_exact(b[j])}"))
             u.lines.append((f"z = {_short(ly.z[j])}", "value", None, None))
             u.lines.append((f"{name} = {_short(ly.a[j])}", "value", None, None))
             u.title = f"z_{name} = {_exact(ly.z[j])}, {name} = {act}(z_{name}) = {_exact(ly.a[j])}"
@@ -499,6 +501,11 @@ class _Figure:
         if not self.detail:
             parts.append(f'<circle cx="{u.x:.1f}" cy="{u.y:.1f}" r="{self.card_w / 2:.1f}" '
                          f'fill="{u.fill}" stroke="{stroke}" stroke-width="{sw}"/>')
+            bias = next((line for line in u.lines if line[1] == "bias"), None)
+            if bias is not None:  # no room for its text: a ring the page can highlight
+                parts.append(f'<circle class="bias" data-ref="{bias[2]}" cx="{u.x:.1f}" '
+                             f'cy="{u.y:.1f}" r="{self.card_w / 2 + 3:.1f}" fill="none" '
+                             'stroke="none"/>')
             size = 10 if len(u.name) <= 3 else 8
             parts.append(f'<text x="{u.x:.1f}" y="{u.y + size / 2 - 1:.1f}" font-size="{size}" '
                          f'text-anchor="middle" fill="{INK}">{escape(u.name)}</text></g>')

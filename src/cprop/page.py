@@ -58,6 +58,7 @@ table.figures td, table.figures th { border-bottom: 1px solid var(--rule); paddi
 .figure .edge-label.hl rect { stroke: #d97706; stroke-width: 2.5; }
 .figure .unit.hl rect, .figure .unit.hl circle { stroke: #d97706; stroke-width: 4; }
 .figure text.hl { fill: #b45309; font-weight: 700; }
+.figure circle.bias.hl { stroke: #d97706; stroke-width: 3; }
 @media (max-width: 900px) { .stage { grid-template-columns: minmax(0, 1fr); }
   .figure { position: static; } }
 """
