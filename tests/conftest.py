@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import cprop.mlp
 import parity
+from browser import Browser, BrowserError, find_chromium
 
 
 def pytest_addoption(parser):
@@ -36,3 +39,27 @@ def kernel_path(monkeypatch):
 
     return use
 
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (tests/browser.py's ``Browser``) for the whole session. Where none
+    is found the tests that use it skip, unless ``CPROP_REQUIRE_BROWSER=1`` (as in CI), which
+    makes that a failure; a browser that is found but does not start is always a failure."""
+    if find_chromium() is None:
+        reason = "Chromium not found: install Debian's chromium package, or set CPROP_CHROMIUM"
+        if os.environ.get("CPROP_CHROMIUM"):
+            reason += f" (CPROP_CHROMIUM={os.environ['CPROP_CHROMIUM']} is not an executable)"
+        if os.environ.get("CPROP_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " [CPROP_REQUIRE_BROWSER=1]", pytrace=False)
+        pytest.skip(reason)
+    try:
+        b = Browser()
+    except BrowserError as exc:
+        error = str(exc)
+    else:
+        error = None
+    if error is not None:                   # (outside the except: no chained traceback)
+        pytest.fail(f"Chromium did not start: {error}", pytrace=False)
+    yield b
+    b.close()
