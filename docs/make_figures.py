@@ -11,11 +11,7 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 FIGURES = Path(__file__).resolve().parent / "figures"
@@ -35,18 +31,23 @@ def write_figures(directory: Path = FIGURES) -> list[Path]:
     return [directory / name for name in SVGS] + [page]
 
 
-def screenshot(page: Path, out: Path, width: int = 1400, height: int = 1500) -> None:
-    """A PNG of the page's first screen, rendered by headless Chromium."""
-    exe = os.environ.get("CPROP_CHROMIUM") or next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
-         if shutil.which(n)), None)
-    if exe is None:
+def screenshot(page: Path, out: Path, width: int = 1400, height: int = 900) -> None:
+    """A PNG of the page's backward pass, one line highlighted as a reader's hover does,
+    rendered by headless Chromium through the tests' harness (tests/browser.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from browser import Browser, find_chromium
+
+    if find_chromium() is None:
         raise SystemExit("--screenshot needs Chromium (Debian: apt-get install chromium)")
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={profile}", f"--window-size={width},{height}",
-                        f"--screenshot={out}", page.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+    with Browser() as browser:
+        browser.open(page, width=width, height=height)
+        x, y = browser.evaluate("""(function () {
+            document.getElementById('backward').scrollIntoView();
+            var li = Array.from(document.querySelectorAll('li[data-refs]')).find(function (l) {
+              return l.textContent.trim().indexOf('dE/dh1 = w5') === 0; });
+            var r = li.getBoundingClientRect(); return [r.x + 40, r.y + r.height / 2]; })()""")
+        browser.hover(x, y)
+        out.write_bytes(browser.screenshot())
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from cprop._example_names import CANONICAL_WEIGHT_NAMES, SEED_WEIGHT_NAMES
 from cprop.mlp import MLP
 
 __all__ = ["Example", "SourceFigure", "WorkedExample", "SEED", "CANONICAL", "EXAMPLES",
@@ -83,10 +84,8 @@ SEED = Example(
     weights=([[0.15, 0.20], [0.25, 0.30]], [[0.40, 0.50], [0.45, 0.50]]),
     biases=([0.30, 0.30], [0.70, 0.70]),
     x=(0.05, 0.10), t=(0.01, 0.99), lr=0.5,
-    # z_h1 = w1·x1 + w3·x2 + b1, z_h2 = w2·x1 + w4·x2 + b1,
-    # z_y1 = w5·h1 + w6·h2 + b2, z_y2 = w7·h1 + w8·h2 + b2
-    weight_names={"w1": (0, 0, 0), "w2": (0, 0, 1), "w3": (0, 1, 0), "w4": (0, 1, 1),
-                  "w5": (1, 0, 0), "w6": (1, 1, 0), "w7": (1, 0, 1), "w8": (1, 1, 1)},
+    # z_h1 = w1·x1 + w3·x2 + b1, z_h2 = w2·x1 + w4·x2 + b1, ...
+    weight_names=SEED_WEIGHT_NAMES,
     figures=(
         SourceFigure("z1 = w1·x1 + w3·x2 + b1", "0.3325", _f(("layers", 0, "z", 0))),
         SourceFigure("a_h1 = σ(z1)", "0.5824", _f(("layers", 0, "a", 0)),
@@ -142,10 +141,8 @@ CANONICAL = Example(
     weights=([[0.15, 0.25], [0.20, 0.30]], [[0.40, 0.50], [0.45, 0.55]]),
     biases=([0.35, 0.35], [0.60, 0.60]),
     x=(0.05, 0.10), t=(0.01, 0.99), lr=0.5,
-    # net_h1 = w1·i1 + w2·i2 + b1, net_h2 = w3·i1 + w4·i2 + b1,
-    # net_o1 = w5·h1 + w6·h2 + b2, net_o2 = w7·h1 + w8·h2 + b2
-    weight_names={"w1": (0, 0, 0), "w2": (0, 1, 0), "w3": (0, 0, 1), "w4": (0, 1, 1),
-                  "w5": (1, 0, 0), "w6": (1, 1, 0), "w7": (1, 0, 1), "w8": (1, 1, 1)},
+    # net_h1 = w1·i1 + w2·i2 + b1, net_h2 = w3·i1 + w4·i2 + b1, ...
+    weight_names=CANONICAL_WEIGHT_NAMES,
     figures=(
         SourceFigure("net_h1 = w1·i1 + w2·i2 + b1", "0.3775", _f(("layers", 0, "z", 0))),
         SourceFigure("out_h1 = σ(net_h1)", "0.593269992", _f(("layers", 0, "a", 0))),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import math
 
+from cprop._example_names import EXAMPLE_WEIGHT_NAMES
 from cprop.activations import derivative
 
 __all__ = ["Trace", "LayerTrace", "Line", "build_trace", "resolve_weight_names"]
@@ -88,12 +89,10 @@ def resolve_weight_names(weight_names, layer_sizes) -> dict:
     if weight_names is None:
         return {}
     if isinstance(weight_names, str):
-        from cprop.examples import EXAMPLES
-
-        if weight_names not in EXAMPLES:
-            raise ValueError(f"weight_names: expected one of {sorted(EXAMPLES)} or a mapping, "
-                             f"got {weight_names!r}")
-        weight_names = EXAMPLES[weight_names].weight_names
+        if weight_names not in EXAMPLE_WEIGHT_NAMES:
+            raise ValueError(f"weight_names: expected one of {sorted(EXAMPLE_WEIGHT_NAMES)} or "
+                             f"a mapping, got {weight_names!r}")
+        weight_names = EXAMPLE_WEIGHT_NAMES[weight_names]
     if not hasattr(weight_names, "items"):
         raise TypeError("weight_names: expected None, an example name or a mapping of names to "
                         f"(layer, i, j), got {type(weight_names).__name__}")

@@ -94,8 +94,15 @@ _SCRIPT = """
     lines[current].focus({ preventScroll: true });
     lines[current].scrollIntoView({ block: "nearest" });
   }
+  // Only a real move of the mouse selects a line: the events a browser sends when the page
+  // scrolls under a resting pointer (as stepping with the keys does) would undo the step.
+  var lastX = null, lastY = null;
   lines.forEach(function (li, k) {
-    li.addEventListener("mouseenter", function () { current = k; show(li); });
+    li.addEventListener("mousemove", function (ev) {
+      if (ev.clientX === lastX && ev.clientY === lastY) { return; }
+      lastX = ev.clientX; lastY = ev.clientY;
+      if (current !== k || !li.classList.contains("current")) { current = k; show(li); }
+    });
     li.addEventListener("focus", function () { current = k; show(li); });
   });
   document.addEventListener("keydown", function (ev) {
