@@ -157,6 +157,7 @@ mkdir -p "$run"
 cp -R "$root/tests" "$run/tests"
 cp "$root/pyproject.toml" "$run/"   # the pytest settings (filterwarnings = error, ...)
 cp -R "$root/docs" "$run/docs"      # tests/test_docs.py runs docs/tutorial.md
+cp "$root/README.md" "$run/"       # tests/test_docs_figures.py checks the README shows the figure
 find "$run" -name __pycache__ -prune -exec rm -rf {} +
 
 "$T" - "$repaired" "$root" <<'PY'
