@@ -133,7 +133,7 @@ class _Solver:
 def _non_finite(detail: str) -> ValueError:
     return ValueError(
         "Solver produced non-finite parameter weights. The input data may contain large values "
-        f"and need to be preprocessed. ({detail}; that step was not applied)")
+        f"and need to be preprocessed. ({detail})")
 
 
 class _BaseMLP(BaseEstimator):
@@ -411,6 +411,7 @@ class _BaseMLP(BaseEstimator):
 
         scale = self._loss_scale()
         alpha = float(self.alpha)
+        diverged = None
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -422,8 +423,24 @@ class _BaseMLP(BaseEstimator):
                     perm = np.arange(n_samples)
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
-                accumulated_loss = self._run_epoch(X_train, T_train, sample_idx, batch_size,
-                                                   solver, alpha, scale)
+                accumulated_loss, diverged = self._run_epoch(
+                    X_train, T_train, sample_idx, batch_size, solver, alpha, scale)
+                if diverged is not None:
+                    if not early_stopping:
+                        raise _non_finite(diverged)
+                    # scikit-learn trains on with inf/NaN weights (its losses and validation
+                    # scores turn NaN) and restores the best weights at the end; nothing
+                    # finite can follow, so stop here: this epoch counts, with a NaN loss and
+                    # validation score, and the best weights are restored below.
+                    self.n_iter_ += 1
+                    self.loss_ = np.nan
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    self.validation_scores_.append(np.nan)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                        print("Validation score: %f" % self.validation_scores_[-1])
+                    break
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
@@ -453,18 +470,30 @@ class _BaseMLP(BaseEstimator):
             warnings.warn("Training interrupted by user.", stacklevel=2)
         if early_stopping:
             net.params[:] = self._best_params
+        if diverged is not None:
+            best = (f"the weights with the best validation score "
+                    f"({self.best_validation_score_:g}) were restored"
+                    if np.isfinite(self.best_validation_score_) else
+                    "no epoch had a finite validation score, so the starting weights were "
+                    "restored")
+            warnings.warn(
+                f"Training diverged in {diverged}. It stopped there and {best}; "
+                "loss_curve_[-1] and validation_scores_[-1] are NaN. Try a smaller "
+                "learning_rate_init or scale the inputs.", ConvergenceWarning, stacklevel=2)
 
-    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale) -> float:
+    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale) -> tuple:
         """One pass over the rows ``order`` of (X, T), in one kernel call; returns
-        scikit-learn's accumulated loss: the sum over batches of (loss * scale + L2 penalty) *
-        batch length."""
+        ``(accumulated_loss, diverged)``: scikit-learn's accumulated loss, the sum over batches
+        of (loss * scale + L2 penalty) * batch length, and None; or, when a step's loss or
+        update was not finite (the kernel refused it and stopped; the steps before it in this
+        epoch were applied), ``(nan, what happened)``."""
         failure, epoch_loss, batch_loss, l2 = self._net.run_steps(
             X, T, solver.lr, batch_size, solver.epoch_options(alpha), solver.state, solver.steps,
             order=order, sklearn_conventions=True)
         if failure:
-            raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
-                              f"with learning rate {solver.lr}")
-        return epoch_loss * scale * order.shape[0] + l2
+            return np.nan, (f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with "
+                            f"learning rate {solver.lr}; that step was not applied")
+        return epoch_loss * scale * order.shape[0] + l2, None
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val):
         if early_stopping:
@@ -496,7 +525,12 @@ class _BaseMLP(BaseEstimator):
         return self._net.forward(np.ascontiguousarray(X, dtype=self._net.dtype))
 
     def _score(self, X, y):
-        y_pred = self._predict(X, check_input=False)
+        # The early-stopping score. Non-finite predictions score NaN, as in scikit-learn (which
+        # computes them; cprop's forward refuses to return outputs that overflowed).
+        try:
+            y_pred = self._predict(X, check_input=False)
+        except FloatingPointError:
+            return np.nan
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return self._score_function(y, y_pred)
@@ -553,8 +587,21 @@ _NOTES_DOC = """
       ``[eps, 1 - eps]``: they differ from scikit-learn's only when a predicted probability is
       within ~1e-16 of 0 or 1 (cprop's is then the exact, larger value), and the gradients do
       not differ.
-    - A step whose loss or update is not finite stops ``fit`` with ``ValueError`` at once and
-      is not applied (scikit-learn trains on with NaN and raises at the end).
+    - A diverging fit: a step whose loss or update is not finite is refused (not applied).
+      Without ``early_stopping``, ``fit`` and ``partial_fit`` then raise scikit-learn's
+      ``ValueError`` ("Solver produced non-finite parameter weights ...", plus the epoch) at
+      once, keeping the last finite weights; scikit-learn trains on with inf/NaN weights and
+      raises at the end. With ``early_stopping=True`` nothing is raised, as in scikit-learn:
+      training stops in that epoch and the weights with the best validation score are restored
+      (the starting weights if no epoch had a finite score), with a ``ConvergenceWarning``.
+      That epoch counts: ``n_iter_`` and ``t_`` include it, and ``loss_``,
+      ``loss_curve_[-1]`` and ``validation_scores_[-1]`` are NaN, so ``loss_curve_`` and
+      ``validation_scores_`` keep their length ``n_iter_``. scikit-learn trains on until
+      ``max_iter`` or its stopping rule, recording NaN (or inf) losses and NaN scores, so its
+      ``n_iter_`` is larger; the epochs before are the same, and so are the weights restored.
+      A validation pass whose outputs overflow scores NaN (scikit-learn's regressor: the same;
+      its classifier turns the NaN probabilities into labels and scores them, and should such a
+      score beat the best, it keeps the NaN weights and raises at the end).
     - L-BFGS on a multi-output regression: scikit-learn pairs its loss (averaged over outputs)
       with a gradient whose data term is that of the sum over outputs (n_outputs times too
       large), so its line search works on an inconsistent pair; here L-BFGS minimises that
