@@ -64,7 +64,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
-from cprop import _registry
+from cprop import _registry, _skl2onnx
 from cprop.mlp import MLP
 from cprop._validation import as_float_array
 from cprop.optimizers import OptimizerOptions
@@ -944,3 +944,7 @@ MLPRegressor.__doc__ += _PARAMS_DOC + """
         The fitted network itself.
 """ + _WEIGHTS_DOC + _NOTES_DOC
 
+
+# skl2onnx's to_onnx converts these estimators (and pipelines holding them) once skl2onnx is
+# imported, with its own MLP converters; this does not import skl2onnx (see cprop._skl2onnx).
+_skl2onnx.register_when_imported(MLPClassifier, MLPRegressor)
