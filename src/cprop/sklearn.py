@@ -64,8 +64,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
-from cprop import _registry
+from cprop import _registry, _skl2onnx
 from cprop.mlp import MLP
+from cprop._validation import as_float_array
 from cprop.optimizers import OptimizerOptions
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -133,7 +134,48 @@ class _Solver:
 def _non_finite(detail: str) -> ValueError:
     return ValueError(
         "Solver produced non-finite parameter weights. The input data may contain large values "
-        f"and need to be preprocessed. ({detail}; that step was not applied)")
+        f"and need to be preprocessed. ({detail})")
+
+
+def _layer_array(value, name: str, shape: tuple, dtype, why: str = "") -> np.ndarray:
+    """``value`` as a finite array of ``dtype`` and ``shape``, or an error naming ``name``."""
+    a = as_float_array(value, name, dtype)
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}"
+                         + (f" ({why})" if why else ""))
+    return a
+
+
+def _assign_layers(name: str, values: list, targets) -> None:
+    """Copy ``values`` (one array per layer) into the network's ``targets`` (all or none)."""
+    if len(values) != len(targets):
+        raise ValueError(f"{name}: expected {len(targets)} arrays, one per layer, "
+                         f"got {len(values)}")
+    arrays = [_layer_array(v, f"{name}[{l}]", t.shape, t.dtype)
+              for l, (v, t) in enumerate(zip(values, targets))]
+    for a, t in zip(arrays, targets):
+        t[...] = a
+
+
+class _LayerList(list):
+    """A fitted estimator's ``coefs_``/``intercepts_``: the network's arrays (writable views).
+    Assigning an item copies the new array into that layer, as replacing the item of
+    scikit-learn's list replaces the layer."""
+
+    def __init__(self, name: str, arrays):
+        super().__init__(arrays)
+        self._name = name
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            raise TypeError(f"{self._name}[{index.start}:{index.stop}]: assign one layer "
+                            f"({self._name}[l] = array) or the whole list ({self._name} = [...])")
+        l = range(len(self))[index]  # IndexError as for a list
+        target = list.__getitem__(self, l)
+        target[...] = _layer_array(value, f"{self._name}[{l}]", target.shape, target.dtype)
+
+    def __reduce__(self):  # pickles (and copies) as a plain list of arrays
+        return (list, (list(self),))
 
 
 class _BaseMLP(BaseEstimator):
@@ -196,6 +238,11 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
 
     # -- the parameters live in a cprop.MLP; coefs_/intercepts_ are views into it --------------
+    #
+    # Before the first fit, coefs_ and intercepts_ may be set by hand (as scikit-learn's own
+    # worked-example test does): they are kept as the lists given, so that item assignment
+    # (``est.coefs_[0] = W``) works as on scikit-learn's lists, and the first partial_fit (or a
+    # fit with warm_start=True) starts from them; see _given_pairs.
 
     def __sklearn_is_fitted__(self) -> bool:
         return "_net" in self.__dict__
@@ -203,48 +250,70 @@ class _BaseMLP(BaseEstimator):
     @property
     def coefs_(self) -> list:
         """``coefs_[l]``: the ``(n_in, n_out)`` weights of layer l (a writable view)."""
-        net = self.__dict__.get("_net")
-        if net is None:
-            raise AttributeError(f"{type(self).__name__} has no attribute 'coefs_' before fit")
-        return list(net.weights)
+        return self._layers("coefs_")
 
     @coefs_.setter
     def coefs_(self, values) -> None:
-        self._assign("coefs_", values, self._fitted_net().weights)
+        self._set_layers("coefs_", values)
 
     @property
     def intercepts_(self) -> list:
         """``intercepts_[l]``: the ``(n_out,)`` biases of layer l (a writable view)."""
-        net = self.__dict__.get("_net")
-        if net is None:
-            raise AttributeError(
-                f"{type(self).__name__} has no attribute 'intercepts_' before fit")
-        return list(net.biases)
+        return self._layers("intercepts_")
 
     @intercepts_.setter
     def intercepts_(self, values) -> None:
-        self._assign("intercepts_", values, self._fitted_net().biases)
+        self._set_layers("intercepts_", values)
+
+    _GIVEN = {"coefs_": "_given_coefs", "intercepts_": "_given_intercepts"}
+
+    def _layers(self, name: str) -> list:
+        net = self.__dict__.get("_net")
+        if net is not None:
+            return _LayerList(name, net.weights if name == "coefs_" else net.biases)
+        given = self.__dict__.get(self._GIVEN[name])
+        if given is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} before fit")
+        return given  # the list itself: est.coefs_[l] = W changes it, as in scikit-learn
+
+    def _set_layers(self, name: str, values) -> None:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"{name}: expected a list of arrays, one per layer, got "
+                            f"{type(values).__name__}")
+        net = self.__dict__.get("_net")
+        if net is not None:
+            _assign_layers(name, list(values), net.weights if name == "coefs_" else net.biases)
+        else:
+            # before the first fit: kept as given, checked when training starts from them
+            self.__dict__[self._GIVEN[name]] = list(values)
+
+    def _given_pairs(self, layer_units, dtype, hidden_layer_sizes) -> list:
+        """The hand-set ``coefs_``/``intercepts_`` as ``(W, b)`` pairs of ``dtype``, checked
+        against the network this call needs (``layer_units``)."""
+        coefs = self.__dict__.get("_given_coefs")
+        intercepts = self.__dict__.get("_given_intercepts")
+        if coefs is None or intercepts is None:
+            have, missing = ("coefs_", "intercepts_") if intercepts is None else (
+                "intercepts_", "coefs_")
+            raise ValueError(f"{have} was set by hand but {missing} was not: set both (one "
+                             "array per layer) to start from given weights")
+        why = (f"the network here has layer sizes {layer_units}: n_features_in_="
+               f"{layer_units[0]}, hidden_layer_sizes={tuple(hidden_layer_sizes)}, "
+               f"n_outputs_={layer_units[-1]}")
+        pairs = []
+        for name, given in (("coefs_", coefs), ("intercepts_", intercepts)):
+            if len(given) != len(layer_units) - 1:
+                raise ValueError(f"{name}: expected {len(layer_units) - 1} arrays, one per "
+                                 f"layer, got {len(given)} ({why})")
+        for l, (n_in, n_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
+            W = _layer_array(coefs[l], f"coefs_[{l}]", (n_in, n_out), dtype, why)
+            b = _layer_array(intercepts[l], f"intercepts_[{l}]", (n_out,), dtype, why)
+            pairs.append((W, b))
+        return pairs
 
     def _fitted_net(self) -> MLP:
         check_is_fitted(self)
         return self._net
-
-    @staticmethod
-    def _assign(name: str, values, targets) -> None:
-        values = list(values)
-        if len(values) != len(targets):
-            raise ValueError(f"{name}: expected {len(targets)} arrays, one per layer, "
-                             f"got {len(values)}")
-        arrays = []
-        for l, (v, t) in enumerate(zip(values, targets)):
-            a = np.asarray(v, dtype=np.float64)
-            if a.shape != t.shape:
-                raise ValueError(f"{name}[{l}]: expected shape {t.shape}, got {a.shape}")
-            if not np.isfinite(a).all():
-                raise ValueError(f"{name}[{l}]: contains NaN or infinity")
-            arrays.append(a)
-        for a, t in zip(arrays, targets):
-            t[...] = a
 
     @property
     def net_(self) -> MLP:
@@ -284,9 +353,15 @@ class _BaseMLP(BaseEstimator):
         hidden_layer_sizes = list(hidden_layer_sizes)
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        fitted = "_net" in self.__dict__
+        given = not fitted and ("_given_coefs" in self.__dict__
+                                or "_given_intercepts" in self.__dict__)
+        # scikit-learn: a new network unless there is one (or hand-set coefs_) and this is
+        # partial_fit or a warm start; a plain fit draws fresh weights even over hand-set ones
+        first_pass = not (fitted or given) or (not self.warm_start and not incremental)
+        from_given = given and not first_pass
 
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass or from_given)
         if scipy.sparse.issparse(X):
             X = X.toarray()  # the kernels take dense rows
         if y.ndim == 1:
@@ -296,10 +371,12 @@ class _BaseMLP(BaseEstimator):
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
 
         self._random_state = check_random_state(self.random_state)
-        if first_pass:
+        if first_pass or from_given:
             dtype = np.dtype(self.dtype) if self.dtype is not None else (
                 np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64))
-            self._initialize(y, layer_units, dtype)
+            given_pairs = (self._given_pairs(layer_units, dtype, hidden_layer_sizes)
+                           if from_given else None)
+            self._initialize(y, layer_units, dtype, given_pairs)
         net = self._net
         if net.layer_sizes != layer_units:
             raise ValueError(f"The fitted network has layer sizes {net.layer_sizes}; this call "
@@ -314,37 +391,48 @@ class _BaseMLP(BaseEstimator):
             self._fit_stochastic(X, T, incremental)
         return self
 
-    def _initialize(self, y, layer_units, dtype):
-        self.n_iter_ = 0
-        self.t_ = 0
+    def _initialize(self, y, layer_units, dtype, given_pairs=None):
+        out_activation, output, loss = self._output_layer()
+        if given_pairs is not None:
+            # Hand-set coefs_/intercepts_ (checked by _given_pairs). scikit-learn then skips its
+            # initialisation and uses the attributes set beside them (its worked-example test
+            # sets n_iter_, t_, loss_curve_, best_loss_, ...): kept here when set, else the
+            # defaults a first fit gives them. No random draws, as in scikit-learn.
+            if out_activation != self.__dict__.get("out_activation_", out_activation):
+                raise ValueError(f"out_activation_ was set to {self.out_activation_!r}, but "
+                                 f"these targets need {out_activation!r}")
+            pairs, keep = given_pairs, self.__dict__
+        else:
+            # scikit-learn's initialisation, drawn from the same RandomState in the same order:
+            # uniform(-b, b) weights and biases, b = sqrt(factor / (fan_in + fan_out)).
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            pairs, keep = [], {}
+            for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                W = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+                b = self._random_state.uniform(-bound, bound, fan_out)
+                pairs.append((W.astype(dtype), b.astype(dtype)))
+        defaults = {"n_iter_": 0, "t_": 0}
+        if self.solver != "lbfgs":
+            defaults.update(loss_curve_=[], _no_improvement_count=0)
+            if self.early_stopping:
+                defaults.update(validation_scores_=[], best_validation_score_=-np.inf,
+                                best_loss_=None)
+            else:
+                defaults.update(best_loss_=np.inf, validation_scores_=None,
+                                best_validation_score_=None)
+        for name, value in defaults.items():
+            setattr(self, name, keep.get(name, value))
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
-        self.out_activation_, output, loss = self._output_layer()
-        # scikit-learn's initialisation, drawn from the same RandomState in the same order:
-        # uniform(-b, b) weights and biases, b = sqrt(factor / (fan_in + fan_out)).
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        pairs = []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            W = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
-            b = self._random_state.uniform(-bound, bound, fan_out)
-            pairs.append((W.astype(dtype), b.astype(dtype)))
+        self.out_activation_ = out_activation
         # The network's own generator is unused (shuffles come from random_state), so seed 0.
         self._net = MLP(layer_units, hidden=_HIDDEN[self.activation], output=output, loss=loss,
                         dtype=dtype, seed=0, init=pairs)
+        self.__dict__.pop("_given_coefs", None)
+        self.__dict__.pop("_given_intercepts", None)
         self._best_params = self._net.params.copy()
         self._solver = None
-        if self.solver != "lbfgs":
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
 
     def _fit_lbfgs(self, X, T):
         net = self._net
@@ -411,6 +499,7 @@ class _BaseMLP(BaseEstimator):
 
         scale = self._loss_scale()
         alpha = float(self.alpha)
+        diverged = None
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -422,8 +511,24 @@ class _BaseMLP(BaseEstimator):
                     perm = np.arange(n_samples)
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
-                accumulated_loss = self._run_epoch(X_train, T_train, sample_idx, batch_size,
-                                                   solver, alpha, scale)
+                accumulated_loss, diverged = self._run_epoch(
+                    X_train, T_train, sample_idx, batch_size, solver, alpha, scale)
+                if diverged is not None:
+                    if not early_stopping:
+                        raise _non_finite(diverged)
+                    # scikit-learn trains on with inf/NaN weights (its losses and validation
+                    # scores turn NaN) and restores the best weights at the end; nothing
+                    # finite can follow, so stop here: this epoch counts, with a NaN loss and
+                    # validation score, and the best weights are restored below.
+                    self.n_iter_ += 1
+                    self.loss_ = np.nan
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    self.validation_scores_.append(np.nan)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                        print("Validation score: %f" % self.validation_scores_[-1])
+                    break
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
@@ -453,18 +558,30 @@ class _BaseMLP(BaseEstimator):
             warnings.warn("Training interrupted by user.", stacklevel=2)
         if early_stopping:
             net.params[:] = self._best_params
+        if diverged is not None:
+            best = (f"the weights with the best validation score "
+                    f"({self.best_validation_score_:g}) were restored"
+                    if np.isfinite(self.best_validation_score_) else
+                    "no epoch had a finite validation score, so the starting weights were "
+                    "restored")
+            warnings.warn(
+                f"Training diverged in {diverged}. It stopped there and {best}; "
+                "loss_curve_[-1] and validation_scores_[-1] are NaN. Try a smaller "
+                "learning_rate_init or scale the inputs.", ConvergenceWarning, stacklevel=2)
 
-    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale) -> float:
+    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale) -> tuple:
         """One pass over the rows ``order`` of (X, T), in one kernel call; returns
-        scikit-learn's accumulated loss: the sum over batches of (loss * scale + L2 penalty) *
-        batch length."""
+        ``(accumulated_loss, diverged)``: scikit-learn's accumulated loss, the sum over batches
+        of (loss * scale + L2 penalty) * batch length, and None; or, when a step's loss or
+        update was not finite (the kernel refused it and stopped; the steps before it in this
+        epoch were applied), ``(nan, what happened)``."""
         failure, epoch_loss, batch_loss, l2 = self._net.run_steps(
             X, T, solver.lr, batch_size, solver.epoch_options(alpha), solver.state, solver.steps,
             order=order, sklearn_conventions=True)
         if failure:
-            raise _non_finite(f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} "
-                              f"with learning rate {solver.lr}")
-        return epoch_loss * scale * order.shape[0] + l2
+            return np.nan, (f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with "
+                            f"learning rate {solver.lr}; that step was not applied")
+        return epoch_loss * scale * order.shape[0] + l2, None
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val):
         if early_stopping:
@@ -496,7 +613,12 @@ class _BaseMLP(BaseEstimator):
         return self._net.forward(np.ascontiguousarray(X, dtype=self._net.dtype))
 
     def _score(self, X, y):
-        y_pred = self._predict(X, check_input=False)
+        # The early-stopping score. Non-finite predictions score NaN, as in scikit-learn (which
+        # computes them; cprop's forward refuses to return outputs that overflowed).
+        try:
+            y_pred = self._predict(X, check_input=False)
+        except FloatingPointError:
+            return np.nan
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return self._score_function(y, y_pred)
@@ -542,6 +664,23 @@ _PARAMS_DOC = """
         in float32, anything else in float64.
 """
 
+_WEIGHTS_DOC = """
+    coefs_ and intercepts_
+    ----------------------
+    After a fit, ``coefs_[l]`` (``(n_in, n_out)``) and ``intercepts_[l]`` (``(n_out,)``) are
+    writable views into the network's parameters; ``coefs_[l] = W`` and ``coefs_ = [...]`` copy
+    into the network (checked: shapes, real finite numbers).
+
+    Set on a new estimator (both of them, one array per layer; scikit-learn's worked-example
+    test sets them so), they are where the first ``partial_fit``, or a ``fit`` with
+    ``warm_start=True``, starts, as in scikit-learn (a ``fit`` without ``warm_start`` draws
+    fresh weights, as scikit-learn's does). They are checked then, against the network the
+    data and ``hidden_layer_sizes`` need, with errors that name ``coefs_[l]`` or
+    ``intercepts_[l]``, and converted to the network's dtype. Nothing else needs setting
+    (``n_iter_``, ``t_``, ``loss_curve_``, ``best_loss_`` start as after a first fit unless set
+    too); the estimator counts as fitted only after that call.
+"""
+
 _NOTES_DOC = """
     Notes
     -----
@@ -553,8 +692,21 @@ _NOTES_DOC = """
       ``[eps, 1 - eps]``: they differ from scikit-learn's only when a predicted probability is
       within ~1e-16 of 0 or 1 (cprop's is then the exact, larger value), and the gradients do
       not differ.
-    - A step whose loss or update is not finite stops ``fit`` with ``ValueError`` at once and
-      is not applied (scikit-learn trains on with NaN and raises at the end).
+    - A diverging fit: a step whose loss or update is not finite is refused (not applied).
+      Without ``early_stopping``, ``fit`` and ``partial_fit`` then raise scikit-learn's
+      ``ValueError`` ("Solver produced non-finite parameter weights ...", plus the epoch) at
+      once, keeping the last finite weights; scikit-learn trains on with inf/NaN weights and
+      raises at the end. With ``early_stopping=True`` nothing is raised, as in scikit-learn:
+      training stops in that epoch and the weights with the best validation score are restored
+      (the starting weights if no epoch had a finite score), with a ``ConvergenceWarning``.
+      That epoch counts: ``n_iter_`` and ``t_`` include it, and ``loss_``,
+      ``loss_curve_[-1]`` and ``validation_scores_[-1]`` are NaN, so ``loss_curve_`` and
+      ``validation_scores_`` keep their length ``n_iter_``. scikit-learn trains on until
+      ``max_iter`` or its stopping rule, recording NaN (or inf) losses and NaN scores, so its
+      ``n_iter_`` is larger; the epochs before are the same, and so are the weights restored.
+      A validation pass whose outputs overflow scores NaN (scikit-learn's regressor: the same;
+      its classifier turns the NaN probabilities into labels and scores them, and should such a
+      score beat the best, it keeps the NaN weights and raises at the end).
     - L-BFGS on a multi-output regression: scikit-learn pairs its loss (averaged over outputs)
       with a gradient whose data term is that of the sum over outputs (n_outputs times too
       large), so its line search works on an inconsistent pair; here L-BFGS minimises that
@@ -775,11 +927,10 @@ MLPClassifier.__doc__ += _PARAMS_DOC + """
     classes_, coefs_, intercepts_, loss_, best_loss_, loss_curve_, validation_scores_,
     best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
     n_features_in_, feature_names_in_
-        As scikit-learn's. ``coefs_[l]``/``intercepts_[l]`` are writable views into the
-        network's parameters (assigning a list copies it in).
+        As scikit-learn's; ``coefs_`` and ``intercepts_`` as described below.
     net_ : cprop.MLP
         The fitted network itself.
-""" + _NOTES_DOC
+""" + _WEIGHTS_DOC + _NOTES_DOC
 MLPRegressor.__doc__ += _PARAMS_DOC + """
     Attributes
     ----------
@@ -788,7 +939,12 @@ MLPRegressor.__doc__ += _PARAMS_DOC + """
     n_features_in_, feature_names_in_
         As scikit-learn's: ``loss_curve_`` is the mean over samples *and outputs* of
         ``(y - t)**2 / 2`` plus the L2 term (the gradient, as in scikit-learn, is that of the
-        sum over outputs).
+        sum over outputs). ``coefs_`` and ``intercepts_`` as described below.
     net_ : cprop.MLP
         The fitted network itself.
-""" + _NOTES_DOC
+""" + _WEIGHTS_DOC + _NOTES_DOC
+
+
+# skl2onnx's to_onnx converts these estimators (and pipelines holding them) once skl2onnx is
+# imported, with its own MLP converters; this does not import skl2onnx (see cprop._skl2onnx).
+_skl2onnx.register_when_imported(MLPClassifier, MLPRegressor)
