@@ -90,6 +90,8 @@ def test_page_ties_lines_to_the_right_elements():
     _, html = seed_page()
     page = Page(html)
     refs = {text.strip(): set(r) for _, r, text in page.lines}
+    # every line is about something in its figure, headings included
+    assert all(r for _, r, _ in page.lines)
     assert refs["z_h1 = b1[1] + x1·w1 + x2·w3"] == {
         "unit:1:0", "bias:1:0", "edge:1:0:0", "edge:1:1:0", "unit:0:0", "unit:0:1"}
     line = next(t for t in refs if t.startswith("dE/dw7 = h1·delta_y2"))

@@ -221,15 +221,21 @@ class Trace:
 
         sizes = "-".join(str(s) for s in self.layer_sizes)
         acts = ", ".join(f"layer {ly.index}: {ly.activation}" for ly in self.layers)
+        # headings are about every unit (or parameter) of the part they head
+        all_units = [unit_ref(L, j) for L, n in enumerate(self.layer_sizes) for j in range(n)]
+        computed = all_units[self.layer_sizes[0]:]
+        params = [*(edge_ref(ly.index, i, j) for ly in self.layers
+                    for i in range(len(ly.a_in)) for j in range(len(ly.a))),
+                  *(bias_ref(ly.index, j) for ly in self.layers for j in range(len(ly.a)))]
         w(f"One SGD step on a {sizes} network ({acts}; loss {self.loss_name}), "
-          f"learning rate {_num(self.lr)}")
+          f"learning rate {_num(self.lr)}", *all_units)
         w("x = (" + ", ".join(_num(v) for v in self.x) + ")    t = ("
           + ", ".join(_num(v) for v in self.t) + ")",
           *(unit_ref(0, i) for i in range(len(self.x))),
           *(unit_ref(len(self.layers), k) for k in range(len(self.t))))
         w("")
         section = "forward"
-        w("Forward pass: z = b + sum_i a_i·W[i,j], then a = f(z)")
+        w("Forward pass: z = b + sum_i a_i·W[i,j], then a = f(z)", *computed)
         for ly in self.layers:
             L = ly.index
             for j in range(len(ly.z)):
@@ -284,7 +290,7 @@ class Trace:
           + f" = {_num(self.loss)}", *outputs)
         w("")
         section = "backward"
-        w("Backward pass: delta = dE/dz = dE/da · da/dz")
+        w("Backward pass: delta = dE/dz = dE/da · da/dz", *computed)
         for ly in reversed(self.layers):
             L = ly.index
             w(f"  layer {L} ({'output' if L == n_layers else 'hidden'}, {ly.activation})",
@@ -316,7 +322,7 @@ class Trace:
         w("")
         section = "update"
         w(f"Gradients dE/dW[i,j] = a_i · delta_j, dE/db_j = delta_j; updates p ← p − "
-          f"{_num(self.lr)}·dE/dp")
+          f"{_num(self.lr)}·dE/dp", *params)
         for ly in self.layers:
             L = ly.index
             for i in range(len(ly.a_in)):
