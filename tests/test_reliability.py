@@ -1,6 +1,6 @@
 """Reliability: numerical faults, threads, hostile attribute writes.
 
-With bounds checks off in the kernels, these are the promises of README "Guarantees" that are
+With bounds checks off in the kernels, these are the promises of docs/guarantees.md that are
 not about argument checking (tests/test_validation.py, tests/test_fuzz.py), files
 (tests/test_save_load.py, tests/test_fuzz_load.py) or Ctrl-C (tests/test_interrupts.py):
 
