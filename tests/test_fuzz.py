@@ -312,7 +312,7 @@ def test_fuzz_loss_and_gradients(case):
 
 
 OPT_KW = {
-    "optimizer": st.one_of(st.sampled_from(["sgd", "adam", "rprop"]), WEIRD),
+    "optimizer": st.one_of(st.sampled_from(["sgd", "adam", "adamw", "rprop"]), WEIRD),
     "momentum": st.one_of(st.sampled_from([0.0, 0.5, 0.99]), WEIRD),
     "nesterov": st.one_of(st.booleans(), WEIRD),
     "beta1": st.one_of(st.sampled_from([0.0, 0.9]), WEIRD),

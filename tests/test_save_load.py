@@ -271,6 +271,8 @@ RESUME = [
     dict(optimizer="sgd", momentum=0.8, nesterov=True, alpha=1e-3),
     dict(optimizer="adam"),
     dict(optimizer="adam", beta1=0.8, beta2=0.99, eps=1e-6, alpha=1e-4),
+    dict(optimizer="adamw", alpha=0.1),
+    dict(optimizer="adamw", beta1=0.8, alpha=0.01, dtype="float32"),
     dict(optimizer="rprop", batch_size=11, lr=0.01),
     dict(optimizer="adam", dtype="float32"),
     dict(optimizer="rprop", dtype="float32", lr=0.01),

@@ -552,7 +552,7 @@ class MLP:
         - ``"optimizer"``: the optimizer whose state the network holds and its options, a dict
           with the keys ``name, momentum, nesterov, beta1, beta2, eps, alpha``;
         - ``"optimizer_state"``: its state vectors, 1-D, ``slots * n_params`` values of the
-          network's dtype (SGD with momentum: velocity; Adam: m then v; Rprop: previous
+          network's dtype (SGD with momentum: velocity; Adam, AdamW: m then v; Rprop: previous
           gradient then step sizes; SGD without momentum: none);
         - ``"optimizer_steps"``: optimizer steps taken (an int; Adam's bias correction);
         - ``"rng_state"``: the state of the network's SplitMix64 generator (an int in
@@ -925,8 +925,10 @@ class MLP:
         Batches of ``batch_size`` rows in epoch order (the last may be smaller and uses its own
         mean); with ``shuffle`` each epoch's order is a fresh Fisher-Yates shuffle drawn from the
         network's generator, which ``seed`` reseeds first. ``optimizer`` is ``"sgd"`` (with
-        ``momentum``, ``nesterov``), ``"adam"`` (``beta1``, ``beta2``, ``eps``) or ``"rprop"``;
-        ``alpha`` is L2 on the weights; ``lr_schedule`` sets each epoch's rate (see
+        ``momentum``, ``nesterov``), ``"adam"`` (``beta1``, ``beta2``, ``eps``), ``"adamw"``
+        (Adam's options) or ``"rprop"``; ``alpha`` is L2 on the weights (for ``"adamw"`` its
+        decoupled weight decay, ``W <- W * (1 - lr * alpha)`` before each step, weights only, as
+        ``torch.optim.AdamW``); ``lr_schedule`` sets each epoch's rate (see
         :mod:`cprop.schedules`).
 
         Validation: ``validation_data=(X_val, T_val)``, or ``validation_fraction`` of the rows

@@ -18,7 +18,8 @@ it spells out every step the way a textbook writes it:
   ``dE/dW[i][j] = a_i delta_j``, ``dE/db_j = delta_j``, averaged over the batch;
 * optimizers (one parameter ``p`` with gradient ``g``, plus ``alpha * p`` for weights):
   SGD ``p <- p - lr g`` (momentum: ``buf <- momentum buf + g``, step ``buf``, or
-  ``g + momentum buf`` with Nesterov), Adam and Rprop as ``torch.optim`` writes them.
+  ``g + momentum buf`` with Nesterov), Adam and Rprop as ``torch.optim`` writes them; AdamW is
+  Adam whose weights are first decayed, ``p <- p (1 - lr alpha)``, instead of the L2 term.
 
 Beyond being *mathematically* the same, it performs the same floating-point operations in the
 same order as ``cprop/_kernels/_mlp.pyx`` (bias first, then inputs in index order; samples in
@@ -69,6 +70,7 @@ __all__ = [
     "check_optimizer",
     "sgd_value",
     "adam_value",
+    "adamw_decayed",
     "rprop_value",
     "schedule_lr",
     "History",
@@ -309,8 +311,8 @@ class OptimizerOptions:
     """An optimizer and its options (the learning rate is given per step).
 
     The state it needs lives on the network as one flat list of ``slots`` vectors of
-    ``n_params`` values: SGD with momentum [velocity], Adam [m, v], Rprop [previous gradient,
-    step size]; plain SGD has none.
+    ``n_params`` values: SGD with momentum [velocity], Adam and AdamW [m, v], Rprop [previous
+    gradient, step size]; plain SGD has none.
     """
 
     def __init__(self, name: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
@@ -336,8 +338,8 @@ class OptimizerOptions:
         """What must stay the same for the state to carry over (alpha may change freely)."""
         if self.name == "sgd":
             return ("sgd", self.momentum, self.nesterov)
-        if self.name == "adam":
-            return ("adam", self.beta1, self.beta2, self.eps)
+        if self.name in ("adam", "adamw"):
+            return (self.name, self.beta1, self.beta2, self.eps)
         return ("rprop",)
 
     def fresh_state(self, n_params: int, lr: float) -> Vector:
@@ -423,6 +425,12 @@ def adam_value(opt: OptimizerOptions, p: float, g: float, state: Vector, k: int,
     return p - step_size * (m_new / denom)
 
 
+def adamw_decayed(p: float, lr: float, alpha: float) -> float:
+    """torch.optim.AdamW's decoupled weight decay of a weight, before Adam's step:
+    ``p (1 - lr alpha)`` (the factor computed first, as torch's ``param.mul_(1 - lr * wd)``)."""
+    return p * (1.0 - lr * alpha)
+
+
 def rprop_value(opt: OptimizerOptions, p: float, g: float, state: Vector, k: int, n: int,
                 commit: bool) -> float:
     """torch.optim.Rprop (iRprop-): the step size grows by eta_plus while the gradient keeps its
@@ -454,8 +462,9 @@ def rprop_value(opt: OptimizerOptions, p: float, g: float, state: Vector, k: int
 
 def param_value(opt: OptimizerOptions, k: int, n: int, p: float, g: float, state: Vector,
                 lr: float, step_size: float, bc2_sqrt: float, commit: bool) -> float:
-    """The new value of parameter ``k`` under ``opt`` (see the three rules above)."""
-    if opt.name == "adam":
+    """The new value of parameter ``k`` under ``opt`` (see the rules above; AdamW's step is
+    Adam's, on the decayed weight)."""
+    if opt.name in ("adam", "adamw"):
         return adam_value(opt, p, g, state, k, n, step_size, bc2_sqrt, commit)
     if opt.name == "rprop":
         return rprop_value(opt, p, g, state, k, n, commit)
@@ -1047,7 +1056,8 @@ class MLP:
 
     def _optimizer_step(self, grad: Vector, lr: float) -> bool:
         """One update of every trained parameter (weights; biases if ``train_biases``) from the
-        mean gradient ``grad`` (flat), with L2 ``alpha * W`` added to the weights' gradient.
+        mean gradient ``grad`` (flat), with L2 ``alpha * W`` added to the weights' gradient
+        (AdamW: each weight decayed by :func:`adamw_decayed` before Adam's step instead).
 
         As the kernel ``optimizer_step``: two passes; the first only checks that every new
         value is finite, the second (the same arithmetic) writes the parameters and the state.
@@ -1058,7 +1068,7 @@ class MLP:
         params = self.params_flat()
         new_params = list(params)
         step_size = bc2_sqrt = 0.0
-        if opt.name == "adam":
+        if opt.name in ("adam", "adamw"):
             t = float(self.opt_steps + 1)
             step_size = lr / (1.0 - opt.beta1 ** t)
             bc2_sqrt = math.sqrt(1.0 - opt.beta2 ** t)
@@ -1067,10 +1077,13 @@ class MLP:
                 w_end = b_off
                 b_end = b_off + n_out if self.train_biases else w_end
                 for k in range(w_off, b_end):
-                    g = grad[k]
+                    g, p = grad[k], params[k]
                     if k < w_end and opt.alpha != 0:
-                        g = g + opt.alpha * params[k]
-                    new_params[k] = param_value(opt, k, n, params[k], g, state, lr, step_size,
+                        if opt.name == "adamw":
+                            p = adamw_decayed(p, lr, opt.alpha)
+                        else:
+                            g = g + opt.alpha * p
+                    new_params[k] = param_value(opt, k, n, p, g, state, lr, step_size,
                                                 bc2_sqrt, commit)
             if not commit and not all(math.isfinite(v) for v in new_params):
                 return False

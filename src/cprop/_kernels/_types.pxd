@@ -21,6 +21,7 @@ cdef enum OptimizerCode:
     OPT_SGD = 0      # torch.optim.SGD (dampening 0), momentum and nesterov optional
     OPT_ADAM = 1     # torch.optim.Adam (amsgrad off)
     OPT_RPROP = 2    # torch.optim.Rprop (iRprop-)
+    OPT_ADAMW = 3    # torch.optim.AdamW: Adam with decoupled weight decay alpha on the weights
 
 cdef enum InitCode:
     INIT_GLOROT_UNIFORM = 0
@@ -87,7 +88,9 @@ cdef struct OptConfig:
     double beta1
     double beta2
     double eps
-    double alpha             # L2 on weights only: alpha * W added to the weight gradient
+    # on weights only: L2, alpha * W added to the weight gradient; for AdamW the decoupled
+    # weight decay W <- W (1 - lr alpha) before Adam's step
+    double alpha
     double eta_minus
     double eta_plus
     double step_min
