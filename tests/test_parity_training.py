@@ -627,10 +627,12 @@ def test_validation_split_rows(shuffle):
     T = np.linspace(0, 1, n).reshape(n, 1)
     o = oracle.MLP([2, 1], seed=1)
     net = cprop.MLP([2, 1], seed=1)
-    Xtr, Ttr, Xva, Tva = o._split_validation(X.tolist(), T.tolist(), fraction, shuffle)
-    cX, cT, cXv, cTv = net._split_validation(X, T, fraction, shuffle)
+    train, val = o._split_validation(X.tolist(), T.tolist(), fraction, shuffle)
+    Xtr, Ttr = [X.tolist()[k] for k in train], [T.tolist()[k] for k in train]
+    Xva, Tva = [X.tolist()[k] for k in val], [T.tolist()[k] for k in val]
+    cX, cT, cw, cXv, cTv, cwv = net._split_validation(X, T, None, fraction, shuffle)
     assert cX.tolist() == Xtr and cT.tolist() == Ttr and cXv.tolist() == Xva
-    assert cTv.tolist() == Tva and len(Xva) == 3
+    assert cTv.tolist() == Tva and len(Xva) == 3 and cw is None and cwv is None
     # the generator as construction left it (two weights drawn)
     order = oracle.MLP([2, 1], seed=1).rng.shuffled_order(n) if shuffle else list(range(n))
     assert [int(r[0]) // 2 for r in Xva] == sorted(order[n - 3:])

@@ -34,6 +34,10 @@ cdef enum FitFailure:
     FIT_OK = 0
     FIT_LOSS_NOT_FINITE = 1     # a batch loss came out inf/NaN: the outputs overflowed
     FIT_UPDATE_NOT_FINITE = 2   # the update would have made a parameter inf/NaN
+    # a weighted minibatch whose sample weights sum to 0 (its weighted mean loss is undefined;
+    # scikit-learn raises ZeroDivisionError there). 3 and 4 are taken by FUSED_FALLBACK
+    # (_routes.pxd) and FIT_INTERRUPTED (_mlp.pyx).
+    FIT_WEIGHTS_SUM_TO_ZERO = 5
 
 
 # Fortran gemm as BLAS exports it (LP64): SciPy's cython_blas and scipy-openblas32 alike.
