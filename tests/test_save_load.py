@@ -764,6 +764,31 @@ def test_save_errors_from_the_file_system(tmp_path):
     assert os.listdir(tmp_path / "adir") == []
 
 
+def test_save_errors_name_the_users_path_not_a_temporary_file(tmp_path, monkeypatch):
+    net = trained()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        net.save("missing_dir/x.npz")
+    text = str(info.value)
+    assert info.value.filename == "missing_dir/x.npz" and "missing_dir/x.npz" in text
+    assert "does not exist" in text and ".tmp" not in text and "cprop-save" not in text
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        net.save("adir")
+    assert info.value.filename == "adir" and ".tmp" not in str(info.value)
+
+    # any other failure while writing (a full disk, no permission ...) names the path too
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / ".cprop-save-1234.tmp"))
+
+    monkeypatch.setattr(cprop._fileformat, "_create_temp", no_space)
+    with pytest.raises(OSError) as info:
+        net.save("model.npz")
+    assert info.value.errno == 28 and info.value.filename == "model.npz"
+    assert "No space left on device" in str(info.value) and ".tmp" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["adir"]
+
+
 def test_saved_file_has_ordinary_permissions(tmp_path):
     reference = tmp_path / "reference"
     reference.write_bytes(b"")

@@ -686,11 +686,30 @@ class MLP:
         return X2, T2
 
     def _labels_to_one_hot(self, T, n: int, single: bool, name: str):
-        """Integer class labels (n,) - or one label for one sample - become one-hot rows."""
+        """Integer class labels (n,) - or one label for one sample - become one-hot rows.
+        Labels of another type (floats, bools) in that shape are refused: a class label must
+        be an integer."""
         if isinstance(T, (bool, np.bool_)):
+            raise ValueError(f"{name}: {self.loss_name} class labels must be integers in "
+                             f"[0, {self._sizes[-1]}), got {T!r}")
+        try:
+            labels = np.asarray(T) if not isinstance(T, np.ndarray) else T
+        except (TypeError, ValueError, OverflowError):
+            return T  # (check_targets says what is wrong)
+        if labels.ndim != (0 if single else 1):
             return T
-        labels = np.asarray(T) if not isinstance(T, np.ndarray) else T
-        if labels.dtype.kind not in "iu" or labels.ndim != (0 if single else 1):
+        if labels.dtype.kind in "fb" and (single or labels.shape[0] == n):
+            kind = "floats" if labels.dtype.kind == "f" else "booleans"
+            rows = f"({self._sizes[-1]},)" if single else f"({n}, {self._sizes[-1]})"
+            flat = labels.reshape(-1)
+            hint = ""
+            if kind == "floats" and np.isfinite(flat).all() and (flat == np.round(flat)).all():
+                hint = " (convert them: T.astype(int))"
+            raise ValueError(
+                f"{name}: {self.loss_name} class labels must be integers in "
+                f"[0, {self._sizes[-1]}), got {kind}{hint}; or give one-hot / probability "
+                f"rows of shape {rows}")
+        if labels.dtype.kind not in "iu":
             return T
         n_out = self._sizes[-1]
         flat = labels.reshape(-1)

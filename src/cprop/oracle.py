@@ -951,6 +951,12 @@ class MLP:
                   and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                           for v in T)):
                 labels = list(T)
+            elif (single and _is_number(T)) or isinstance(T, bool) or (
+                    not single and _is_sequence(T) and len(T) == n
+                    and all(_is_number(v) or isinstance(v, bool) for v in T)):
+                raise ValueError(f"{name}: {self.loss_name} class labels must be integers in "
+                                 f"[0, {n_out}), got {T!r}; or give one-hot / probability "
+                                 f"rows")
             if labels is not None:
                 if len(labels) != n:
                     raise ValueError(f"{name}: expected {n} class labels to match the inputs, "
