@@ -739,8 +739,6 @@ class MLP:
             raise _overflow("forward", "the outputs")
         return out[0] if single else out
 
-    predict = forward
-
     def loss(self, X, T, sample_weight=None) -> float:
         """Mean over samples of the per-sample loss; with ``sample_weight`` (one weight >= 0 per
         sample, not all 0) the weighted mean ``sum_i w_i E_i / sum_i w_i``."""

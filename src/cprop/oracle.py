@@ -928,8 +928,6 @@ class MLP:
         Y = self._forward(rows)[0][-1]
         return Y[0] if single else Y
 
-    predict = forward
-
     # ---- loss and gradients -----------------------------------------------------------------
 
     def _targets(self, T: Any, n: int, single: bool, name: str) -> Matrix:
