@@ -158,7 +158,7 @@ def test_divergence_names_epoch_and_lr_and_keeps_finite_params():
 
 @pytest.mark.parametrize("optimizer,options", [
     ("sgd", {}), ("sgd", {"momentum": 0.9}), ("sgd", {"momentum": 0.9, "nesterov": True}),
-    ("adam", {}), ("rprop", {}),
+    ("adam", {}), ("adamw", {"alpha": 0.1}), ("rprop", {}),
 ])
 def test_optimizer_state_carries_over_between_fit_calls(optimizer, options):
     X, T = data()

@@ -97,6 +97,10 @@ def call(fn, names, *args, **kwargs):
         # cprop's own overflow/refused-step errors, not a NumPy errstate trap in cprop's code
         assert "overflow" in str(exc) or "was not applied" in str(exc), str(exc)
         return None
+    except ZeroDivisionError as exc:
+        # a minibatch whose sample weights sum to 0 (scikit-learn's error there)
+        assert "sample_weight" in str(exc) and "was not applied" in str(exc), str(exc)
+        return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,12 +299,15 @@ def test_fuzz_forward(case, transpose):
 
 
 @fuzz_settings(400)
-@given(case=net_and_data())
-def test_fuzz_loss_and_gradients(case):
+@given(case=net_and_data(), data=st.data())
+def test_fuzz_loss_and_gradients(case, data):
     RUNS["loss + gradients"] += 1
     net, X, T = case
-    loss = call(net.loss, {"X", "T"}, X, T)
-    grads = call(net.gradients, {"X", "T"}, X, T)
+    kw = {}
+    if data.draw(st.booleans(), label="weighted"):
+        kw["sample_weight"] = data.draw(sample_weights(np.shape(X)), label="sample_weight")
+    loss = call(net.loss, {"X", "T", *kw}, X, T, **kw)
+    grads = call(net.gradients, {"X", "T", *kw}, X, T, **kw)
     if loss is not None:
         assert isinstance(loss, float) and math.isfinite(loss) and loss >= -1e-12
     if grads is not None:
@@ -311,8 +318,17 @@ def test_fuzz_loss_and_gradients(case):
     check_network_intact(net)
 
 
+def sample_weights(x_shape):
+    """Weights a user might pass: valid ones (some 0) for the rows of X, or anything."""
+    n = x_shape[0] if len(x_shape) == 2 else 1
+    if n > 64:  # X is a broadcast view of very many rows: so are its weights
+        return st.one_of(st.just(np.broadcast_to(1.0, (n,))), arrays(), WEIRD)
+    return st.one_of(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=n, max_size=n),
+                     arrays(n), WEIRD)
+
+
 OPT_KW = {
-    "optimizer": st.one_of(st.sampled_from(["sgd", "adam", "rprop"]), WEIRD),
+    "optimizer": st.one_of(st.sampled_from(["sgd", "adam", "adamw", "rprop"]), WEIRD),
     "momentum": st.one_of(st.sampled_from([0.0, 0.5, 0.99]), WEIRD),
     "nesterov": st.one_of(st.booleans(), WEIRD),
     "beta1": st.one_of(st.sampled_from([0.0, 0.9]), WEIRD),
@@ -377,10 +393,13 @@ def test_fuzz_run_steps(case, lr, batch_size, order, data):
         arrays()), label="state")
     steps = data.draw(st.one_of(st.just(np.zeros(1, dtype=np.int64)), arrays()), label="steps")
     before = net.params.copy()
+    kw = {}
+    if data.draw(st.booleans(), label="weighted"):
+        kw["sample_weight"] = data.draw(sample_weights(np.shape(X)), label="sample_weight")
     out = call(net.run_steps, {"X", "T", "lr", "batch_size", "optimizer", "state", "steps",
-                               "order", "sklearn_conventions"},
+                               "order", "sklearn_conventions", *kw},
                X, T, lr, batch_size, opt, state, steps, order=order,
-               sklearn_conventions=data.draw(st.booleans(), label="sklearn_conventions"))
+               sklearn_conventions=data.draw(st.booleans(), label="sklearn_conventions"), **kw)
     if out is None:
         assert np.array_equal(net.params, before)
     check_network_intact(net)
@@ -435,6 +454,8 @@ def test_fuzz_fit(case, kw, val, data):
             WEIRD, st.tuples(arrays(3, net.layer_sizes[0])),
             st.tuples(arrays(3, net.layer_sizes[0]), arrays(3, net.layer_sizes[-1])),
             st.tuples(st.just(X), st.just(T), st.just(T))))
+    if data.draw(st.booleans(), label="weighted"):
+        kw["sample_weight"] = data.draw(sample_weights(np.shape(X)), label="sample_weight")
     names = {"X", "T", "lr_schedule", *kw}
     before = net.params.copy()
     history = call(net.fit, names, X, T, **kw)

@@ -159,6 +159,18 @@ def test_forward_matches_numpy(hidden, output):
     np.testing.assert_allclose(y, np_forward_all(net, X)[-1], rtol=0, atol=1e-12)
 
 
+def test_there_is_no_predict_alias_of_forward():
+    # MLP.predict returned probabilities (an alias of forward) where scikit-learn users expect
+    # labels; it was removed (CHANGELOG), in the oracle too. The estimators' predict stays.
+    from cprop import oracle
+    from cprop.sklearn import MLPClassifier
+
+    assert not hasattr(cprop.MLP, "predict") and not hasattr(oracle.MLP, "predict")
+    with pytest.raises(AttributeError):
+        cprop.MLP(SIZES, seed=1).predict(X)
+    assert callable(MLPClassifier.predict)
+
+
 def test_forward_2d_equals_row_by_row_across_blocks():
     # 600 rows: more than one block of rows inside the kernel
     rng = np.random.default_rng(5)

@@ -1,10 +1,11 @@
 """Training features, compiled ``cprop.MLP`` against the plain-Python ``cprop.oracle.MLP``.
 
 Every valid combination of hidden activation (5) x (loss, output) pairing (5) x optimizer
-configuration (5) is one case (125 cases), run in float64 and in float32. A case draws its
+configuration (6) is one case (150 cases), run in float64 and in float32. A case draws its
 network and data from its own ``random.Random`` (:func:`make_case`): 1-3 hidden layers, widths
 2-6, 3-12 samples, an initialiser, a leaky_relu slope, ``train_biases``, learning rates for the
-optimizer, a schedule, batch sizes and whether L2 (``alpha=1e-3``) is on. Per case:
+optimizer, a schedule, batch sizes and whether L2 (``alpha=1e-3``; AdamW's decoupled decay
+``alpha=0.05``) is on. Per case:
 
 * forward, loss and gradients (:func:`test_forward_loss_gradients`);
 * two ``train_step`` calls with the case's optimizer, sharing its state
@@ -61,16 +62,23 @@ OPTIMIZER_CONFIGS = {
     "nesterov": dict(optimizer="sgd", momentum=0.9, nesterov=True),
     "adam": dict(optimizer="adam"),
     "rprop": dict(optimizer="rprop"),
+    "adamw": dict(optimizer="adamw"),
 }
 # Learning-rate ranges the cases draw from, per optimizer configuration.
 LR_RANGE = {"sgd": (0.05, 1.0), "momentum": (0.02, 0.3), "nesterov": (0.02, 0.3),
-            "adam": (0.002, 0.05), "rprop": (0.002, 0.05)}
+            "adam": (0.002, 0.05), "rprop": (0.002, 0.05), "adamw": (0.002, 0.05)}
+# alpha when a case turns it on: L2, or AdamW's decoupled weight decay (lr * alpha per step).
+ALPHA = {"adamw": 0.05}
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 SCHEDULES = ("constant", "invscaling", "step", "cosine")
 EPOCHS = 3
 
-COMBOS = list(itertools.product(HIDDEN, PAIRINGS, OPTIMIZER_CONFIGS))
-N_CASES = len(COMBOS)  # 125
+# Combinations added later come after the first 125, so that every case keeps its index (and
+# so its data).
+FIRST_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rprop")
+COMBOS = (list(itertools.product(HIDDEN, PAIRINGS, FIRST_OPTIMIZERS))
+          + list(itertools.product(HIDDEN, PAIRINGS, ("adamw",))))
+N_CASES = len(COMBOS)  # 150
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,9 +164,9 @@ def make_case(index: int) -> Case:
     lo, hi = LR_RANGE[opt_name]
     step_rows = rng.randint(1, n)
     step_lr = rng.uniform(lo, hi)
-    step_alpha = 1e-3 if rng.random() < 0.5 else 0.0
+    step_alpha = ALPHA.get(opt_name, 1e-3) if rng.random() < 0.5 else 0.0
     fit_lr = rng.uniform(lo, hi)
-    fit_alpha = 1e-3 if rng.random() < 0.5 else 0.0
+    fit_alpha = ALPHA.get(opt_name, 1e-3) if rng.random() < 0.5 else 0.0
     batch_size = rng.randint(1, n)
     schedule = rng.choice(SCHEDULES)
     fit_seed = rng.getrandbits(64)
@@ -184,7 +192,8 @@ CASE_PARAMS = [pytest.param(i, d, id=f"{case_id(i)}-{d}") for d in DTYPES
 
 
 def test_the_grid_is_every_valid_combination():
-    assert N_CASES == 5 * 5 * 5
+    assert N_CASES == 5 * 5 * 6
+    assert set(COMBOS) == set(itertools.product(HIDDEN, PAIRINGS, OPTIMIZER_CONFIGS))
     for loss, output in PAIRINGS:
         cprop.MLP([2, 3, 2], output=output, loss=loss)
         oracle.MLP([2, 3, 2], output=output, loss=loss)
@@ -618,10 +627,12 @@ def test_validation_split_rows(shuffle):
     T = np.linspace(0, 1, n).reshape(n, 1)
     o = oracle.MLP([2, 1], seed=1)
     net = cprop.MLP([2, 1], seed=1)
-    Xtr, Ttr, Xva, Tva = o._split_validation(X.tolist(), T.tolist(), fraction, shuffle)
-    cX, cT, cXv, cTv = net._split_validation(X, T, fraction, shuffle)
+    train, val = o._split_validation(X.tolist(), T.tolist(), fraction, shuffle)
+    Xtr, Ttr = [X.tolist()[k] for k in train], [T.tolist()[k] for k in train]
+    Xva, Tva = [X.tolist()[k] for k in val], [T.tolist()[k] for k in val]
+    cX, cT, cw, cXv, cTv, cwv = net._split_validation(X, T, None, fraction, shuffle)
     assert cX.tolist() == Xtr and cT.tolist() == Ttr and cXv.tolist() == Xva
-    assert cTv.tolist() == Tva and len(Xva) == 3
+    assert cTv.tolist() == Tva and len(Xva) == 3 and cw is None and cwv is None
     # the generator as construction left it (two weights drawn)
     order = oracle.MLP([2, 1], seed=1).rng.shuffled_order(n) if shuffle else list(range(n))
     assert [int(r[0]) // 2 for r in Xva] == sorted(order[n - 3:])
@@ -635,7 +646,8 @@ def test_validation_split_rows(shuffle):
 CARRY_DATA = random.Random("carry")
 CARRY_X = np.array([[CARRY_DATA.uniform(-2, 2) for _ in range(3)] for _ in range(7)])
 CARRY_T = np.array([[CARRY_DATA.uniform(0, 1) for _ in range(2)] for _ in range(7)])
-CARRY_LR = {"sgd": 0.3, "momentum": 0.1, "nesterov": 0.1, "adam": 0.02, "rprop": 0.01}
+CARRY_LR = {"sgd": 0.3, "momentum": 0.1, "nesterov": 0.1, "adam": 0.02, "rprop": 0.01,
+            "adamw": 0.02}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -696,6 +708,9 @@ def test_state_shared_by_train_step_and_fit_and_reset_on_option_change(dtype):
         ("fit", 0.1, dict(optimizer="sgd", momentum=0.9), False),
         ("fit", 0.1, dict(optimizer="sgd", momentum=0.9, nesterov=True), True),
         ("train_step", 0.2, dict(optimizer="sgd"), True),
+        ("fit", 0.02, dict(optimizer="adamw", alpha=0.1), True),
+        ("train_step", 0.02, dict(optimizer="adamw", alpha=0.01), False),  # alpha: kept
+        ("fit", 0.02, dict(optimizer="adam", alpha=0.01), True),  # adam is not adamw
     ]
     steps_before = 0
     for k, (method, lr, opts, fresh) in enumerate(calls):

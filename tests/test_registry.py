@@ -44,14 +44,14 @@ def test_kernel_tables_name_the_registrys_sets():
 
 def test_a_mismatched_build_is_refused_with_a_clear_import_error():
     fake = types.SimpleNamespace(__name__="fake._mlp", ACTIVATION_CODES=_mlp.ACTIVATION_CODES,
-                                 LOSS_CODES={**_mlp.LOSS_CODES, "poisson": 9},
-                                 OPTIMIZER_CODES={"sgd": 0, "adam": 1},
+                                 LOSS_CODES={**_mlp.LOSS_CODES, "hinge": 9},
+                                 OPTIMIZER_CODES={"sgd": 0, "adam": 1, "adamw": 3},
                                  INIT_CODES=_mlp.INIT_CODES)
     with pytest.raises(ImportError) as info:
         _registry.check_kernel_tables(fake)
     text = str(info.value)
     assert "'fake._mlp' does not match cprop._registry" in text and "rebuild" in text
-    assert "LOSS_CODES: only the kernels know 'poisson'" in text
+    assert "LOSS_CODES: only the kernels know 'hinge'" in text
     assert "OPTIMIZER_CODES: only cprop._registry knows 'rprop'" in text
     del fake.INIT_CODES
     with pytest.raises(ImportError, match="INIT_CODES is missing"):
@@ -109,3 +109,24 @@ def test_target_kinds_drive_the_target_checks(loss, output):
         ref.loss([[0.0, 0.0]], [[1.5, -0.5]])
     if _registry.LOSS_TARGETS[loss] == "distribution":  # class labels accepted
         assert net.loss([[0.0, 0.0]], [1]) == net.loss([[0.0, 0.0]], [[0.0, 1.0]])
+
+
+def test_cli_trains_with_every_registered_optimizer(tmp_path, capsys):
+    # The command line's --optimizer choices are the registry's; adamw (added later) trains end
+    # to end, and the saved model holds its state.
+    import numpy as np
+
+    from cprop.cli import main
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,c,y\n" + "".join(f"{r[0]},{r[1]},{r[2]},{r.sum():.6f}\n" for r in X))
+    for name in _registry.OPTIMIZERS:
+        model = tmp_path / f"{name}.npz"
+        code = main(["train", str(path), "--target", "y", "--optimizer", name, "--alpha", "0.01",
+                     "--epochs", "3", "--lr", "0.01", "--save", str(model)])
+        capsys.readouterr()
+        assert code == 0, name
+        net = cprop.load(model)
+        assert net.optimizer.name == name and net.optimizer.alpha == 0.01

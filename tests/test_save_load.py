@@ -271,6 +271,8 @@ RESUME = [
     dict(optimizer="sgd", momentum=0.8, nesterov=True, alpha=1e-3),
     dict(optimizer="adam"),
     dict(optimizer="adam", beta1=0.8, beta2=0.99, eps=1e-6, alpha=1e-4),
+    dict(optimizer="adamw", alpha=0.1),
+    dict(optimizer="adamw", beta1=0.8, alpha=0.01, dtype="float32"),
     dict(optimizer="rprop", batch_size=11, lr=0.01),
     dict(optimizer="adam", dtype="float32"),
     dict(optimizer="rprop", dtype="float32", lr=0.01),
@@ -760,6 +762,31 @@ def test_save_errors_from_the_file_system(tmp_path):
         net.save(tmp_path / "adir")
     assert sorted(os.listdir(tmp_path)) == ["adir"]
     assert os.listdir(tmp_path / "adir") == []
+
+
+def test_save_errors_name_the_users_path_not_a_temporary_file(tmp_path, monkeypatch):
+    net = trained()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        net.save("missing_dir/x.npz")
+    text = str(info.value)
+    assert info.value.filename == "missing_dir/x.npz" and "missing_dir/x.npz" in text
+    assert "does not exist" in text and ".tmp" not in text and "cprop-save" not in text
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        net.save("adir")
+    assert info.value.filename == "adir" and ".tmp" not in str(info.value)
+
+    # any other failure while writing (a full disk, no permission ...) names the path too
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / ".cprop-save-1234.tmp"))
+
+    monkeypatch.setattr(cprop._fileformat, "_create_temp", no_space)
+    with pytest.raises(OSError) as info:
+        net.save("model.npz")
+    assert info.value.errno == 28 and info.value.filename == "model.npz"
+    assert "No space left on device" in str(info.value) and ".tmp" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["adir"]
 
 
 def test_saved_file_has_ordinary_permissions(tmp_path):

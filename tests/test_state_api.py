@@ -43,7 +43,8 @@ def test_state_dict_holds_copies():
 
 
 @pytest.mark.parametrize("optimizer, kw", [("sgd", {}), ("sgd", {"momentum": 0.9}),
-                                           ("adam", {}), ("rprop", {})])
+                                           ("adam", {}), ("adamw", {"alpha": 0.1}),
+                                           ("rprop", {})])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_round_trip_resumes_training_exactly(optimizer, kw, dtype):
     net, X, T = _trained(optimizer, dtype, **kw)
@@ -92,7 +93,7 @@ def _bad(change):
     (lambda s: s.update(optimizer="adam"),
      r"state_dict\['optimizer'\]: expected a dict with the keys name, momentum"),
     (lambda s: s["optimizer"].update(name="lbfgs"),
-     r"state_dict\['optimizer'\]: optimizer: expected one of 'sgd', 'adam', 'rprop'"),
+     r"state_dict\['optimizer'\]: optimizer: expected one of 'sgd', 'adam', 'adamw', 'rprop'"),
     (lambda s: s["optimizer"].update(beta2=1.5),
      r"state_dict\['optimizer'\]: beta2: expected a number in \[0, 1\)"),
     (lambda s: s["optimizer"].update(nesterov=True),

@@ -108,6 +108,7 @@ def test_fused_route_agrees_with_the_general_route(monkeypatch):
 
 @pytest.mark.parametrize("sizes, batch_size, optimizer", [
     ([2, 2, 1], 1, "sgd"), ([5, 7, 3], 1, "sgd"), ([5, 7, 3], 4, "adam"), ([5, 7, 3], 3, "rprop"),
+    ([5, 7, 3], 2, "adamw"),
 ])
 def test_one_call_fit_equals_per_epoch_calls(sizes, batch_size, optimizer):
     # Without callbacks the whole fit is one kernel call; with one (that never stops) the kernel

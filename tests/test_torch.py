@@ -10,8 +10,9 @@ What is compared, and how closely:
    every hidden activation x every valid (output, loss) pairing, 1-3 hidden layers, several
    seeds. Gradients: ``max|a - b| <= max(1e-10 * max|b|, 1e-14)`` per parameter array (b is
    torch's). Loss: relative 1e-12.
-2. Optimizer trajectories (SGD, momentum, Nesterov, Adam with two settings, Rprop; alpha 0 and
-   1e-2; train_biases True and False): 20 full-batch ``train_step`` calls against 20
+2. Optimizer trajectories (SGD, momentum, Nesterov, Adam and AdamW with two settings each,
+   Rprop; alpha 0 and 1e-2, AdamW's decoupled ``weight_decay`` also at 0.1 and 0.5;
+   train_biases True and False): 20 full-batch ``train_step`` calls against 20
    ``loss.backward(); opt.step()``; the same through ``fit`` (bit-identical to the train_steps);
    and minibatches (``fit(epochs=3, batch_size=5, shuffle=False)``, last batch of 1 row).
    Parameters: the same norm-wise bound, 1e-10 relative per array.
@@ -287,6 +288,9 @@ OPTIMIZERS = {
     "sgd_nesterov": dict(lr=0.1, optimizer="sgd", momentum=0.9, nesterov=True),
     "adam": dict(lr=0.01, optimizer="adam"),
     "adam_b0.8_0.99_eps1e-6": dict(lr=0.01, optimizer="adam", beta1=0.8, beta2=0.99, eps=1e-6),
+    "adamw": dict(lr=0.01, optimizer="adamw"),
+    "adamw_b0.8_0.99_eps1e-6": dict(lr=0.01, optimizer="adamw", beta1=0.8, beta2=0.99,
+                                    eps=1e-6),
     "rprop": dict(lr=0.01, optimizer="rprop"),
 }
 NETS = {
@@ -308,7 +312,8 @@ def torch_optimizer(cfg, Ws, bs, train_biases, alpha):
     """The torch.optim equivalent of a cprop optimizer config.
 
     alpha is L2 on the weights only: two param groups, weights with weight_decay=alpha, biases
-    with weight_decay=0 (biases left out of the optimizer when they are not trained). Rprop has
+    with weight_decay=0 (biases left out of the optimizer when they are not trained). For
+    "adamw" alpha is AdamW's decoupled weight_decay, in the same two groups. Rprop has
     no weight_decay in torch: TorchTrainer.step adds alpha * W to the weight gradients by hand
     before opt.step(), which is what torch's weight_decay does inside SGD and Adam
     (grad = grad + weight_decay * param) and what cprop does for every optimizer.
@@ -324,9 +329,10 @@ def torch_optimizer(cfg, Ws, bs, train_biases, alpha):
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.get("momentum", 0.0), dampening=0,
                                nesterov=cfg.get("nesterov", False))
-    assert name == "adam"
-    return torch.optim.Adam(groups, lr=lr, betas=(cfg.get("beta1", 0.9), cfg.get("beta2", 0.999)),
-                            eps=cfg.get("eps", 1e-8), amsgrad=False)
+    assert name in ("adam", "adamw")
+    make = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return make(groups, lr=lr, betas=(cfg.get("beta1", 0.9), cfg.get("beta2", 0.999)),
+                eps=cfg.get("eps", 1e-8), amsgrad=False)
 
 
 class TorchTrainer:
@@ -464,11 +470,48 @@ def test_minibatch_fit_matches_torch_loop(net_name, opt_name, alpha, train_biase
     assert net._opt_steps[0] == 12
 
 
+@pytest.mark.parametrize("train_biases", [True, False])
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+def test_adamw_is_torch_adamw_with_decay_on_the_weights_only(alpha, train_biases):
+    # 20 full-batch steps at a weight decay large enough to dominate: torch.optim.AdamW with
+    # weight_decay=alpha on the weights and 0 on the biases, to 1e-10 per array (in practice a
+    # few ulps); biases are never decayed, so with train_biases=False they stay put.
+    cfg = OPTIMIZERS["adamw"]
+    net, X, T = trajectory_net("relu-softmax-ce", train_biases)
+    trainer = TorchTrainer(net, cfg, alpha)
+    biases0 = [b.copy() for b in net.biases]
+    for step in range(N_STEPS):
+        loss = net.train_step(X, T, cfg["lr"], optimizer="adamw", alpha=alpha)
+        assert abs(loss - trainer.step(X, T)) <= LOSS_RTOL * abs(loss), step
+    assert_params_match(net, trainer, f"adamw alpha={alpha}")
+    Ws, bs = trainer.arrays()
+    worst = max(float(np.max(np.abs(net.weights[l] - Ws[l]))) for l in range(len(Ws)))
+    worst = max([worst] + [float(np.max(np.abs(net.biases[l] - bs[l]))) for l in range(len(bs))])
+    assert worst <= 1e-10, worst
+    if not train_biases:
+        assert all(np.array_equal(b, b0) for b, b0 in zip(net.biases, biases0))
+    # negative control: Adam with the L2 term alpha * W is a different optimizer
+    other, _, _ = trajectory_net("relu-softmax-ce", train_biases)
+    for _ in range(N_STEPS):
+        other.train_step(X, T, cfg["lr"], optimizer="adam", alpha=alpha)
+    assert max(param_errors(other, trainer)) > 1e-4
+
+
+def test_adamw_without_decay_is_adam_bit_for_bit():
+    a, X, T = trajectory_net("tanh-sigmoid-se", True)
+    b, _, _ = trajectory_net("tanh-sigmoid-se", True)
+    ha = a.fit(X, T, epochs=4, batch_size=5, shuffle=False, lr=0.01, optimizer="adam")
+    hb = b.fit(X, T, epochs=4, batch_size=5, shuffle=False, lr=0.01, optimizer="adamw")
+    assert np.array_equal(a.params, b.params) and ha.loss == hb.loss
+    assert np.array_equal(a._opt_state, b._opt_state)
+    assert b.optimizer.name == "adamw"
+
+
 # --------------------------------------------------------------------------------------------
 # 3. optimizer state carried over, or started afresh
 # --------------------------------------------------------------------------------------------
 
-CARRY_CASES = ["sgd_momentum", "sgd_nesterov", "adam", "rprop"]
+CARRY_CASES = ["sgd_momentum", "sgd_nesterov", "adam", "adamw", "rprop"]
 
 
 @pytest.mark.parametrize("opt_name", CARRY_CASES)
@@ -510,6 +553,9 @@ FRESH_CASES = {
     "adam-to-adam_eps": (OPTIMIZERS["adam"], dict(OPTIMIZERS["adam"], eps=1e-6)),
     "rprop-to-adam": (OPTIMIZERS["rprop"], OPTIMIZERS["adam"]),
     "adam-to-rprop": (OPTIMIZERS["adam"], OPTIMIZERS["rprop"]),
+    "adam-to-adamw": (OPTIMIZERS["adam"], OPTIMIZERS["adamw"]),
+    "adamw-to-adam": (OPTIMIZERS["adamw"], OPTIMIZERS["adam"]),
+    "adamw-to-adamw_beta1": (OPTIMIZERS["adamw"], dict(OPTIMIZERS["adamw"], beta1=0.8)),
 }
 
 
@@ -540,7 +586,7 @@ def test_changing_the_optimizer_starts_fresh_state(case):
     assert_params_match(net, trainer, f"{case}: after the change")
 
 
-@pytest.mark.parametrize("opt_name", ["sgd_momentum", "adam"])
+@pytest.mark.parametrize("opt_name", ["sgd_momentum", "adam", "adamw"])
 def test_unchanged_optimizer_really_carries_state(opt_name):
     # The negative control of the test above: with the same options, the second fit continues
     # the state, which a fresh network from the same parameters does not reproduce.
@@ -555,10 +601,11 @@ def test_unchanged_optimizer_really_carries_state(opt_name):
     assert rel_err(net.params, fresh.params) > 1e-6
 
 
-def test_changing_alpha_keeps_adam_state():
+@pytest.mark.parametrize("opt_name", ["adam", "adamw"])
+def test_changing_alpha_keeps_adam_state(opt_name):
     # alpha is not part of the state: adam with alpha 0 then 1e-2 is one torch optimizer whose
-    # weight group's weight_decay changes between the two fits.
-    cfg = OPTIMIZERS["adam"]
+    # weight group's weight_decay changes between the two fits (AdamW's decoupled decay too).
+    cfg = OPTIMIZERS[opt_name]
     net, X, T = trajectory_net("tanh-sigmoid-se", True)
     trainer = TorchTrainer(net, cfg, 0.0)
     fit_kw = dict(epochs=2, batch_size=5, shuffle=False, lr=cfg["lr"])
@@ -570,7 +617,7 @@ def test_changing_alpha_keeps_adam_state():
     trainer.set_alpha(1e-2)
     for _ in range(2):
         trainer.epoch(X, T, 5)
-    assert_params_match(net, trainer, "adam, alpha 0 then 1e-2")
+    assert_params_match(net, trainer, f"{opt_name}, alpha 0 then 1e-2")
 
 
 def test_changing_lr_keeps_rprop_step_sizes():

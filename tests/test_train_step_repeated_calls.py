@@ -20,6 +20,7 @@ OPTIMIZERS = [
     dict(optimizer="sgd", momentum=0.5, nesterov=True, alpha=0.01),
     dict(optimizer="adam"),
     dict(optimizer="adam", beta1=0.8, eps=1e-6, alpha=0.001),
+    dict(optimizer="adamw", alpha=0.1),
     dict(optimizer="rprop"),
 ]
 NETS = [

@@ -764,3 +764,42 @@ def test_memory_refusal_counts_parameters():
         cprop.MLP([10**6, 10**6, 10**6], seed=0)
     # 2 * (10**12 + 10**6) parameters
     assert "2000002000000" in str(info.value).replace(",", "").replace("_", "")
+
+
+# -- class labels for cross-entropy must be integers ---------------------------------------------
+
+@pytest.mark.parametrize("labels, hint", [
+    (np.array([0.0, 2.0, 1.0, 1.0, 0.0]), r"got floats \(convert them: T.astype\(int\)\)"),
+    ([0.5, 2, 1, 1, 0], r"got floats; or give"),
+    (np.array([True, False, True, True, False]), r"got booleans"),
+])
+@pytest.mark.parametrize("method", XT_METHODS)
+def test_float_class_labels_are_refused_saying_labels_must_be_integers(method, labels, hint):
+    # (before: a shape error, "expected shape (5, 3) ... got shape (5,)")
+    net = cprop.MLP([2, 4, 3], output="softmax", loss="cross_entropy", seed=SEED)
+    before = net.params.copy()
+    args = (X, labels, 0.1) if method == "train_step" else (X, labels)
+    with pytest.raises(ValueError, match=r"^T: cross_entropy class labels must be integers in "
+                                         r"\[0, 3\), " + hint):
+        getattr(net, method)(*args)
+    assert np.array_equal(net.params, before)
+    # one sample, one float label
+    with pytest.raises(ValueError, match=r"class labels must be integers.*rows of shape \(3,\)"):
+        net.loss(X[0], 2.0)
+    with pytest.raises(ValueError, match=r"class labels must be integers in \[0, 3\), got True"):
+        net.loss(X[0], True)
+    # integer labels, and float one-hot rows, are fine
+    assert net.loss(X, np.array([0, 2, 1, 1, 0])) == net.loss(X, np.eye(3)[[0, 2, 1, 1, 0]])
+
+
+def test_oracle_refuses_float_class_labels_too():
+    from cprop import oracle
+
+    o = oracle.MLP([2, 4, 3], output="softmax", loss="cross_entropy", seed=SEED)
+    for labels in ([0.0, 2.0, 1.0, 1.0, 0.0], [True, False, True, True, False]):
+        with pytest.raises(ValueError, match=r"T: cross_entropy class labels must be integers"):
+            o.loss(X.tolist(), labels)
+    with pytest.raises(ValueError, match=r"class labels must be integers"):
+        o.loss(X[0].tolist(), 2.0)
+    assert o.loss(X.tolist(), [0, 2, 1, 1, 0]) == o.loss(X.tolist(),
+                                                         np.eye(3)[[0, 2, 1, 1, 0]].tolist())

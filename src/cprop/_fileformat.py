@@ -11,6 +11,7 @@ from __future__ import annotations
 import io as _io
 import json
 import math
+import errno
 import os
 import secrets
 import stat
@@ -172,13 +173,36 @@ def save(path, fields: dict, state: dict) -> None:
     atomically (see :func:`_encode` and :mod:`cprop.io`; ``net.save(path)`` calls this).
 
     ``path`` (str or os.PathLike) is used exactly as given. Raises ValueError, writing nothing,
-    if the parameters or optimizer state are not finite; OSError (e.g. FileNotFoundError for a
-    missing directory) if the file cannot be written, leaving any existing file at ``path``
-    untouched.
+    if the parameters or optimizer state are not finite; OSError (FileNotFoundError for a
+    missing directory, IsADirectoryError for a directory, PermissionError ...) naming ``path``
+    (never the temporary file) if the file cannot be written, leaving any existing file at
+    ``path`` untouched.
     """
     target = fspath(path)
     arrays = _encode(fields, state)
     directory = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "save: this is a directory; expected a file name",
+                                target)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"save: the directory {directory!r} does not exist",
+                                target)
+    try:
+        _write_atomically(target, directory, arrays)
+    except OSError as exc:
+        if exc.filename == target and exc.filename2 is None:
+            raise
+        # (the temporary file's name would only confuse: name the user's path)
+        if exc.errno is None:
+            raise type(exc)(f"save: cannot write {target!r}: {exc}") from None
+        raise type(exc)(exc.errno, f"save: cannot write the file ({exc.strerror})",
+                        target) from None
+    _fsync_directory(directory)
+
+
+def _write_atomically(target: str, directory: str, arrays: dict) -> None:
+    """The .npz of ``arrays`` in a temporary file in ``directory``, renamed over ``target``;
+    nothing left behind on failure."""
     fd, tmp = _create_temp(directory)
     done = False
     try:
@@ -208,7 +232,6 @@ def save(path, fields: dict, state: dict) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
-    _fsync_directory(directory)
 
 
 # -- loading ------------------------------------------------------------------------------------

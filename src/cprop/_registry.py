@@ -50,7 +50,7 @@ LOSS_TARGETS = {
 LOSSES = tuple(LOSS_OUTPUT)
 
 #: Optimizers, by name (see :mod:`cprop.optimizers`).
-OPTIMIZERS = ("sgd", "adam", "rprop")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rprop")
 #: Learning-rate schedules, by name (see :mod:`cprop.schedules`).
 SCHEDULES = ("constant", "invscaling", "step", "cosine")
 #: Initial-weight distributions, by name.

@@ -25,6 +25,7 @@ __all__ = [
     "check_positive_int",
     "check_bool",
     "check_seed",
+    "check_sample_weight",
 ]
 
 _SUPPORTED_DTYPES = {name: np.dtype(name).type for name in _registry.DTYPES}
@@ -224,3 +225,25 @@ def check_seed(seed, name: str = "seed") -> int | None:
     if not 0 <= s < 2**64:
         raise ValueError(f"{name}: expected None or an integer in [0, 2**64), got {s}")
     return s
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype: np.dtype,
+                        name: str = "sample_weight") -> np.ndarray:
+    """One weight per sample as a C-contiguous 1-D array of ``dtype``: real numbers, finite,
+    >= 0, not all 0, their sum finite in double. (scikit-learn's ``_check_sample_weight``
+    refuses NaN, infinity and all-zero weights too; cprop also refuses negative ones.)"""
+    arr = as_float_array(sample_weight, name, dtype)
+    if arr.shape != (n_samples,):
+        raise ValueError(f"{name}: expected one weight per sample, shape ({n_samples},), got "
+                         f"shape {arr.shape}")
+    low = float(arr.min())
+    if low < 0:
+        raise ValueError(f"{name}: weights must be >= 0, got {low:g} at index "
+                         f"{int(np.argmin(arr))}")
+    with np.errstate(over="ignore"):
+        total = float(np.sum(arr, dtype=np.float64))
+    if total == 0:
+        raise ValueError(f"{name}: the weights are all 0; at least one must be positive")
+    if not math.isfinite(total):
+        raise ValueError(f"{name}: the weights' sum overflows ({total}); scale them down")
+    return arr

@@ -13,8 +13,9 @@ member               dtype             contents
 ``params``           float64/float32   ``net.params``: for each layer, W row-major then b; the
                                        header's ``dtype``, length ``n_params``
 ``optimizer_state``  as ``params``     the optimizer's ``slots * n_params`` state values (SGD
-                                       with momentum: velocity; Adam: m then v; Rprop: previous
-                                       gradient then step sizes; SGD without momentum: none)
+                                       with momentum: velocity; Adam, AdamW: m then v; Rprop:
+                                       previous gradient then step sizes; SGD without momentum:
+                                       none)
 ``optimizer_steps``  int64, length 1   optimizer steps taken (Adam's bias correction)
 ``rng_state``        uint64, length 1  the SplitMix64 generator state (the next epoch's shuffle)
 ===================  ================  ===========================================================

@@ -29,6 +29,7 @@ from cprop._validation import (
     check_inputs,
     check_learning_rate,
     check_positive_int,
+    check_sample_weight,
     check_seed,
     check_targets,
 )
@@ -76,8 +77,10 @@ class History:
 
     ``loss[e]`` is the mean over samples of the training loss computed during epoch ``e`` (each
     batch's mean loss before its update, weighted by the batch's size), as scikit-learn's
-    ``loss_curve_``; ``val_loss[e]`` the mean loss on the validation data after epoch ``e``
-    (empty without validation data); ``lr[e]`` the epoch's learning rate. ``stop_reason`` is
+    ``loss_curve_`` (with ``sample_weight``, each batch's loss is its weighted mean, and the
+    batches are still weighted by their sizes, as scikit-learn does); ``val_loss[e]`` the mean
+    loss on the validation data after epoch ``e`` (empty without validation data); ``lr[e]``
+    the epoch's learning rate. ``stop_reason`` is
     ``"max_epochs"``, ``"early_stopping"`` or ``"callback"``; ``best_epoch`` (0-based) the epoch
     whose parameters early stopping restored, else None.
     """
@@ -219,7 +222,14 @@ def _overflow(method: str, what: str) -> FloatingPointError:
     )
 
 
-def _step_refused(where: str, failure: int, loss: float, lr: float) -> FloatingPointError:
+def _step_refused(where: str, failure: int, loss: float,
+                  lr: float) -> FloatingPointError | ZeroDivisionError:
+    if failure == _mlp.FAILURE_ZERO_WEIGHT:
+        return ZeroDivisionError(
+            f"{where}: the sample_weight of a minibatch sums to 0, so its weighted mean loss is "
+            "undefined (scikit-learn's MLP raises ZeroDivisionError there too); that step was "
+            "not applied and the network keeps the steps before it. Use a larger batch_size, or "
+            "drop the rows whose weight is 0.")
     if failure == _mlp.FAILURE_LOSS:
         why = f"the batch loss is {loss}"
     else:
@@ -552,7 +562,7 @@ class MLP:
         - ``"optimizer"``: the optimizer whose state the network holds and its options, a dict
           with the keys ``name, momentum, nesterov, beta1, beta2, eps, alpha``;
         - ``"optimizer_state"``: its state vectors, 1-D, ``slots * n_params`` values of the
-          network's dtype (SGD with momentum: velocity; Adam: m then v; Rprop: previous
+          network's dtype (SGD with momentum: velocity; Adam, AdamW: m then v; Rprop: previous
           gradient then step sizes; SGD without momentum: none);
         - ``"optimizer_steps"``: optimizer steps taken (an int; Adam's bias correction);
         - ``"rng_state"``: the state of the network's SplitMix64 generator (an int in
@@ -676,11 +686,30 @@ class MLP:
         return X2, T2
 
     def _labels_to_one_hot(self, T, n: int, single: bool, name: str):
-        """Integer class labels (n,) - or one label for one sample - become one-hot rows."""
+        """Integer class labels (n,) - or one label for one sample - become one-hot rows.
+        Labels of another type (floats, bools) in that shape are refused: a class label must
+        be an integer."""
         if isinstance(T, (bool, np.bool_)):
+            raise ValueError(f"{name}: {self.loss_name} class labels must be integers in "
+                             f"[0, {self._sizes[-1]}), got {T!r}")
+        try:
+            labels = np.asarray(T) if not isinstance(T, np.ndarray) else T
+        except (TypeError, ValueError, OverflowError):
+            return T  # (check_targets says what is wrong)
+        if labels.ndim != (0 if single else 1):
             return T
-        labels = np.asarray(T) if not isinstance(T, np.ndarray) else T
-        if labels.dtype.kind not in "iu" or labels.ndim != (0 if single else 1):
+        if labels.dtype.kind in "fb" and (single or labels.shape[0] == n):
+            kind = "floats" if labels.dtype.kind == "f" else "booleans"
+            rows = f"({self._sizes[-1]},)" if single else f"({n}, {self._sizes[-1]})"
+            flat = labels.reshape(-1)
+            hint = ""
+            if kind == "floats" and np.isfinite(flat).all() and (flat == np.round(flat)).all():
+                hint = " (convert them: T.astype(int))"
+            raise ValueError(
+                f"{name}: {self.loss_name} class labels must be integers in "
+                f"[0, {self._sizes[-1]}), got {kind}{hint}; or give one-hot / probability "
+                f"rows of shape {rows}")
+        if labels.dtype.kind not in "iu":
             return T
         n_out = self._sizes[-1]
         flat = labels.reshape(-1)
@@ -710,35 +739,41 @@ class MLP:
             raise _overflow("forward", "the outputs")
         return out[0] if single else out
 
-    predict = forward
-
-    def loss(self, X, T) -> float:
-        """Mean over samples of the per-sample loss."""
+    def loss(self, X, T, sample_weight=None) -> float:
+        """Mean over samples of the per-sample loss; with ``sample_weight`` (one weight >= 0 per
+        sample, not all 0) the weighted mean ``sum_i w_i E_i / sum_i w_i``."""
         X2, T2 = self._xt(X, T)
-        return self._loss(X2, T2)
+        return self._loss(X2, T2, self._weights_of(sample_weight, X2))
 
-    def _loss(self, X2, T2) -> float:
+    def _weights_of(self, sample_weight, X2):
+        if sample_weight is None:
+            return None
+        return check_sample_weight(sample_weight, X2.shape[0], self.dtype)
+
+    def _loss(self, X2, T2, sw=None) -> float:
         with self._lock:
             self._check_params_finite()
             A, _, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            loss = self._plan.loss(self._params, X2, T2, A)
+            loss = self._plan.loss(self._params, X2, T2, A, sw)
         if not math.isfinite(loss):
             raise _overflow("loss", "the loss")
         return loss
 
-    def gradients(self, X, T):
-        """``(grad_weights, grad_biases)``: the exact gradient of ``self.loss(X, T)``.
+    def gradients(self, X, T, sample_weight=None):
+        """``(grad_weights, grad_biases)``: the exact gradient of
+        ``self.loss(X, T, sample_weight)``.
 
         Lists shaped like ``weights`` and ``biases`` (views into one new flat array). The L2
         term of ``alpha`` is a training option, not part of the loss, so it is not included.
         """
-        loss, grad = self.loss_and_gradient(X, T)
+        loss, grad = self.loss_and_gradient(X, T, sample_weight)
         if not (math.isfinite(loss) and _mlp.all_finite(grad)):
             raise _overflow("gradients", "the loss or its gradient")
         return self._split(grad)
 
-    def loss_and_gradient(self, X, T) -> tuple[float, np.ndarray]:
-        """``(loss, grad)``: ``self.loss(X, T)`` and its gradient as one flat array in
+    def loss_and_gradient(self, X, T, sample_weight=None) -> tuple[float, np.ndarray]:
+        """``(loss, grad)``: ``self.loss(X, T, sample_weight)`` and its gradient as one flat
+        array in
         ``params``' layout, from one pass (the objective for an optimizer such as
         ``scipy.optimize.minimize(..., jac=True)`` over ``params``).
 
@@ -746,11 +781,12 @@ class MLP:
         returned as they are (inf/NaN), not raised: a line search can then back off.
         """
         X2, T2 = self._xt(X, T)
+        sw = self._weights_of(sample_weight, X2)
         grad = np.empty(self.n_params, dtype=self.dtype)
         with self._lock:
             self._check_params_finite()
             A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
-            loss = self._plan.gradient(self._params, X2, T2, grad, A, D)
+            loss = self._plan.gradient(self._params, X2, T2, grad, A, D, sw)
         return float(loss), grad
 
     def check_params(self) -> None:
@@ -771,8 +807,10 @@ class MLP:
     # -- training -------------------------------------------------------------------------------
 
     def train_step(self, X, T, lr: float = 0.1, *, optimizer="sgd", momentum=0.0,
-                   nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, alpha=0.0) -> float:
-        """One optimizer step on the batch (X, T) with the gradient of its mean loss.
+                   nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, alpha=0.0,
+                   sample_weight=None) -> float:
+        """One optimizer step on the batch (X, T) with the gradient of its mean loss (with
+        ``sample_weight``, of its weighted mean loss, as :meth:`loss` defines it).
 
         Takes the optimizer options of :meth:`fit` and shares its state. Returns the mean loss
         before the step. Raises FloatingPointError, leaving the network and the optimizer state
@@ -784,14 +822,15 @@ class MLP:
         :meth:`stepper` skips even the comparison of the options.
         """
         fast = self._fast_step
-        if fast is not None:
+        if fast is not None and sample_weight is None:
             loss = fast.step_if_same(X, T, lr, optimizer, momentum, nesterov, beta1, beta2, eps,
                                      alpha, self.train_biases)
             if loss is not None:
                 return loss
         args = dict(optimizer=optimizer, momentum=momentum, nesterov=nesterov, beta1=beta1,
                     beta2=beta2, eps=eps, alpha=alpha)
-        loss, stepper, _ = self._checked_step(X, T, lr, check_optimizer(**args), args)
+        loss, stepper, _ = self._checked_step(X, T, lr, check_optimizer(**args), args,
+                                              sample_weight)
         self._fast_step = stepper
         return loss
 
@@ -828,10 +867,11 @@ class MLP:
                                *self._workspace(min(rows, _BLOCK_ROWS)))
         return loss
 
-    def _checked_step(self, X, T, lr, opt, args):
+    def _checked_step(self, X, T, lr, opt, args, sample_weight=None):
         """train_step's checked route: (loss, a Stepper for the next call with these ``args``,
         train_step's optimizer arguments by name (None: no stepper), the batch's rows)."""
         X2, T2 = self._xt(X, T)
+        sw = self._weights_of(sample_weight, X2)
         lr = check_learning_rate(lr, self.dtype)
         with self._lock:
             self._check_params_finite()
@@ -841,7 +881,7 @@ class MLP:
             try:
                 loss, failure = self._plan.train_step(self._params, X2, T2, lr, opt,
                                                       self.train_biases, self._opt_state,
-                                                      self._opt_steps, grad, A, D)
+                                                      self._opt_steps, grad, A, D, sw)
             except BaseException:  # Ctrl-C part-way: nothing was applied, so undo the switch
                 self._restore_optimizer(previous)
                 raise
@@ -858,7 +898,7 @@ class MLP:
 
     def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
                   state: np.ndarray, steps: np.ndarray, *, order=None,
-                  sklearn_conventions: bool = False):
+                  sklearn_conventions: bool = False, sample_weight=None):
         """One pass over (X, T) in order, in minibatches, with an optimizer state the caller
         keeps (``cprop.sklearn`` keeps scikit-learn's), through the driver :meth:`fit` uses, in
         one kernel call. ``state`` is ``optimizer.fresh_state(...)`` and ``steps`` a
@@ -868,18 +908,26 @@ class MLP:
         of every row in order, so a caller's shuffle needs no copy of the data.
 
         ``sklearn_conventions``: scikit-learn's definitions instead of torch's: ``alpha`` is
-        divided by each batch's rows, and Adam's ``eps`` is added to ``sqrt(v)`` rather than to
-        ``sqrt(v / (1 - beta2**t))``.
+        divided by each batch's rows (with ``sample_weight``, by the batch's weight sum), and
+        Adam's ``eps`` is added to ``sqrt(v)`` rather than to ``sqrt(v / (1 - beta2**t))``.
+
+        ``sample_weight``: one weight per row of X (indexed like X, whatever ``order`` is), as
+        in :meth:`fit`: each batch's step follows its weighted mean loss.
 
         Returns ``(failure, epoch_loss, batch_loss, l2)``: failure 0, or why a step was refused
-        (``batch_loss`` is that batch's; nothing of it was applied); ``l2`` the sum over the
-        batches of ``alpha / 2 * ||W||^2`` before each step (scikit-learn adds it to the loss it
-        reports) with ``sklearn_conventions``, else 0.
+        (``_mlp.FAILURE_LOSS``, ``FAILURE_UPDATE``, or ``FAILURE_ZERO_WEIGHT`` for a batch whose
+        weights sum to 0; ``batch_loss`` is that batch's; nothing of it was applied);
+        ``epoch_loss`` the mean over the rows visited of each batch's (weighted) mean loss
+        weighted by its rows; ``l2`` with ``sklearn_conventions`` the sum over the batches of
+        ``alpha / 2 * ||W||^2`` before each step times the batch's rows over its weight sum
+        (scikit-learn adds ``alpha / 2 * ||W||^2 / weight sum`` to each batch's reported loss),
+        else 0.
         """
         if not isinstance(optimizer, OptimizerOptions):
             raise TypeError(f"optimizer: expected a cprop.optimizers.OptimizerOptions (e.g. "
                             f"check_optimizer('adam', ...)), got {type(optimizer).__name__}")
         X2, T2 = self._xt(X, T)
+        sw = self._weights_of(sample_weight, X2)
         if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
                 or state.shape != (optimizer.slots * self.n_params,)
                 or not state.flags.c_contiguous):
@@ -904,7 +952,7 @@ class MLP:
             failure, _, batch_loss, l2 = self._plan.fit(
                 self._params, X2, T2, lrs, batch_size, False, self._rng, optimizer,
                 self.train_biases, state, steps, order, grad, A, D, losses,
-                check_bool(sklearn_conventions, "sklearn_conventions"), given)
+                check_bool(sklearn_conventions, "sklearn_conventions"), given, sw)
         return failure, float(losses[0]), batch_loss, l2
 
     def _restore_optimizer(self, previous) -> None:
@@ -919,22 +967,33 @@ class MLP:
             beta2: float = 0.999, eps: float = 1e-8, alpha: float = 0.0,
             lr_schedule="constant", validation_data=None, validation_fraction: float = 0.0,
             early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
-            callbacks=(), progress=None) -> History:
+            callbacks=(), progress=None, sample_weight=None) -> History:
         """Train on (X, T); each epoch runs in compiled code without the GIL.
 
         Batches of ``batch_size`` rows in epoch order (the last may be smaller and uses its own
         mean); with ``shuffle`` each epoch's order is a fresh Fisher-Yates shuffle drawn from the
         network's generator, which ``seed`` reseeds first. ``optimizer`` is ``"sgd"`` (with
-        ``momentum``, ``nesterov``), ``"adam"`` (``beta1``, ``beta2``, ``eps``) or ``"rprop"``;
-        ``alpha`` is L2 on the weights; ``lr_schedule`` sets each epoch's rate (see
+        ``momentum``, ``nesterov``), ``"adam"`` (``beta1``, ``beta2``, ``eps``), ``"adamw"``
+        (Adam's options) or ``"rprop"``; ``alpha`` is L2 on the weights (for ``"adamw"`` its
+        decoupled weight decay, ``W <- W * (1 - lr * alpha)`` before each step, weights only, as
+        ``torch.optim.AdamW``); ``lr_schedule`` sets each epoch's rate (see
         :mod:`cprop.schedules`).
 
-        Validation: ``validation_data=(X_val, T_val)``, or ``validation_fraction`` of the rows
-        held out (chosen by a shuffle from the network's generator when ``shuffle``, else the last
-        rows). ``early_stopping`` stops when the validation loss (the training loss if there is
-        no validation data) has not improved by more than ``min_delta`` for ``patience`` epochs,
-        and restores the parameters of the best epoch. Each of ``callbacks`` is called as
-        ``callback(net, history)`` after every epoch; a true return value stops training.
+        ``sample_weight``: one weight >= 0 per row (finite, not all 0), scikit-learn's semantics:
+        each batch's step follows the gradient of its weighted mean loss
+        ``sum_i w_i E_i / sum_i w_i``, so a weight of 2 is the row repeated within its batch; the
+        history records each batch's weighted mean weighted by the batch's rows (scikit-learn's
+        ``loss_curve_``). A batch whose weights sum to 0 raises ZeroDivisionError, as
+        scikit-learn does (that step not applied, the ones before it kept).
+
+        Validation: ``validation_data=(X_val, T_val)`` (or ``(X_val, T_val, sample_weight_val)``
+        for a weighted validation loss), or ``validation_fraction`` of the rows held out (chosen
+        by a shuffle from the network's generator when ``shuffle``, else the last rows; their
+        weights go with them). ``early_stopping`` stops when the validation loss (the training
+        loss if there is no validation data) has not improved by more than ``min_delta`` for
+        ``patience`` epochs, and restores the parameters of the best epoch. Each of
+        ``callbacks`` is called as ``callback(net, history)`` after every epoch; a true return
+        value stops training.
         ``progress=True`` shows a tqdm bar with the loss (``None``: only on a terminal).
 
         Returns a :class:`History`. A step whose loss is not finite or whose update would
@@ -943,6 +1002,7 @@ class MLP:
         boundary; the network keeps the parameters of the last completed step.
         """
         X2, T2 = self._xt(X, T)
+        sw = self._weights_of(sample_weight, X2)
         epochs = check_positive_int(epochs, "epochs")
         if epochs * 24 > _memory_limit_bytes():  # the history alone would not fit
             raise ValueError(f"epochs: {epochs} epochs would not fit this machine's memory")
@@ -977,13 +1037,20 @@ class MLP:
         if validation_data is not None and validation_fraction:
             raise ValueError("validation_fraction: give validation_data or validation_fraction, "
                              "not both")
-        X_val = T_val = None
+        X_val = T_val = sw_val = None
         if validation_data is not None:
             try:
-                Xv, Tv = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data: expected a pair (X_val, T_val)") from None
-            X_val, T_val = self._xt(Xv, Tv, "validation_data[0]", "validation_data[1]")
+                parts = tuple(validation_data)
+            except TypeError:
+                parts = ()
+            if len(parts) not in (2, 3):
+                raise ValueError("validation_data: expected a pair (X_val, T_val) or a triple "
+                                 "(X_val, T_val, sample_weight_val)")
+            X_val, T_val = self._xt(parts[0], parts[1], "validation_data[0]",
+                                    "validation_data[1]")
+            if len(parts) == 3 and parts[2] is not None:
+                sw_val = check_sample_weight(parts[2], X_val.shape[0], self.dtype,
+                                             "validation_data[2]")
 
         with self._lock:
             self._fast_step = None  # fit may change the optimizer options train_step cached
@@ -991,8 +1058,8 @@ class MLP:
             if seed is not None:
                 self._rng[0] = seed
             if validation_fraction:
-                X2, T2, X_val, T_val = self._split_validation(X2, T2, validation_fraction,
-                                                              shuffle)
+                X2, T2, sw, X_val, T_val, sw_val = self._split_validation(
+                    X2, T2, sw, validation_fraction, shuffle)
             n = X2.shape[0]
             batch_size = min(batch_size, n)  # any batch_size >= n: one batch per epoch
             self._use_optimizer(opt, lr)
@@ -1013,7 +1080,7 @@ class MLP:
                     failure, done, batch_loss, _ = self._plan.fit(
                         self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
                         self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
-                        losses[e0:e1])
+                        losses[e0:e1], sample_weight=sw)
                     history.loss.extend(losses[e0:e0 + done].tolist())
                     history.lr.extend(lrs[e0:e0 + done].tolist())
                     if failure:
@@ -1027,7 +1094,7 @@ class MLP:
                     e, epoch_loss = e0, history.loss[-1]
                     monitored = epoch_loss
                     if X_val is not None:
-                        monitored = self._loss(X_val, T_val)
+                        monitored = self._loss(X_val, T_val, sw_val)
                         history.val_loss.append(monitored)
                     if bar is not None:
                         bar.set_postfix(loss=f"{epoch_loss:.4g}", **(
@@ -1059,12 +1126,21 @@ class MLP:
                 history.best_epoch = best[1]
         return history
 
-    def _split_validation(self, X2, T2, fraction, shuffle):
-        """fit's held-out rows: :func:`validation_split`'s rule on the network's generator."""
-        train, val = _split_indices(X2.shape[0], fraction, shuffle, self._rng,
-                                    "validation_fraction")
-        return (np.ascontiguousarray(X2[train]), np.ascontiguousarray(T2[train]),
-                np.ascontiguousarray(X2[val]), np.ascontiguousarray(T2[val]))
+    def _split_validation(self, X2, T2, sw, fraction, shuffle):
+        """fit's held-out rows: :func:`validation_split`'s rule on the network's generator (which
+        advances only if the split is accepted); the sample weights (or None) split with them."""
+        rng = self._rng.copy()
+        train, val = _split_indices(X2.shape[0], fraction, shuffle, rng, "validation_fraction")
+        sw_train = sw_val = None
+        if sw is not None:
+            sw_train, sw_val = np.ascontiguousarray(sw[train]), np.ascontiguousarray(sw[val])
+            for part, rows in ((sw_train, "rows left to train on"), (sw_val, "held-out rows")):
+                if not part.any():
+                    raise ValueError(f"sample_weight: the {rows} of validation_fraction="
+                                     f"{fraction} all have weight 0")
+        self._rng[:] = rng
+        return (np.ascontiguousarray(X2[train]), np.ascontiguousarray(T2[train]), sw_train,
+                np.ascontiguousarray(X2[val]), np.ascontiguousarray(T2[val]), sw_val)
 
     def validation_split(self, n_samples: int, fraction: float, shuffle: bool = True):
         """``(train_idx, val_idx)``: the rows ``fit(..., validation_fraction=fraction,

@@ -2,15 +2,19 @@
 
 ``"sgd"`` is ``torch.optim.SGD`` (dampening 0) with optional ``momentum`` and ``nesterov``;
 ``"adam"`` is ``torch.optim.Adam`` (``beta1``, ``beta2``, ``eps``, bias correction, no amsgrad);
+``"adamw"`` is ``torch.optim.AdamW`` (Adam's options; ``alpha`` is its decoupled weight decay);
 ``"rprop"`` is ``torch.optim.Rprop`` (iRprop−: etas (0.5, 1.2), step sizes clamped to
 [1e-6, 50], ``lr`` the initial step size; meant for full-batch training). ``alpha`` is L2 on the
 weights only, added to the weight gradient as ``alpha * W`` (torch's ``weight_decay``;
-scikit-learn's ``alpha`` is divided by the batch size instead).
+scikit-learn's ``alpha`` is divided by the batch size instead); for ``"adamw"`` it is the
+decoupled weight decay ``W <- W * (1 - lr * alpha)`` before Adam's step (torch's AdamW
+``weight_decay``), on the weights only as well.
 
 The optimizer state lives on the network in one flat buffer beside ``params`` (``slots`` vectors
-of ``n_params`` values: SGD momentum [velocity], Adam [m, v], Rprop [previous gradient, step
-size]) plus a step counter, and carries over between ``fit``/``train_step`` calls for as long as
-the optimizer and its options stay the same; changing them starts fresh state.
+of ``n_params`` values: SGD momentum [velocity], Adam and AdamW [m, v], Rprop [previous
+gradient, step size]) plus a step counter, and carries over between ``fit``/``train_step``
+calls for as long as the optimizer and its options stay the same; changing them starts fresh
+state.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ class OptimizerOptions:
         """What must stay the same for the state to carry over (alpha may change freely)."""
         if self.name == "sgd":
             return ("sgd", self.momentum, self.nesterov)
-        if self.name == "adam":
-            return ("adam", self.beta1, self.beta2, self.eps)
+        if self.name in ("adam", "adamw"):
+            return (self.name, self.beta1, self.beta2, self.eps)
         return ("rprop",)
 
     def to_dict(self) -> dict:
@@ -84,9 +88,9 @@ def state_problem(opt: OptimizerOptions, state: np.ndarray, n_params: int) -> st
 
     The second half of Adam's state (v) and of Rprop's (the step sizes) is never negative.
     """
-    if opt.name in ("adam", "rprop") and (state[n_params:] < 0).any():
-        return ("has a negative Adam second moment" if opt.name == "adam"
-                else "has a negative Rprop step size")
+    if opt.name in ("adam", "adamw", "rprop") and (state[n_params:] < 0).any():
+        return ("has a negative Rprop step size" if opt.name == "rprop"
+                else "has a negative Adam second moment")
     return None
 
 
@@ -128,7 +132,7 @@ def _check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha) ->
         raise ValueError("nesterov: Nesterov momentum needs optimizer='sgd' and momentum > 0")
     if momentum != 0 and optimizer != "sgd":
         raise ValueError(f"momentum: only optimizer='sgd' takes momentum (got {optimizer!r}; "
-                         "adam has beta1)")
+                         "adam and adamw have beta1)")
     beta1 = _number(beta1, "beta1", 0.0, 1.0)
     beta2 = _number(beta2, "beta2", 0.0, 1.0)
     eps = _number(eps, "eps", 0.0, math.inf, low_open=True)

@@ -7,7 +7,8 @@ it spells out every step the way a textbook writes it:
 * forward pass, per layer ``l``:   ``z_j = b_j + sum_i a_i W[i][j]``,   ``a_j = f(z_j)``
   (softmax, output layer only, works on the whole row: ``y_k = e^(z_k - m) / sum_j e^(z_j - m)``
   with ``m = max_j z_j``);
-* loss per sample, averaged over the samples:
+* loss per sample, averaged over the samples (with sample weights ``w``, the weighted mean
+  ``sum_i w_i E_i / sum_i w_i``, scikit-learn's definition):
   squared error ``E = sum_k 1/2 (t_k - y_k)^2`` (any output);
   cross-entropy ``E = sum_k t_k (logsumexp(z) - z_k) = -sum_k t_k log y_k`` (softmax output);
   binary cross-entropy ``E = sum_k softplus(z_k) - t_k z_k`` (sigmoid output) -- both computed
@@ -15,10 +16,12 @@ it spells out every step the way a textbook writes it:
 * backpropagation: ``delta = dE/dz`` at the output (``(y_k - t_k) f'(y_k)`` for squared error,
   ``y_k (g_k - sum_j g_j y_j)`` with ``g = y - t`` for squared error on softmax, ``y - t`` for
   both cross-entropies), ``delta_i = (sum_j W[i][j] delta_j) f'(a_i)`` one layer down,
-  ``dE/dW[i][j] = a_i delta_j``, ``dE/db_j = delta_j``, averaged over the batch;
+  ``dE/dW[i][j] = a_i delta_j``, ``dE/db_j = delta_j``, averaged over the batch (weighted: each
+  sample's output delta times its weight, the sums divided by the weights' sum);
 * optimizers (one parameter ``p`` with gradient ``g``, plus ``alpha * p`` for weights):
   SGD ``p <- p - lr g`` (momentum: ``buf <- momentum buf + g``, step ``buf``, or
-  ``g + momentum buf`` with Nesterov), Adam and Rprop as ``torch.optim`` writes them.
+  ``g + momentum buf`` with Nesterov), Adam and Rprop as ``torch.optim`` writes them; AdamW is
+  Adam whose weights are first decayed, ``p <- p (1 - lr alpha)``, instead of the L2 term.
 
 Beyond being *mathematically* the same, it performs the same floating-point operations in the
 same order as ``cprop/_kernels/_mlp.pyx`` (bias first, then inputs in index order; samples in
@@ -69,6 +72,7 @@ __all__ = [
     "check_optimizer",
     "sgd_value",
     "adam_value",
+    "adamw_decayed",
     "rprop_value",
     "schedule_lr",
     "History",
@@ -309,8 +313,8 @@ class OptimizerOptions:
     """An optimizer and its options (the learning rate is given per step).
 
     The state it needs lives on the network as one flat list of ``slots`` vectors of
-    ``n_params`` values: SGD with momentum [velocity], Adam [m, v], Rprop [previous gradient,
-    step size]; plain SGD has none.
+    ``n_params`` values: SGD with momentum [velocity], Adam and AdamW [m, v], Rprop [previous
+    gradient, step size]; plain SGD has none.
     """
 
     def __init__(self, name: str = "sgd", momentum: float = 0.0, nesterov: bool = False,
@@ -336,8 +340,8 @@ class OptimizerOptions:
         """What must stay the same for the state to carry over (alpha may change freely)."""
         if self.name == "sgd":
             return ("sgd", self.momentum, self.nesterov)
-        if self.name == "adam":
-            return ("adam", self.beta1, self.beta2, self.eps)
+        if self.name in ("adam", "adamw"):
+            return (self.name, self.beta1, self.beta2, self.eps)
         return ("rprop",)
 
     def fresh_state(self, n_params: int, lr: float) -> Vector:
@@ -423,6 +427,12 @@ def adam_value(opt: OptimizerOptions, p: float, g: float, state: Vector, k: int,
     return p - step_size * (m_new / denom)
 
 
+def adamw_decayed(p: float, lr: float, alpha: float) -> float:
+    """torch.optim.AdamW's decoupled weight decay of a weight, before Adam's step:
+    ``p (1 - lr alpha)`` (the factor computed first, as torch's ``param.mul_(1 - lr * wd)``)."""
+    return p * (1.0 - lr * alpha)
+
+
 def rprop_value(opt: OptimizerOptions, p: float, g: float, state: Vector, k: int, n: int,
                 commit: bool) -> float:
     """torch.optim.Rprop (iRprop-): the step size grows by eta_plus while the gradient keeps its
@@ -454,8 +464,9 @@ def rprop_value(opt: OptimizerOptions, p: float, g: float, state: Vector, k: int
 
 def param_value(opt: OptimizerOptions, k: int, n: int, p: float, g: float, state: Vector,
                 lr: float, step_size: float, bc2_sqrt: float, commit: bool) -> float:
-    """The new value of parameter ``k`` under ``opt`` (see the three rules above)."""
-    if opt.name == "adam":
+    """The new value of parameter ``k`` under ``opt`` (see the rules above; AdamW's step is
+    Adam's, on the decayed weight)."""
+    if opt.name in ("adam", "adamw"):
         return adam_value(opt, p, g, state, k, n, step_size, bc2_sqrt, commit)
     if opt.name == "rprop":
         return rprop_value(opt, p, g, state, k, n, commit)
@@ -578,6 +589,43 @@ def _as_rows(data: Any, width: int, name: str) -> tuple[Matrix, bool]:
             row.append(v)
         rows.append(row)
     return rows, single
+
+
+def _check_weights(sample_weight: Any, n: int, name: str = "sample_weight") -> Vector:
+    """One weight per sample, as floats: finite, >= 0, not all 0, their sum finite."""
+    if not _is_sequence(sample_weight):
+        raise TypeError(f"{name} must be a list of {n} numbers, got "
+                        f"{type(sample_weight).__name__}")
+    weights = list(sample_weight)
+    if len(weights) != n:
+        raise ValueError(f"{name} has {len(weights)} values, expected {n} (one per sample)")
+    out = []
+    for k, w in enumerate(weights):
+        if not _is_number(w):
+            raise TypeError(f"{name}[{k}] must be a number, got {type(w).__name__}")
+        w = float(w)
+        if not math.isfinite(w):
+            raise ValueError(f"{name}[{k}] is {w}; {name} must be finite")
+        if w < 0:
+            raise ValueError(f"{name}[{k}] is {w}; weights must be >= 0")
+        out.append(w)
+    try:
+        total = math.fsum(out)
+    except OverflowError:
+        total = math.inf
+    if total == 0:
+        raise ValueError(f"{name}: the weights are all 0; at least one must be positive")
+    if not math.isfinite(total):
+        raise ValueError(f"{name}: the weights' sum overflows")
+    return out
+
+
+def _weight_sum(weights: Sequence[float]) -> float:
+    """The weights added in order from 0.0 (as the kernel adds a batch's weights)."""
+    s = 0.0
+    for w in weights:
+        s += w
+    return s
 
 
 def _check_name(value: Any, choices: tuple[str, ...], name: str) -> str:
@@ -880,8 +928,6 @@ class MLP:
         Y = self._forward(rows)[0][-1]
         return Y[0] if single else Y
 
-    predict = forward
-
     # ---- loss and gradients -----------------------------------------------------------------
 
     def _targets(self, T: Any, n: int, single: bool, name: str) -> Matrix:
@@ -903,6 +949,12 @@ class MLP:
                   and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                           for v in T)):
                 labels = list(T)
+            elif (single and _is_number(T)) or isinstance(T, bool) or (
+                    not single and _is_sequence(T) and len(T) == n
+                    and all(_is_number(v) or isinstance(v, bool) for v in T)):
+                raise ValueError(f"{name}: {self.loss_name} class labels must be integers in "
+                                 f"[0, {n_out}), got {T!r}; or give one-hot / probability "
+                                 f"rows")
             if labels is not None:
                 if len(labels) != n:
                     raise ValueError(f"{name}: expected {n} class labels to match the inputs, "
@@ -943,8 +995,13 @@ class MLP:
 
     def _loss_and_gradients(
         self, rows: Matrix, targets: Matrix, want_grad: bool = True,
+        weights: Optional[Vector] = None,
     ) -> tuple[float, Optional[list[Matrix]], Optional[list[Vector]]]:
         """The mean loss over the batch and (if ``want_grad``) the gradient of that mean loss.
+
+        With ``weights`` (one per row, summing to more than 0): the weighted mean
+        ``sum_r w_r E_r / sum_r w_r`` and its gradient -- each row's output delta times its
+        weight, the sums divided by the weights' sum (scikit-learn's ``_backprop``).
 
         The same operations in the same order as the kernel ``batch_gradient``.
         """
@@ -955,11 +1012,17 @@ class MLP:
         # Output layer: each sample's loss (added in sample order) and delta = dE/dz.
         total = 0.0
         delta: Matrix = []
-        for y, z, t in zip(acts[L], logits, targets):
+        for r, (y, z, t) in enumerate(zip(acts[L], logits, targets)):
             sample_loss, d = output_delta(self.loss_name, out_act, y, z, t, self.negative_slope)
-            total += sample_loss
+            if weights is None:
+                total += sample_loss
+            else:
+                w = weights[r]
+                total += w * sample_loss
+                d = [d_k * w for d_k in d]
             delta.append(d)
-        mean_loss = total / n
+        divisor = n if weights is None else _weight_sum(weights)
+        mean_loss = total / divisor
         if not want_grad:
             return mean_loss, None, None
 
@@ -994,13 +1057,14 @@ class MLP:
             delta = delta_in
 
         # Sums over the samples -> gradient of the mean loss: one division per entry.
-        grad_W = [[[g / n for g in row] for row in gW] for gW in grad_W]
-        grad_b = [[g / n for g in gb] for gb in grad_b]
+        grad_W = [[[g / divisor for g in row] for row in gW] for gW in grad_W]
+        grad_b = [[g / divisor for g in gb] for gb in grad_b]
         return mean_loss, grad_W, grad_b
 
-    def _loss_and_gradient_flat(self, rows: Matrix, targets: Matrix) -> tuple[float, Vector]:
+    def _loss_and_gradient_flat(self, rows: Matrix, targets: Matrix,
+                                weights: Optional[Vector] = None) -> tuple[float, Vector]:
         """The mean loss and its gradient in the flat layout of :meth:`params_flat`."""
-        loss, grad_W, grad_b = self._loss_and_gradients(rows, targets)
+        loss, grad_W, grad_b = self._loss_and_gradients(rows, targets, weights=weights)
         grad: Vector = []
         for gW, gb in zip(grad_W, grad_b):
             for row in gW:
@@ -1008,17 +1072,24 @@ class MLP:
             grad.extend(gb)
         return loss, grad
 
-    def loss(self, X: Any, T: Any) -> float:
-        """The mean over the samples of the per-sample loss."""
-        rows, targets = self._batch(X, T)
-        return self._loss_and_gradients(rows, targets, want_grad=False)[0]
+    def _sample_weights(self, sample_weight: Any, n: int) -> Optional[Vector]:
+        return None if sample_weight is None else _check_weights(sample_weight, n)
 
-    def gradients(self, X: Any, T: Any) -> tuple[list[Matrix], list[Vector]]:
+    def loss(self, X: Any, T: Any, sample_weight: Any = None) -> float:
+        """The mean over the samples of the per-sample loss; with ``sample_weight`` (one
+        weight >= 0 per sample, not all 0) the weighted mean ``sum w_i E_i / sum w_i``."""
+        rows, targets = self._batch(X, T)
+        weights = self._sample_weights(sample_weight, len(rows))
+        return self._loss_and_gradients(rows, targets, want_grad=False, weights=weights)[0]
+
+    def gradients(self, X: Any, T: Any,
+                  sample_weight: Any = None) -> tuple[list[Matrix], list[Vector]]:
         """``(grad_weights, grad_biases)``: the gradient of :meth:`loss` with respect to
         ``weights`` and ``biases``, shaped like them (without the L2 term of ``alpha``, which
         is a training option, not part of the loss)."""
         rows, targets = self._batch(X, T)
-        _, grad_W, grad_b = self._loss_and_gradients(rows, targets)
+        weights = self._sample_weights(sample_weight, len(rows))
+        _, grad_W, grad_b = self._loss_and_gradients(rows, targets, weights=weights)
         return grad_W, grad_b
 
     # ---- optimizer --------------------------------------------------------------------------
@@ -1047,7 +1118,8 @@ class MLP:
 
     def _optimizer_step(self, grad: Vector, lr: float) -> bool:
         """One update of every trained parameter (weights; biases if ``train_biases``) from the
-        mean gradient ``grad`` (flat), with L2 ``alpha * W`` added to the weights' gradient.
+        mean gradient ``grad`` (flat), with L2 ``alpha * W`` added to the weights' gradient
+        (AdamW: each weight decayed by :func:`adamw_decayed` before Adam's step instead).
 
         As the kernel ``optimizer_step``: two passes; the first only checks that every new
         value is finite, the second (the same arithmetic) writes the parameters and the state.
@@ -1058,7 +1130,7 @@ class MLP:
         params = self.params_flat()
         new_params = list(params)
         step_size = bc2_sqrt = 0.0
-        if opt.name == "adam":
+        if opt.name in ("adam", "adamw"):
             t = float(self.opt_steps + 1)
             step_size = lr / (1.0 - opt.beta1 ** t)
             bc2_sqrt = math.sqrt(1.0 - opt.beta2 ** t)
@@ -1067,10 +1139,13 @@ class MLP:
                 w_end = b_off
                 b_end = b_off + n_out if self.train_biases else w_end
                 for k in range(w_off, b_end):
-                    g = grad[k]
+                    g, p = grad[k], params[k]
                     if k < w_end and opt.alpha != 0:
-                        g = g + opt.alpha * params[k]
-                    new_params[k] = param_value(opt, k, n, params[k], g, state, lr, step_size,
+                        if opt.name == "adamw":
+                            p = adamw_decayed(p, lr, opt.alpha)
+                        else:
+                            g = g + opt.alpha * p
+                    new_params[k] = param_value(opt, k, n, p, g, state, lr, step_size,
                                                 bc2_sqrt, commit)
             if not commit and not all(math.isfinite(v) for v in new_params):
                 return False
@@ -1082,8 +1157,10 @@ class MLP:
 
     def train_step(self, X: Any, T: Any, lr: float = 0.1, *, optimizer: str = "sgd",
                    momentum: float = 0.0, nesterov: bool = False, beta1: float = 0.9,
-                   beta2: float = 0.999, eps: float = 1e-8, alpha: float = 0.0) -> float:
-        """One optimizer step on the batch ``(X, T)``; returns the mean loss before the step.
+                   beta2: float = 0.999, eps: float = 1e-8, alpha: float = 0.0,
+                   sample_weight: Any = None) -> float:
+        """One optimizer step on the batch ``(X, T)``; returns the mean loss before the step
+        (with ``sample_weight``, the weighted mean, and the step follows its gradient).
 
         The optimizer options are those of :meth:`fit`, and the state is shared with it (if the
         optimizer or its options differ from the state's, the state starts fresh first). If the
@@ -1092,11 +1169,12 @@ class MLP:
         optimizer state or step counter, not which optimizer's state is held.
         """
         rows, targets = self._batch(X, T)
+        weights = self._sample_weights(sample_weight, len(rows))
         lr = _check_lr(lr)
         opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
         previous = (self.optimizer, self.opt_state, self.opt_steps)
         self._use_optimizer(opt, lr)
-        batch_loss, grad = self._loss_and_gradient_flat(rows, targets)
+        batch_loss, grad = self._loss_and_gradient_flat(rows, targets, weights)
         if not math.isfinite(batch_loss):
             self._opt, self.opt_state, self.opt_steps = previous
             raise FloatingPointError(f"train_step: the batch loss is {batch_loss} with lr={lr}; "
@@ -1108,10 +1186,10 @@ class MLP:
         return batch_loss
 
     def _split_validation(self, rows: Matrix, targets: Matrix, fraction: float,
-                          shuffle: bool) -> tuple[Matrix, Matrix, Matrix, Matrix]:
-        """Hold out ``ceil(fraction * n)`` samples: those at the end of a fresh shuffle drawn
-        from the network's generator if ``shuffle``, else the last rows. Both parts keep the
-        samples' original order."""
+                          shuffle: bool) -> tuple[list[int], list[int]]:
+        """Which samples to train on and which to hold out: ``ceil(fraction * n)`` samples,
+        those at the end of a fresh shuffle drawn from the network's generator if ``shuffle``,
+        else the last rows. Both parts keep the samples' original order."""
         n = len(rows)
         n_val = int(math.ceil(fraction * n))
         if n_val < 1 or n - n_val < 1:
@@ -1122,8 +1200,7 @@ class MLP:
             val, train = sorted(order[n - n_val:]), sorted(order[:n - n_val])
         else:
             val, train = list(range(n - n_val, n)), list(range(n - n_val))
-        return ([rows[k] for k in train], [targets[k] for k in train],
-                [rows[k] for k in val], [targets[k] for k in val])
+        return train, val
 
     def fit(
         self,
@@ -1150,6 +1227,7 @@ class MLP:
         min_delta: float = 0.0,
         callbacks: Union[Callable, Sequence[Callable]] = (),
         progress: Any = None,
+        sample_weight: Any = None,
     ) -> History:
         """Minibatch training for ``epochs`` epochs; returns a :class:`History`.
 
@@ -1161,6 +1239,15 @@ class MLP:
         (the last batch may be smaller); each batch takes one optimizer step along the gradient
         of its own mean loss. The optimizer state carries over from earlier calls while the
         optimizer and its options stay the same.
+
+        ``sample_weight`` (one weight >= 0 per sample, not all 0): each batch's loss is its
+        weighted mean ``sum w_i E_i / sum w_i`` (scikit-learn's definition), whose gradient the
+        step follows; the epoch's loss is still the mean of the batch losses weighted by the
+        batches' sizes (scikit-learn's ``loss_curve_``). A batch whose weights sum to 0 raises
+        ``ZeroDivisionError`` before its update (as scikit-learn's ``np.average`` does). The
+        held-out rows of ``validation_fraction`` take their weights with them, and
+        ``validation_data`` may carry a third entry, the validation rows' weights; the
+        validation loss is then weighted.
 
         After each epoch: the validation loss (if there is validation data); early stopping
         (monitoring the validation loss, else the epoch's training loss: an improvement is a
@@ -1199,18 +1286,33 @@ class MLP:
                              f"got {validation_fraction!r}")
         if validation_data is not None and validation_fraction:
             raise ValueError("give validation_data or validation_fraction, not both")
-        val_rows = val_targets = None
+        weights = self._sample_weights(sample_weight, len(rows))
+        val_rows = val_targets = val_weights = None
         if validation_data is not None:
-            if not _is_sequence(validation_data) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, T_val)")
+            if not _is_sequence(validation_data) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (X_val, T_val) or a triple "
+                                 "(X_val, T_val, sample_weight_val)")
             val_rows, val_targets = self._batch(validation_data[0], validation_data[1],
                                                 "validation_data[0]", "validation_data[1]")
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                val_weights = _check_weights(validation_data[2], len(val_rows),
+                                             "validation_data[2]")
 
         if seed is not None:
             self.rng = SplitMix64(seed)
         if validation_fraction:
-            rows, targets, val_rows, val_targets = self._split_validation(
-                rows, targets, validation_fraction, shuffle)
+            rng_state = self.rng.state
+            train, val = self._split_validation(rows, targets, validation_fraction, shuffle)
+            if weights is not None:
+                for part, what in ((train, "rows left to train on"), (val, "held-out rows")):
+                    if not any(weights[k] for k in part):
+                        self.rng.state = rng_state
+                        raise ValueError(f"sample_weight: the {what} of validation_fraction="
+                                         f"{validation_fraction} all have weight 0")
+                weights, val_weights = [weights[k] for k in train], [weights[k] for k in val]
+            rows, targets, val_rows, val_targets = (
+                [rows[k] for k in train], [targets[k] for k in train],
+                [rows[k] for k in val], [targets[k] for k in val])
         n = len(rows)
         self._use_optimizer(opt, lr)
 
@@ -1225,8 +1327,18 @@ class MLP:
             for start in range(0, n, batch_size):
                 batch = order[start:start + batch_size]
                 count = len(batch)
+                batch_weights = None
+                if weights is not None:
+                    batch_weights = [weights[k] for k in batch]
+                    if _weight_sum(batch_weights) == 0:
+                        exc = ZeroDivisionError(
+                            f"fit (epoch {epoch + 1} of {epochs}): the sample_weight of a "
+                            f"minibatch sums to 0, so its weighted mean loss is undefined; that "
+                            f"step was not applied")
+                        exc.history = history  # type: ignore[attr-defined]
+                        raise exc
                 batch_loss, grad = self._loss_and_gradient_flat(
-                    [rows[k] for k in batch], [targets[k] for k in batch])
+                    [rows[k] for k in batch], [targets[k] for k in batch], batch_weights)
                 if not math.isfinite(batch_loss):
                     why = f"the batch loss is {batch_loss}"
                 elif not self._optimizer_step(grad, lr_e):
@@ -1244,7 +1356,8 @@ class MLP:
             history.lr.append(lr_e)
             monitored = epoch_loss
             if val_rows is not None:
-                monitored = self._loss_and_gradients(val_rows, val_targets, want_grad=False)[0]
+                monitored = self._loss_and_gradients(val_rows, val_targets, want_grad=False,
+                                                     weights=val_weights)[0]
                 if not math.isfinite(monitored):
                     raise FloatingPointError(f"fit (epoch {epoch + 1} of {epochs}): the "
                                              f"validation loss is {monitored}")

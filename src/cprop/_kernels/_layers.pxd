@@ -203,6 +203,7 @@ cdef inline double output_delta(
     const floating* y,       # IN  (rows, n_out) network outputs
     const floating* z,       # IN  (rows, n_out) the output layer's net inputs (logits)
     const floating* T,       # IN  targets, row r at T + row_index(r) * n_out
+    const floating* sw,      # IN  sample weights, row r's at sw[row_index(r)]; NULL: unweighted
     const Py_ssize_t* idx,   # IN  sample indices of the rows (NULL: rows start..start+rows-1)
     Py_ssize_t start,
     floating* delta,         # OUT (rows, n_out) dE/dz of each sample; NULL: loss only
@@ -210,21 +211,35 @@ cdef inline double output_delta(
     Py_ssize_t rows, double loss_sum,
 ) noexcept nogil:
     # Returns loss_sum plus each row's loss, added one sample at a time (in double) so that the
-    # total does not depend on how a batch is cut into blocks. The formulas (_formulas.h):
+    # total does not depend on how a batch is cut into blocks. With sample weights, row r adds
+    # w_r * E_r (in double) and its delta is w_r * dE/dz (in floating), scikit-learn's
+    # `deltas[last] *= sample_weight`; the caller divides by the batch's weight sum.
+    # The formulas (_formulas.h):
     #   squared_error          E = sum_k 1/2 (t_k - y_k)^2; delta = (y - t) * f'(z), or for a
     #                          softmax output delta_k = y_k (g_k - sum_j g_j y_j) with g = y - t
     #   cross_entropy          E = sum_k t_k (logsumexp(z) - z_k) = -sum_k t_k log y_k, from the
     #                          logits so that no log(0) can occur; delta = y - t
     #   binary_cross_entropy   E = sum_k softplus(z_k) - t_k z_k; delta = y - t
-    cdef Py_ssize_t r, L = lay.n_layers, n_out = lay.sizes[L]
+    cdef Py_ssize_t r, k, row, L = lay.n_layers, n_out = lay.sizes[L]
     cdef int act = lay.act[L - 1]
     cdef floating slope = <floating>lay.slope
+    cdef floating w
+    cdef floating* d
+    cdef double sample_loss
     for r in range(rows):
-        loss_sum += output_loss_delta(
-            lay.loss, act, y + r * n_out, z + r * n_out,
-            T + (idx[start + r] if idx != NULL else start + r) * n_out,
-            lse + r if lse != NULL else NULL, delta + r * n_out if delta != NULL else NULL,
-            n_out, slope)
+        row = idx[start + r] if idx != NULL else start + r
+        d = delta + r * n_out if delta != NULL else NULL
+        sample_loss = output_loss_delta(
+            lay.loss, act, y + r * n_out, z + r * n_out, T + row * n_out,
+            lse + r if lse != NULL else NULL, d, n_out, slope)
+        if sw == NULL:
+            loss_sum += sample_loss
+            continue
+        w = sw[row]
+        loss_sum += <double>w * sample_loss
+        if d != NULL:
+            for k in range(n_out):
+                d[k] = d[k] * w
     return loss_sum
 
 
@@ -348,13 +363,15 @@ cdef inline bint all_finite_ptr(const floating* values, Py_ssize_t n) noexcept n
 
 cdef inline double forward_loss_delta(
     const Layout* lay, const floating* params, const floating* x_in, floating* A, floating* D,
-    const floating* T, const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t rows,
-    double loss_sum,
+    const floating* T, const floating* sw, const Py_ssize_t* idx, Py_ssize_t start,
+    Py_ssize_t rows, double loss_sum,
 ) noexcept nogil:
     # A block's forward pass (inputs x_in, see forward_block), then its loss added to loss_sum
-    # and, if D is not NULL, the output layer's delta: what every route does before its update.
+    # and, if D is not NULL, the output layer's delta: what every route does before its update
+    # (sw: sample weights, or NULL; see output_delta).
     cdef Py_ssize_t L = lay.n_layers
     forward_block(lay, params, x_in, A, rows)
-    return output_delta(lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, idx, start,
+    return output_delta(lay, A + rows * lay.a_off[L], A + rows * lay.a_off[L + 1], T, sw, idx,
+                        start,
                         D + rows * lay.a_off[L] if D != NULL else NULL,
                         output_lse(lay, A, rows), rows, loss_sum)

@@ -34,6 +34,10 @@ anything else                           ``general``     the definition / test_pa
 
 (``python bench/routes.py``, Intel Xeon, 2026-12-05; the test files are under ``tests/``.)
 
+A weighted run (``sample_weight``: ``train_rows`` gets a weight pointer, NULL when unweighted)
+takes the general route for every batch: the special routes are unweighted, and a NULL pointer
+leaves them, and the unweighted general route, exactly as they were.
+
 Every route computes the same step (the fused one differs from the general one only in gemm's
 rounding): float64 loop routes are bit-identical to ``cprop.oracle``. A route that cannot prove
 its unchecked update safe (``update_is_safe``) checks every new value, or hands the step to the
@@ -53,9 +57,9 @@ from cprop._kernels._types cimport (
     Layout, OptConfig,
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
     LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY,
-    OPT_SGD, OPT_ADAM, OPT_RPROP,
+    OPT_SGD, OPT_ADAM, OPT_RPROP, OPT_ADAMW,
     INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL, INIT_HE_UNIFORM, INIT_HE_NORMAL,
-    FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE,
+    FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE, FIT_WEIGHTS_SUM_TO_ZERO,
     Route, ROUTE_GENERAL, ROUTE_ROW_SGD, ROUTE_TINY2_ROWS, ROUTE_FUSED_SGD,
 )
 from cprop._kernels._layers cimport (
@@ -95,7 +99,7 @@ LOSS_CODES = {
     "cross_entropy": LOSS_CROSS_ENTROPY,
     "binary_cross_entropy": LOSS_BINARY_CROSS_ENTROPY,
 }
-OPTIMIZER_CODES = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rprop": OPT_RPROP}
+OPTIMIZER_CODES = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rprop": OPT_RPROP, "adamw": OPT_ADAMW}
 INIT_CODES = {
     "glorot_uniform": INIT_GLOROT_UNIFORM,
     "glorot_normal": INIT_GLOROT_NORMAL,
@@ -109,6 +113,7 @@ _ROUTE_NAMES = {code: name for name, code in ROUTES.items()}
 # Why a training step was refused (the step is then not applied); 0 means it was applied.
 FAILURE_LOSS = FIT_LOSS_NOT_FINITE
 FAILURE_UPDATE = FIT_UPDATE_NOT_FINITE
+FAILURE_ZERO_WEIGHT = FIT_WEIGHTS_SUM_TO_ZERO
 cdef enum:
     FIT_INTERRUPTED = 4      # a signal handler raised (Ctrl-C): the exception is set
 
@@ -152,25 +157,39 @@ cdef void forward_rows(
             return
 
 
+cdef double weight_sum(const floating* sw, const Py_ssize_t* idx, Py_ssize_t start,
+                       Py_ssize_t count) noexcept nogil:
+    # The sample weights of rows start .. start+count-1 (through idx if given), added in batch
+    # order in double.
+    cdef Py_ssize_t r
+    cdef double s = 0.0
+    for r in range(start, start + count):
+        s += <double>sw[idx[r] if idx != NULL else r]
+    return s
+
+
 cdef double batch_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
-    const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t count,
-    floating* grad, floating* A, floating* D, Py_ssize_t chunk, bint want_grad,
-    Py_ssize_t* work,
+    const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
+    Py_ssize_t count, floating* grad, floating* A, floating* D, Py_ssize_t chunk,
+    bint want_grad, Py_ssize_t* work,
 ) noexcept nogil:
     # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
     # gradient of that mean loss. Polls for Ctrl-C between blocks (poll_signals; work NULL: no
     # polling). Processed in blocks of `chunk` rows: gradients are sums over
     # samples, so blocks just keep adding, in sample order, before the one division at the end.
-    cdef Py_ssize_t l, c0, rows, L = lay.n_layers
+    # sw (or NULL): sample weights, whose sum over these rows is sw_sum (> 0): the weighted mean
+    # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
+    cdef Py_ssize_t l, c0, k, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
+    cdef floating divisor
     if want_grad:
         memset(grad, 0, lay.n_params * sizeof(floating))
     c0 = 0
     while c0 < count:
         rows = min(chunk, count - c0)
         load_rows(lay, X, idx, start + c0, rows, A)
-        loss_sum = forward_loss_delta(lay, params, A, A, D if want_grad else NULL, T, idx,
+        loss_sum = forward_loss_delta(lay, params, A, A, D if want_grad else NULL, T, sw, idx,
                                       start + c0, rows, loss_sum)
         if want_grad:
             l = L - 1
@@ -187,6 +206,12 @@ cdef double batch_gradient(
         c0 += rows
         if poll_signals(work, rows * lay.n_params):
             return NAN  # interrupted: the caller sees *work == INTERRUPTED
+    if sw != NULL:
+        if want_grad:
+            divisor = <floating>sw_sum
+            for k in range(lay.n_params):
+                grad[k] = grad[k] / divisor
+        return loss_sum / sw_sum
     if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
         divide_by_count(grad, lay.n_params, count)
     return loss_sum / count
@@ -239,7 +264,7 @@ cdef double weights_sum_sq(const Layout* lay, const floating* params) noexcept n
 
 cdef int train_rows(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
-    const floating* T, const Py_ssize_t* order, bint in_order, Py_ssize_t n,
+    const floating* T, const floating* sw, const Py_ssize_t* order, bint in_order, Py_ssize_t n,
     Py_ssize_t batch_size, double lr, floating* grad, floating* A, floating* D,
     Py_ssize_t chunk, floating* state, int64_t* step_count, double* total, double* batch_loss,
     double* p_bound, double* l2_total, Py_ssize_t* work,
@@ -253,22 +278,41 @@ cdef int train_rows(
     # its loss; nothing of it applied), or FIT_INTERRUPTED (Ctrl-C: params hold the last
     # completed step). l2_total (or NULL): gets 1/2 alpha ||W||^2 of the weights before each
     # batch's step added (scikit-learn reports that with each batch's loss).
+    # sw (NULL: unweighted): a sample weight per row of X; each batch's step then follows the
+    # gradient of its weighted mean loss sum w_i E_i / sum w_i (along the general route), and
+    # total gets that weighted mean times the batch's rows (scikit-learn's loss_curve_). A
+    # batch whose weights sum to 0 is refused with FIT_WEIGHTS_SUM_TO_ZERO before anything of
+    # it is computed. scikit-learn's L2 (l2_per_row) then divides alpha by the weight sum, and
+    # l2_total gets 1/2 alpha ||W||^2 times rows / weight sum.
     cdef Py_ssize_t start = 0, count, end
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef Route route
     cdef int failure
+    cdef double sw_sum = 0.0
     cdef OptConfig per_row
     cdef const OptConfig* opt_all = opt
     if opt.l2_per_row:
         per_row = opt[0]
     while start < n:
         count = min(batch_size, n - start)
+        if sw != NULL:
+            sw_sum = weight_sum(sw, order, start, count)
+            if sw_sum == 0:
+                batch_loss[0] = NAN
+                return FIT_WEIGHTS_SUM_TO_ZERO
         if l2_total != NULL and opt_all.alpha != 0:
-            l2_total[0] += 0.5 * opt_all.alpha * weights_sum_sq(lay, params)
+            if sw == NULL:
+                l2_total[0] += 0.5 * opt_all.alpha * weights_sum_sq(lay, params)
+            else:
+                l2_total[0] += (0.5 * opt_all.alpha * weights_sum_sq(lay, params)
+                                * (<double>count / sw_sum))
         if opt_all.l2_per_row:
-            per_row.alpha = opt_all.alpha / <double>count
+            per_row.alpha = opt_all.alpha / (<double>count if sw == NULL else sw_sum)
             opt = &per_row
-        route = choose_route(lay, opt, count, chunk, state == NULL, floating is double)
+        if sw != NULL:
+            route = ROUTE_GENERAL  # (the special routes are unweighted)
+        else:
+            route = choose_route(lay, opt, count, chunk, state == NULL, floating is double)
         if floating is double:
             if route == ROUTE_TINY2_ROWS:
                 # A run of one-row batches (up to the next signal poll when batch_size is 1;
@@ -311,8 +355,8 @@ cdef int train_rows(
                 return failure
         # The general route (polls between its blocks of rows, so a large batch is interrupted
         # part-way, before its update: params keep the last completed step).
-        batch_loss[0] = batch_gradient(lay, params, X, T, order, start, count, grad, A, D,
-                                       chunk, True, work)
+        batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, order, start, count, grad,
+                                       A, D, chunk, True, work)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED
         if not isfinite(batch_loss[0]):
@@ -328,7 +372,7 @@ cdef int train_rows(
 
 cdef int fit_epochs(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
-    const floating* T, Py_ssize_t n, const double* lrs, Py_ssize_t epochs,
+    const floating* T, const floating* sw, Py_ssize_t n, const double* lrs, Py_ssize_t epochs,
     Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, bint given_order,
     floating* grad, floating* A, floating* D, Py_ssize_t chunk, floating* state,
     int64_t* step_count, double* epoch_losses, double* batch_loss, double* l2_total,
@@ -339,8 +383,8 @@ cdef int fit_epochs(
     # over samples of the losses computed during the epoch (each batch's mean loss before its
     # update, weighted by its rows). The bound p_bound is taken afresh at each epoch, so that
     # how a fit is cut into calls never changes a result. given_order: the rows are taken in
-    # the order given (the first n of `order`), every epoch. Returns as train_rows;
-    # *epochs_done counts the epochs completed.
+    # the order given (the first n of `order`), every epoch. sw: sample weights or NULL (see
+    # train_rows). Returns as train_rows; *epochs_done counts the epochs completed.
     cdef Py_ssize_t e, k
     cdef Py_ssize_t work = 0
     cdef double total, p_bound
@@ -354,7 +398,7 @@ cdef int fit_epochs(
             shuffle_indices(order, n, rng)
         total = 0.0
         p_bound = -1.0
-        failure = train_rows(lay, opt, params, X, T, order, not (shuffle or given_order), n,
+        failure = train_rows(lay, opt, params, X, T, sw, order, not (shuffle or given_order), n,
                              batch_size, lrs[e],
                              grad, A, D, chunk, state, step_count, &total, batch_loss, &p_bound,
                              l2_total, &work)
@@ -391,6 +435,17 @@ cdef OptConfig make_opt_config(object options, bint train_biases,
 
 cdef inline floating* state_pointer(floating[::1] state) noexcept:
     return &state[0] if state.shape[0] > 0 else NULL
+
+
+cdef inline const floating* weights_pointer(const floating[::1] sw, Py_ssize_t rows) except? NULL:
+    # The sample weights' data (a memoryview of the network's dtype, or None: NULL), after the
+    # one check the kernels need: a weight for each of the `rows` rows. Everything else about
+    # them (finite, >= 0, not all 0) is cprop.mlp's to check.
+    if sw is None:
+        return NULL
+    if sw.shape[0] != rows:
+        raise ValueError(f"sample_weight: expected {rows} weights, got {sw.shape[0]}")
+    return &sw[0]
 
 
 cdef class Plan:
@@ -500,31 +555,43 @@ cdef class Plan:
             raise_interrupt()
 
     def loss(self, const floating[::1] params, const floating[:, ::1] X,
-             const floating[:, ::1] T, floating[::1] A):
-        """The mean over samples of the per-sample loss."""
+             const floating[:, ::1] T, floating[::1] A, const floating[::1] sample_weight=None):
+        """The mean over samples of the per-sample loss (weighted by ``sample_weight``)."""
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
-        cdef double result
+        cdef double result, sw_sum = 0.0
         cdef Py_ssize_t work = 0
+        cdef const floating* sw = weights_pointer(sample_weight, X.shape[0])
+        if sw != NULL:
+            sw_sum = weight_sum(sw, NULL, 0, X.shape[0])
+            if not sw_sum > 0:
+                raise ValueError("sample_weight: the weights sum to 0")
         with nogil:
-            result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
-                                    X.shape[0], NULL, &A[0], NULL, chunk, False, &work)
+            result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], sw, sw_sum, NULL,
+                                    0, X.shape[0], NULL, &A[0], NULL, chunk, False, &work)
         if work == INTERRUPTED:
             raise_interrupt()
         return result
 
     def gradient(self, const floating[::1] params, const floating[:, ::1] X,
-                 const floating[:, ::1] T, floating[::1] grad, floating[::1] A, floating[::1] D):
-        """grad <- gradient of the mean loss over X; returns that mean loss.
+                 const floating[:, ::1] T, floating[::1] grad, floating[::1] A, floating[::1] D,
+                 const floating[::1] sample_weight=None):
+        """grad <- gradient of the mean loss over X (weighted by ``sample_weight``); returns that
+        mean loss.
 
         With a workspace of one chunk covering all rows, A and D afterwards hold every layer's
         activations and deltas (what ``MLP.explain`` reads).
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
-        cdef double result
+        cdef double result, sw_sum = 0.0
         cdef Py_ssize_t work = 0
+        cdef const floating* sw = weights_pointer(sample_weight, X.shape[0])
+        if sw != NULL:
+            sw_sum = weight_sum(sw, NULL, 0, X.shape[0])
+            if not sw_sum > 0:
+                raise ValueError("sample_weight: the weights sum to 0")
         with nogil:
-            result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], NULL, 0,
-                                    X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work)
+            result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], sw, sw_sum, NULL,
+                                    0, X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work)
         if work == INTERRUPTED:
             raise_interrupt()
         return result
@@ -538,8 +605,10 @@ cdef class Plan:
     def train_step(self, floating[::1] params, const floating[:, ::1] X,
                    const floating[:, ::1] T, double lr, options, bint train_biases,
                    floating[::1] state, int64_t[::1] step_count,
-                   floating[::1] grad, floating[::1] A, floating[::1] D):
-        """One optimizer step on the batch (X, T), along the route the step plan picks.
+                   floating[::1] grad, floating[::1] A, floating[::1] D,
+                   const floating[::1] sample_weight=None):
+        """One optimizer step on the batch (X, T), along the route the step plan picks
+        (weighted by ``sample_weight``: the general route).
 
         Returns (mean loss before the step, failure code); a failed step is not applied.
         """
@@ -549,8 +618,9 @@ cdef class Plan:
         cdef Py_ssize_t work = 0, rows = X.shape[0]
         cdef double total = 0.0, loss = 0.0, p_bound = -1.0
         cdef int failure
+        cdef const floating* sw = weights_pointer(sample_weight, rows)
         with nogil:
-            failure = train_rows(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], NULL, True,
+            failure = train_rows(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, NULL, True,
                                  rows, rows, lr, &grad[0], &A[0], &D[0], chunk, state_ptr,
                                  &step_count[0], &total, &loss, &p_bound, NULL, &work)
         if failure == FIT_INTERRUPTED:
@@ -561,7 +631,8 @@ cdef class Plan:
             const double[::1] lrs, Py_ssize_t batch_size, bint shuffle, uint64_t[::1] rng,
             options, bint train_biases, floating[::1] state, int64_t[::1] step_count,
             Py_ssize_t[::1] order, floating[::1] grad, floating[::1] A, floating[::1] D,
-            double[::1] epoch_losses, bint sklearn_conventions=False, bint given_order=False):
+            double[::1] epoch_losses, bint sklearn_conventions=False, bint given_order=False,
+            const floating[::1] sample_weight=None):
         """``len(lrs)`` epochs of minibatch training (epoch e at rate lrs[e]) in one nogil call.
 
         Returns (failure code, epochs completed, the last batch loss computed, the sum over
@@ -570,6 +641,9 @@ cdef class Plan:
         ``sklearn_conventions``: scikit-learn's L2 and Adam epsilon (see OptConfig).
         ``given_order``: the epochs visit the rows ``order`` lists (every index checked by the
         caller to be a row of X), in that order, instead of all rows in order or shuffled.
+        ``sample_weight``: one weight per row of X (checked by the caller: finite, >= 0), or
+        None; each batch's step follows its weighted mean loss (see ``train_rows``); a batch
+        whose weights sum to 0 returns ``FAILURE_ZERO_WEIGHT``.
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef Py_ssize_t done = 0
@@ -578,12 +652,13 @@ cdef class Plan:
         cdef OptConfig opt = make_opt_config(options, train_biases, sklearn_conventions)
         cdef floating* state_ptr = state_pointer(state)
         cdef Py_ssize_t n = order.shape[0] if given_order else X.shape[0]
+        cdef const floating* sw = weights_pointer(sample_weight, X.shape[0])
         if epoch_losses.shape[0] < lrs.shape[0]:
             raise ValueError("epoch_losses is shorter than lrs")
         if order.shape[0] < n or n < 1:
             raise ValueError("order must have a position for every row")
         with nogil:
-            failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], n,
+            failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, n,
                                  &lrs[0], lrs.shape[0], batch_size, shuffle, &rng[0], &order[0],
                                  given_order, &grad[0], &A[0], &D[0], chunk, state_ptr,
                                  &step_count[0],

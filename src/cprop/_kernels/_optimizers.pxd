@@ -6,14 +6,15 @@
 # finite, then - only if they are - with commit on. A step that would overflow thus changes
 # neither the parameters nor the optimizer state.
 #
-# `g` already includes the L2 term alpha * p for weights (torch's weight_decay).
+# `g` already includes the L2 term alpha * p for weights (torch's weight_decay); AdamW's
+# decoupled decay is applied to `p` instead (adamw_decayed), and its `g` is the plain gradient.
 
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from cprop._kernels._types cimport Layout, OptConfig, OPT_SGD, OPT_ADAM, OPT_RPROP
+from cprop._kernels._types cimport Layout, OptConfig, OPT_SGD, OPT_ADAM, OPT_RPROP, OPT_ADAMW
 from cprop._kernels._activations cimport sgd_update
 from cprop._kernels._layers cimport abs_max, update_is_safe
 
@@ -57,6 +58,17 @@ cdef inline floating adam_value(
     return p - step_size * (m_new / denom)
 
 
+cdef inline floating adamw_decayed(floating p, floating decay) noexcept nogil:
+    # torch.optim.AdamW's decoupled weight decay, before Adam's step: p <- p * (1 - lr * alpha),
+    # the factor computed once per step in double (torch's Python float) and rounded to the
+    # parameters' type (decay_factor); weights only.
+    return p * decay
+
+
+cdef inline double decay_factor(double lr, double alpha) noexcept nogil:
+    return 1.0 - lr * alpha
+
+
 cdef inline floating rprop_value(
     const OptConfig* opt, floating p, floating g, floating* prev, floating* step_size,
     bint commit,
@@ -91,7 +103,7 @@ cdef inline floating param_value(
     const OptConfig* opt, Py_ssize_t k, Py_ssize_t n, floating p, floating g, floating* state,
     floating lr, floating step_size, floating bc2_sqrt, bint commit,
 ) noexcept nogil:
-    if opt.kind == OPT_ADAM:
+    if opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW:
         return adam_value(opt, p, g, state + k, state + n + k, step_size, bc2_sqrt, commit)
     if opt.kind == OPT_RPROP:
         return rprop_value(opt, p, g, state + k, state + n + k, commit)
@@ -149,7 +161,8 @@ cdef inline bint optimizer_step(
     floating* state, int64_t* step_count, double lr, double* p_bound,
 ) noexcept nogil:
     # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
-    # gradient `grad`, with L2 alpha * W added to the weights' gradient. Two passes: the first
+    # gradient `grad`, with L2 alpha * W added to the weights' gradient (AdamW: the weights
+    # decayed by 1 - lr * alpha before the step instead). Two passes: the first
     # only checks that every new value is finite; the second (identical arithmetic) writes the
     # parameters and the optimizer state. Returns False, changing nothing, if a value would be
     # inf/NaN. state: SGD momentum [velocity], Adam [m, v], Rprop [prev grad, step size].
@@ -157,8 +170,11 @@ cdef inline bint optimizer_step(
     cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
     cdef int pass_
     cdef bint commit, finite = True
-    cdef floating g, p_new, alpha = <floating>opt.alpha
+    cdef floating g, p, p_new, alpha = <floating>opt.alpha
     cdef floating step_size = 0, bc2_sqrt = 0
+    cdef floating decay = <floating>decay_factor(lr, opt.alpha)
+    cdef bint l2 = alpha != 0 and opt.kind != OPT_ADAMW
+    cdef bint decoupled = opt.alpha != 0 and opt.kind == OPT_ADAMW
     cdef double t
     cdef OptConfig scaled
     if opt.kind == OPT_SGD and state == NULL:
@@ -166,7 +182,7 @@ cdef inline bint optimizer_step(
             return False
         step_count[0] += 1
         return True
-    if opt.kind == OPT_ADAM:
+    if opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW:
         t = <double>(step_count[0] + 1)
         # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
         # which differs from beta ** t (torch, the oracle) in the last bit at some t.
@@ -183,10 +199,13 @@ cdef inline bint optimizer_step(
             b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
             for k in range(lay.w_off[l], b_end):
                 g = grad[k]
-                if k < w_end and alpha != 0:
-                    g = g + alpha * params[k]
-                p_new = param_value(opt, k, n, params[k], g, state, <floating>lr, step_size,
-                                    bc2_sqrt, commit)
+                p = params[k]
+                if k < w_end and l2:
+                    g = g + alpha * p
+                elif k < w_end and decoupled:
+                    p = adamw_decayed(p, decay)
+                p_new = param_value(opt, k, n, p, g, state, <floating>lr, step_size, bc2_sqrt,
+                                    commit)
                 if commit:
                     params[k] = p_new
                 else:

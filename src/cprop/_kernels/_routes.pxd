@@ -96,7 +96,7 @@ cdef inline int single_row_sgd_step(
     cdef const floating* a_in
     cdef const floating* d
     cdef const floating* x = X + (order[start] if order != NULL else start) * lay.sizes[0]
-    batch_loss[0] = forward_loss_delta(lay, params, x, A, D, T, order, start, 1, 0.0)
+    batch_loss[0] = forward_loss_delta(lay, params, x, A, D, T, NULL, order, start, 1, 0.0)
     if not isfinite(batch_loss[0]):
         return FIT_LOSS_NOT_FINITE
     # Every layer's delta first, each from the weights above it before their update.
@@ -201,7 +201,8 @@ cdef inline int fused_sgd_batch(
     if not in_order:
         load_rows(lay, X, order, start, rows, A)
         x0 = A
-    batch_loss[0] = forward_loss_delta(lay, params, x0, A, D, T, order, start, rows, 0.0) / count
+    batch_loss[0] = forward_loss_delta(lay, params, x0, A, D, T, NULL, order, start, rows,
+                                       0.0) / count
     if not isfinite(batch_loss[0]):
         return FIT_LOSS_NOT_FINITE
     l = L - 1

@@ -312,7 +312,7 @@ cdef class Stepper:
             return False
         if not targets_valid(T, rows, self.n_out, lay.loss):
             return False
-        failure[0] = train_rows(lay, &self.opt, params, X, T, NULL, True, rows, rows, lr,
+        failure[0] = train_rows(lay, &self.opt, params, X, T, NULL, NULL, True, rows, rows, lr,
                                 <floating*>self.grad, <floating*>self.A, <floating*>self.D,
                                 self.chunk, <floating*>self.state, self.steps, &total, loss,
                                 &p_bound, NULL, work)

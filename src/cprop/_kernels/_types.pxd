@@ -21,6 +21,7 @@ cdef enum OptimizerCode:
     OPT_SGD = 0      # torch.optim.SGD (dampening 0), momentum and nesterov optional
     OPT_ADAM = 1     # torch.optim.Adam (amsgrad off)
     OPT_RPROP = 2    # torch.optim.Rprop (iRprop-)
+    OPT_ADAMW = 3    # torch.optim.AdamW: Adam with decoupled weight decay alpha on the weights
 
 cdef enum InitCode:
     INIT_GLOROT_UNIFORM = 0
@@ -33,6 +34,10 @@ cdef enum FitFailure:
     FIT_OK = 0
     FIT_LOSS_NOT_FINITE = 1     # a batch loss came out inf/NaN: the outputs overflowed
     FIT_UPDATE_NOT_FINITE = 2   # the update would have made a parameter inf/NaN
+    # a weighted minibatch whose sample weights sum to 0 (its weighted mean loss is undefined;
+    # scikit-learn raises ZeroDivisionError there). 3 and 4 are taken by FUSED_FALLBACK
+    # (_routes.pxd) and FIT_INTERRUPTED (_mlp.pyx).
+    FIT_WEIGHTS_SUM_TO_ZERO = 5
 
 
 # Fortran gemm as BLAS exports it (LP64): SciPy's cython_blas and scipy-openblas32 alike.
@@ -87,7 +92,9 @@ cdef struct OptConfig:
     double beta1
     double beta2
     double eps
-    double alpha             # L2 on weights only: alpha * W added to the weight gradient
+    # on weights only: L2, alpha * W added to the weight gradient; for AdamW the decoupled
+    # weight decay W <- W (1 - lr alpha) before Adam's step
+    double alpha
     double eta_minus
     double eta_plus
     double step_min
