@@ -222,6 +222,12 @@ def _overflow(method: str, what: str) -> FloatingPointError:
     )
 
 
+# Why run_steps refused a step (its first return value; 0: no step was refused).
+FAILURE_LOSS = _mlp.FAILURE_LOSS
+FAILURE_UPDATE = _mlp.FAILURE_UPDATE
+FAILURE_ZERO_WEIGHT = _mlp.FAILURE_ZERO_WEIGHT
+
+
 def _step_refused(where: str, failure: int, loss: float,
                   lr: float) -> FloatingPointError | ZeroDivisionError:
     if failure == _mlp.FAILURE_ZERO_WEIGHT:
@@ -915,7 +921,8 @@ class MLP:
         in :meth:`fit`: each batch's step follows its weighted mean loss.
 
         Returns ``(failure, epoch_loss, batch_loss, l2)``: failure 0, or why a step was refused
-        (``_mlp.FAILURE_LOSS``, ``FAILURE_UPDATE``, or ``FAILURE_ZERO_WEIGHT`` for a batch whose
+        (``cprop.mlp.FAILURE_LOSS``, ``FAILURE_UPDATE``, or ``FAILURE_ZERO_WEIGHT`` for a batch
+        whose
         weights sum to 0; ``batch_loss`` is that batch's; nothing of it was applied);
         ``epoch_loss`` the mean over the rows visited of each batch's (weighted) mean loss
         weighted by its rows; ``l2`` with ``sklearn_conventions`` the sum over the batches of

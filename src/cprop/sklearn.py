@@ -58,14 +58,14 @@ try:
         unique_labels,
     )
     from sklearn.utils.optimize import _check_optimize_result
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
         "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
 from cprop import _registry, _skl2onnx
-from cprop.mlp import MLP
+from cprop.mlp import FAILURE_ZERO_WEIGHT, MLP
 from cprop._validation import as_float_array
 from cprop.optimizers import OptimizerOptions
 
@@ -346,7 +346,7 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's reported data loss / cprop's (1/n_outputs for squared error)."""
         return 1.0
 
-    def _fit(self, X, y, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -364,6 +364,10 @@ class _BaseMLP(BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass or from_given)
         if scipy.sparse.issparse(X):
             X = X.toarray()  # the kernels take dense rows
+        if sample_weight is not None:
+            # scikit-learn's own check (length, numbers, dtype); cprop's kernels also refuse
+            # negative or non-finite weights, with a message naming sample_weight
+            sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         n_features = X.shape[1]
@@ -386,9 +390,9 @@ class _BaseMLP(BaseEstimator):
         T = np.ascontiguousarray(y, dtype=net.dtype)
 
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, T)
+            self._fit_lbfgs(X, T, sample_weight)
         else:
-            self._fit_stochastic(X, T, incremental)
+            self._fit_stochastic(X, T, incremental, sample_weight)
         return self
 
     def _initialize(self, y, layer_units, dtype, given_pairs=None):
@@ -434,9 +438,10 @@ class _BaseMLP(BaseEstimator):
         self._best_params = self._net.params.copy()
         self._solver = None
 
-    def _fit_lbfgs(self, X, T):
+    def _fit_lbfgs(self, X, T, sample_weight=None):
         net = self._net
-        n = X.shape[0]
+        # scikit-learn divides the L2 term by the weight sum (the row count without weights)
+        n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
         scale = self._loss_scale()
         alpha = float(self.alpha)
         is_weight = np.zeros(net.n_params, dtype=bool)
@@ -449,7 +454,7 @@ class _BaseMLP(BaseEstimator):
             # scikit-learn's objective: reported data loss + alpha/2 ||W||^2 / n, and its
             # exact gradient.
             net.params[:] = p
-            loss, grad = net.loss_and_gradient(X, T)
+            loss, grad = net.loss_and_gradient(X, T, sample_weight)
             g = grad.astype(np.float64) * scale
             w = p[is_weight]
             g[is_weight] += (alpha / n) * w
@@ -464,7 +469,7 @@ class _BaseMLP(BaseEstimator):
             raise _non_finite("L-BFGS-B returned non-finite parameters")
         net.params[:] = res.x
 
-    def _fit_stochastic(self, X, T, incremental):
+    def _fit_stochastic(self, X, T, incremental, sample_weight=None):
         net = self._net
         if not incremental or self.__dict__.get("_solver") is None:
             self._solver = _Solver(self, net.n_params, net.dtype)
@@ -475,9 +480,15 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             # don't stratify in multilabel classification (as scikit-learn)
             stratify = T if self._is_classifier and self.n_outputs_ == 1 else None
-            X_train, X_val, T_train, T_val = train_test_split(
-                X, T, random_state=self._random_state, test_size=self.validation_fraction,
-                stratify=stratify)
+            if sample_weight is None:
+                X_train, X_val, T_train, T_val = train_test_split(
+                    X, T, random_state=self._random_state, test_size=self.validation_fraction,
+                    stratify=stratify)
+                sw_train = sw_val = None
+            else:  # the same split (it depends on the row count only), weights alongside
+                X_train, X_val, T_train, T_val, sw_train, sw_val = train_test_split(
+                    X, T, sample_weight, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify)
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
@@ -486,6 +497,7 @@ class _BaseMLP(BaseEstimator):
             T_train = np.ascontiguousarray(T_train)
         else:
             X_train, T_train, X_val, y_val = X, T, None, None
+            sw_train, sw_val = sample_weight, None
 
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=np.intp)
@@ -512,7 +524,7 @@ class _BaseMLP(BaseEstimator):
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
                 accumulated_loss, diverged = self._run_epoch(
-                    X_train, T_train, sample_idx, batch_size, solver, alpha, scale)
+                    X_train, T_train, sample_idx, batch_size, solver, alpha, scale, sw_train)
                 if diverged is not None:
                     if not early_stopping:
                         raise _non_finite(diverged)
@@ -535,7 +547,7 @@ class _BaseMLP(BaseEstimator):
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 solver.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -569,7 +581,8 @@ class _BaseMLP(BaseEstimator):
                 "loss_curve_[-1] and validation_scores_[-1] are NaN. Try a smaller "
                 "learning_rate_init or scale the inputs.", ConvergenceWarning, stacklevel=2)
 
-    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale) -> tuple:
+    def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale,
+                   sample_weight=None) -> tuple:
         """One pass over the rows ``order`` of (X, T), in one kernel call; returns
         ``(accumulated_loss, diverged)``: scikit-learn's accumulated loss, the sum over batches
         of (loss * scale + L2 penalty) * batch length, and None; or, when a step's loss or
@@ -577,15 +590,19 @@ class _BaseMLP(BaseEstimator):
         epoch were applied), ``(nan, what happened)``."""
         failure, epoch_loss, batch_loss, l2 = self._net.run_steps(
             X, T, solver.lr, batch_size, solver.epoch_options(alpha), solver.state, solver.steps,
-            order=order, sklearn_conventions=True)
+            order=order, sklearn_conventions=True, sample_weight=sample_weight)
+        if failure == FAILURE_ZERO_WEIGHT:  # scikit-learn's np.average raises this
+            raise ZeroDivisionError(
+                f"Weights sum to zero, can't be normalized (epoch {self.n_iter_ + 1}: the "
+                "sample_weight of a minibatch sums to 0; that step was not applied)")
         if failure:
             return np.nan, (f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with "
                             f"learning rate {solver.lr}; that step was not applied")
         return epoch_loss * scale * order.shape[0] + l2, None
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val=None):
         if early_stopping:
-            val_score = self._score(X_val, y_val)
+            val_score = self._score(X_val, y_val, sw_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print("Validation score: %f" % self.validation_scores_[-1])
@@ -612,7 +629,7 @@ class _BaseMLP(BaseEstimator):
             X = X.toarray()
         return self._net.forward(np.ascontiguousarray(X, dtype=self._net.dtype))
 
-    def _score(self, X, y):
+    def _score(self, X, y, sample_weight=None):
         # The early-stopping score. Non-finite predictions score NaN, as in scikit-learn (which
         # computes them; cprop's forward refuses to return outputs that overflowed).
         try:
@@ -621,7 +638,7 @@ class _BaseMLP(BaseEstimator):
             return np.nan
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return self._score_function(y, y_pred)
+        return self._score_function(y, y_pred, sample_weight)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -748,8 +765,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return "softmax", "softmax", "cross_entropy"
         return "logistic", "sigmoid", "binary_cross_entropy"
 
-    def _score_function(self, y, y_pred):
-        return accuracy_score(y, y_pred)
+    def _score_function(self, y, y_pred, sample_weight=None):
+        return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _targets_to_labels(self, T):
         return self._label_binarizer.inverse_transform(T)
@@ -778,19 +795,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return X, y
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y (class labels).
+
+        ``sample_weight`` (one weight per row, as scikit-learn's): each minibatch's loss is its
+        weighted mean; early stopping splits the weights with the rows and scores the
+        validation rows with theirs.
 
         Returns
         -------
         self : MLPClassifier
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` (all labels) is required on the first call.
+        ``sample_weight`` as in :meth:`fit` (scikit-learn's argument order).
 
         Returns
         -------
@@ -802,7 +824,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
         """Predicted class labels, shape (n_samples,) (or (n_samples, n_labels) multilabel)."""
@@ -873,8 +895,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _loss_scale(self) -> float:
         return 1.0 / self.n_outputs_
 
-    def _score_function(self, y, y_pred):
-        return r2_score(y, y_pred)
+    def _score_function(self, y, y_pred, sample_weight=None):
+        return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def _targets_to_labels(self, T):
         return T[:, 0] if T.shape[1] == 1 else T
@@ -887,25 +909,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return X, y
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
+
+        ``sample_weight`` (one weight per row, as scikit-learn's): each minibatch's loss is its
+        weighted mean; early stopping splits the weights with the rows and scores the
+        validation rows with theirs.
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current weights and optimizer state.
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current weights and optimizer state;
+        ``sample_weight`` as in :meth:`fit`.
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
         """Predictions, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
