@@ -922,8 +922,7 @@ class MLP:
 
         Returns ``(failure, epoch_loss, batch_loss, l2)``: failure 0, or why a step was refused
         (``cprop.mlp.FAILURE_LOSS``, ``FAILURE_UPDATE``, or ``FAILURE_ZERO_WEIGHT`` for a batch
-        whose
-        weights sum to 0; ``batch_loss`` is that batch's; nothing of it was applied);
+        whose weights sum to 0; ``batch_loss`` is that batch's; nothing of it was applied);
         ``epoch_loss`` the mean over the rows visited of each batch's (weighted) mean loss
         weighted by its rows; ``l2`` with ``sklearn_conventions`` the sum over the batches of
         ``alpha / 2 * ||W||^2`` before each step times the batch's rows over its weight sum
