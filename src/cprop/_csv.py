@@ -100,8 +100,12 @@ class Table:
         try:
             k = int(ref)
         except ValueError:
+            hint = ""
+            if len(self.header) == 1 and any(d in self.header[0] for d in DELIMITERS):
+                hint = (f" (one column: its fields are taken as separated by "
+                        f"{describe_delimiter(self.delimiter)}; --delimiter sets another)")
             raise ValueError(f"{argument}: {self.path} has no column {ref!r}; its columns are "
-                             f"{', '.join(map(repr, self.header))}") from None
+                             f"{', '.join(map(repr, self.header))}{hint}") from None
         if not -len(self.header) <= k < len(self.header):
             raise ValueError(f"{argument}: {self.path} has no column named {ref!r}, and as an "
                              f"index it is out of range for {len(self.header)} columns")
@@ -150,15 +154,26 @@ class Table:
 
 def sniff_delimiter(text: str) -> str | None:
     """The delimiter :class:`csv.Sniffer` finds in the first :data:`SNIFF_CHARS` characters of
-    ``text`` (whole lines), among :data:`DELIMITERS`; None if it cannot tell (one column, or
-    rows of different lengths)."""
+    ``text`` (whole lines), among :data:`DELIMITERS`. When it cannot tell (rows of different
+    lengths, say), the one of them that splits the first non-blank line (the header) into the
+    most fields; None if none splits it (one column)."""
     sample = text[:SNIFF_CHARS]
     if len(text) > SNIFF_CHARS and "\n" in sample:
         sample = sample[: sample.rindex("\n") + 1]  # no partial last line
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
-        return None
+        pass
+    first = next((line for line in sample.splitlines() if line.strip()), "")
+    best, most = None, 1
+    for d in DELIMITERS:
+        try:
+            n = len(next(csv.reader([first], delimiter=d), []))
+        except csv.Error:
+            continue
+        if n > most:
+            best, most = d, n
+    return best
 
 
 def describe_delimiter(delimiter: str) -> str:

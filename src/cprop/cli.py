@@ -780,8 +780,10 @@ def _fit_and_save(args, table, net, X, T, features, target, categories, task, wh
     if args.plot is not None:
         loss_label = ("cross-entropy" if classify else "½ squared error" + unit) + \
             " (mean per row)"
-        title = (f"{os.path.basename(args.data)}: {net.layer_sizes} {args.hidden}, "
-                 f"{args.optimizer} lr={args.lr:g}")
+        name = os.path.basename(args.data)
+        if len(name) > 60:  # the middle of a very long name goes (the title stays 1-2 lines)
+            name = name[:29] + "…" + name[-30:]
+        title = f"{name}: {net.layer_sizes} {args.hidden}, {args.optimizer} lr={args.lr:g}"
         plot = _render_plot(history, title, loss_label, fmt)
     if args.save is not None:
         net.save(args.save)
