@@ -153,8 +153,10 @@ def test_onnx_file_carries_the_categories_and_takes_the_encoded_matrix(tmp_path,
     path = tmp_path / "homes.onnx"
     code, _, err = run(capsys, "export", model, path)
     assert code == 0
-    assert ("input 'input' (batch, 6): the columns one-hot encoded, categories in the metadata "
-            "'cprop.dataset'") in err
+    assert err == (f"cprop export: wrote {path} (ONNX opset 13, float64; input 'input' "
+                   "(batch, 6), output 'output' (batch, 1))\n  the input holds the columns "
+                   "with district one-hot encoded, as net.forward takes them; the categories "
+                   "are in the model's metadata 'cprop.dataset'\n")
     m = onnx.load(str(path))
     meta = {p.key: p.value for p in m.metadata_props}
     dataset = json.loads(meta["cprop.dataset"])

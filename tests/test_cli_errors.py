@@ -175,7 +175,14 @@ USAGE_ERRORS = [
     (["evaluate", "{model}"], "evaluate", "the following arguments are required: data"),
     (["evaluate", "{dir}/none.npz", "{data}"], "evaluate", "No such file or directory"),
     (["evaluate", "{model}", "{reg}"], "evaluate", "no column 'y' (the model's target)"),
+    (["evaluate", "{model}", "{data}", "--delimiter", "tab"], "evaluate",
+     "no column 'y' (the model's target) in the header; evaluate compares the predictions "
+     "with it (one column: its fields are taken as separated by tab; --delimiter sets another)"),
+    (["evaluate", "", "{data}"], "evaluate", "=model: expected a file name, got ''"),
+    (["predict", "{model}", ""], "predict", "=data: expected a file name, got ''"),
+    (["train", "", "--target", "y"], "train", "=data: expected a file name, got ''"),
     (["export", "{model}"], "export", "the following arguments are required: onnx"),
+    (["export", "{model}", ""], "export", "=the ONNX file: expected a file name, got ''"),
     (["export", "{dir}/none.npz", "{dir}/m.onnx"], "export", "No such file or directory"),
     (["export", "{model}", "{missing}/m.onnx"], "export", "the directory"),
 ]

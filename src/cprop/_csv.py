@@ -66,6 +66,14 @@ class Table:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def delimiter_hint(self) -> str:
+        """For a message about a missing column: when the header is one column whose name holds
+        another delimiter, a word about ``--delimiter``; else ''."""
+        if len(self.header) == 1 and any(d in self.header[0] for d in DELIMITERS):
+            return (f" (one column: its fields are taken as separated by "
+                    f"{describe_delimiter(self.delimiter)}; --delimiter sets another)")
+        return ""
+
     def field(self, c: int) -> int:
         """Column ``c``'s position in the file's rows, counted from 1 (as messages give it)."""
         return c + 1 + self.index_column
@@ -100,12 +108,9 @@ class Table:
         try:
             k = int(ref)
         except ValueError:
-            hint = ""
-            if len(self.header) == 1 and any(d in self.header[0] for d in DELIMITERS):
-                hint = (f" (one column: its fields are taken as separated by "
-                        f"{describe_delimiter(self.delimiter)}; --delimiter sets another)")
             raise ValueError(f"{argument}: {self.path} has no column {ref!r}; its columns are "
-                             f"{', '.join(map(repr, self.header))}{hint}") from None
+                             f"{', '.join(map(repr, self.header))}{self.delimiter_hint()}"
+                             ) from None
         if not -len(self.header) <= k < len(self.header):
             raise ValueError(f"{argument}: {self.path} has no column named {ref!r}, and as an "
                              f"index it is out of range for {len(self.header)} columns")

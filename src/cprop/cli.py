@@ -372,10 +372,16 @@ def _list(items, limit: int = 10) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
+def _input_path(path: str, name: str) -> str:
+    if not path:
+        raise ValueError(f"{name}: expected a file name, got ''")
+    return path
+
+
 def _load_model(path):
     from cprop.io import load
 
-    return load(path)
+    return load(_input_path(path, "model"))
 
 
 # -- demo, explain, info -----------------------------------------------------------------------
@@ -635,7 +641,7 @@ def _train(args):
             raise ImportError('--progress needs tqdm: pip install "cprop[progress]"') from None
 
     # ... then the data and the columns
-    table = read_table(args.data, args.delimiter)
+    table = read_table(_input_path(args.data, "data"), args.delimiter)
     target = table.column(args.target, "--target")
     ignored = [table.column(c, "--ignore") for c in args.ignore]
     categorical = [table.column(c, "--categorical") for c in args.categorical]
@@ -821,7 +827,8 @@ def _model_inputs(net, table, data: str) -> np.ndarray:
     missing = [f for f in dataset["features"] if f not in table.header]
     if missing:
         raise CSVError(data, f"no column {_list([repr(m) for m in missing])} in the "
-                       f"header; the model needs {_list(dataset['features'], 20)}", 1)
+                       f"header; the model needs {_list(dataset['features'], 20)}"
+                       f"{table.delimiter_hint()}", 1)
     columns = [table.header.index(f) for f in dataset["features"]]
     categories = {table.header.index(f): cats
                   for f, cats in dataset.get("categories", {}).items()}
@@ -853,7 +860,7 @@ def _predict(args):
                          "probabilities of a classifier")
     if args.output is not None:
         _output_path(args.output, "--output")
-    table = read_table(args.data, args.delimiter)
+    table = read_table(_input_path(args.data, "data"), args.delimiter)
     kept = [table.column(c, "--keep") for c in args.keep]
     twice = sorted({c for c in kept if kept.count(c) > 1})
     if twice:
@@ -898,11 +905,11 @@ def _evaluate(args):
     if dataset["task"] == "regress" and net.layer_sizes[-1] != 1:
         raise ValueError(f"{args.model}: a regressor with {net.layer_sizes[-1]} outputs; "
                          "evaluate scores one target")
-    table = read_table(args.data, args.delimiter)
+    table = read_table(_input_path(args.data, "data"), args.delimiter)
     name = dataset["target"]
     if name not in table.header:
         raise CSVError(args.data, f"no column {name!r} (the model's target) in the header; "
-                       "evaluate compares the predictions with it", 1)
+                       f"evaluate compares the predictions with it{table.delimiter_hint()}", 1)
     target = table.header.index(name)
     X = _model_inputs(net, table, args.data)
     if dataset["task"] == "classify":
@@ -918,8 +925,9 @@ def _evaluate(args):
             report.update(_regression_scores(truth, Y[:, 0]))
         else:
             report.update(classification_report(truth, Y.argmax(axis=1), labels))
-        if args.json:
-            return json.dumps(report, indent=2, ensure_ascii=False)
+        if args.json:  # one key per line, each value (a list, the matrix) on its line
+            return "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+                                       for k, v in report.items()) + "\n}"
         return _format_report(report)
     return work
 
@@ -977,12 +985,13 @@ def _export(args):
     def work():
         net.to_onnx(args.onnx)
         categories = (net.dataset or {}).get("categories")
-        inputs = (f"(batch, {net.layer_sizes[0]}): the columns one-hot encoded, "
-                  f"categories in the metadata 'cprop.dataset'" if categories
-                  else f"(batch, {net.layer_sizes[0]})")
         _say(f"cprop export: wrote {args.onnx} (ONNX opset {OPSET}, {net.dtype.name}; input "
-             f"{INPUT_NAME!r} {inputs}, output {OUTPUT_NAME!r} "
+             f"{INPUT_NAME!r} (batch, {net.layer_sizes[0]}), output {OUTPUT_NAME!r} "
              f"(batch, {net.layer_sizes[-1]}))")
+        if categories:
+            _say(f"  the input holds the columns with {', '.join(categories)} one-hot "
+                 "encoded, as net.forward takes them; the categories are in the model's "
+                 "metadata 'cprop.dataset'")
     return work
 
 
