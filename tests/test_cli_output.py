@@ -180,6 +180,8 @@ def test_the_loss_plot_never_clips_its_labels(title, label):
     shown = [t.get_text() for t in texts]
     assert "kept: epoch 30 of 40" in shown  # best_epoch 29, 0-based, printed 1-based
     assert "epoch (counted from 1)" in shown
+    ticks = fig.axes[0].get_xticks()
+    assert np.array_equal(ticks, np.round(ticks))  # whole epochs only
     assert any(title.split(":")[0][:20] in s.replace("\\$", "$") for s in shown)
 
 

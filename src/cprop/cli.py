@@ -555,6 +555,9 @@ def plot_figure(history, title: str, loss_label: str):
     if history.best_epoch is not None:
         ax.axvline(history.best_epoch + 1, color="0.6", linestyle=":",
                    label=f"kept: {epoch_of(history.best_epoch, history.epochs)}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch (counted from 1)")
     ax.set_ylabel("\n".join(textwrap.wrap(loss_label, 36)))
     # A "$" in a file name would start matplotlib's math text: escaped, it is a dollar sign.
