@@ -212,3 +212,29 @@ def test_subnormal_spread_column_is_only_centred(tmp_path):
     assert status == 0, err
     net = cprop.load(tmp_path / "m.npz")
     assert np.isfinite(net.params).all()
+
+
+def test_standardizing_that_overflows_is_an_input_error(tmp_path):
+    # Found by the fuzzer: the training rows' target spread was 4e-122, and a validation row
+    # of 1e300, standardized, overflowed (a RuntimeWarning, then a failure after training
+    # began). Now it is found with the other checks: status 2, nothing printed before.
+    src = tmp_path / "d.csv"
+    src.write_text("c0,y\n0,0\n0,0\n0,1e300\n1,8.463761796207735e-122\n")
+    fresh = cprop.MLP([1, 32, 1], seed=3)
+    train, val = fresh.validation_split(4, 0.5)
+    assert 2 in val and 2 not in train  # seed 3 holds out the 1e300 row
+    status, out, err = _run(["train", str(src), "--target", "y", "--validation-fraction",
+                             "0.5", "--epochs", "2", "--seed", "3"])
+    assert status == 2 and out == ""
+    assert err == (f"cprop train: error: {src}: standardized with the training rows' mean and "
+                   "spread, the validation rows of column 'y' overflow (values far outside the "
+                   "training rows' range); check those rows, or hold out others (another "
+                   "--seed)\n")
+    status, _, err = _run(["train", str(src), "--target", "y", "--validation-fraction", "0.5",
+                           "--epochs", "2", "--seed", "3", "--no-scale"])
+    assert status in (0, 1), err  # (unscaled, 1e300 may well diverge: a failure, status 1)
+    src.write_text("x,y\n1.7e308,1\n-1.7e308,2\n-1.7e308,3\n-1.7e308,4\n-1.7e308,5\n")
+    status, _, err = _run(["train", str(src), "--target", "y", "--task", "regress"])
+    assert status == 2 and err == (f"cprop train: error: {src}: column 'x' cannot be "
+                                   "standardized: its values span more than the float range; "
+                                   "use --no-scale\n")

@@ -701,19 +701,9 @@ def _train(args):
     train, val = (net.validation_split(n, args.validation_fraction, shuffle=args.shuffle)
                   if n_val else (None, None))
 
-    def work():
-        _fit_and_save(args, table, net, X, T, features, target, categories, task, why,
-                      classes, train, val, dataset, fmt if args.plot is not None else None)
-    return work
-
-
-def _fit_and_save(args, table, net, X, T, features, target, categories, task, why, classes,
-                  train, val, dataset, fmt) -> None:
-    from cprop import _tabular
-    from cprop._atomic import write_bytes
-
+    # The standardization (from the training rows) and the data as training sees it: a value
+    # it would turn into infinity is an input error too, found before anything is printed.
     classify = task == "classify"
-    n, n_val = len(table), 0 if val is None else len(val)
     X_train, T_train = (X[train], T[train]) if n_val else (X, T)
     if args.scale:
         x_mean, x_scale = _tabular.standardizer(X_train)
@@ -723,12 +713,48 @@ def _fit_and_save(args, table, net, X, T, features, target, categories, task, wh
         t_mean, t_scale = _tabular.standardizer(T_train)
     else:
         t_mean, t_scale = np.zeros(1), np.ones(1)
+    names = _tabular.encoded_names(dataset["features"], dataset.get("categories", {}))
 
-    def scaled(X_, T_):
-        X_ = (X_ - x_mean) / x_scale
-        return (X_, T_) if classify else (X_, (T_ - t_mean) / t_scale)
+    def scaled(X_, T_, rows):
+        with np.errstate(over="ignore", invalid="ignore"):
+            X_ = (X_ - x_mean) / x_scale
+            T_ = T_ if classify else (T_ - t_mean) / t_scale
+        # Beyond 1e150 standard deviations a squared error (or the network's sums) would
+        # overflow; the training rows themselves lie within sqrt(n) of their mean.
+        with np.errstate(invalid="ignore"):
+            far = ~(np.abs(X_) <= 1e150)
+        bad = [names[j] for j in np.flatnonzero(far.any(axis=0))] if args.scale else []
+        if args.scale and not classify and not (np.abs(T_) <= 1e150).all():
+            bad.append(dataset["target"])
+        if bad and rows == "training":
+            raise ValueError(f"{args.data}: column {bad[0]!r} cannot be standardized: its "
+                             "values span more than the float range; use --no-scale")
+        if bad:
+            raise ValueError(
+                f"{args.data}: standardized with the training rows' mean and spread, the "
+                f"validation rows of column {bad[0]!r} overflow (values far outside the "
+                "training rows' range); check those rows, or hold out others (another --seed)")
+        return X_, T_
 
-    validation = scaled(X[val], T[val]) if n_val else None
+    training = scaled(X_train, T_train, "training")
+    validation = scaled(X[val], T[val], "validation") if n_val else None
+    scaling = (x_mean, x_scale, t_mean, t_scale)
+
+    def work():
+        _fit_and_save(args, table, net, X, T, features, target, categories, task, why,
+                      classes, train, val, dataset, fmt if args.plot is not None else None,
+                      scaling, training, validation)
+    return work
+
+
+def _fit_and_save(args, table, net, X, T, features, target, categories, task, why, classes,
+                  train, val, dataset, fmt, scaling, training, validation) -> None:
+    from cprop import _tabular
+    from cprop._atomic import write_bytes
+
+    classify = task == "classify"
+    n, n_val = len(table), 0 if val is None else len(val)
+    x_mean, x_scale, t_mean, t_scale = scaling
     columns = f"{len(features)} input columns"
     if categories:
         described = ", ".join(f"{table.header[c]!r}: {len(cats)}"
@@ -745,7 +771,7 @@ def _fit_and_save(args, table, net, X, T, features, target, categories, task, wh
          + ("; inputs standardized" if args.scale else "; inputs not scaled")
          + ("" if classify or not args.scale else ", target standardized"))
     start = time.perf_counter()
-    history = net.fit(*scaled(X_train, T_train), epochs=args.epochs, lr=args.lr,
+    history = net.fit(*training, epochs=args.epochs, lr=args.lr,
                       batch_size=args.batch_size, shuffle=args.shuffle,
                       optimizer=args.optimizer, momentum=args.momentum,
                       nesterov=args.nesterov, alpha=args.alpha, lr_schedule=args.lr_schedule,
@@ -754,7 +780,7 @@ def _fit_and_save(args, table, net, X, T, features, target, categories, task, wh
     seconds = time.perf_counter() - start
     # The kept model's losses (early stopping restored the best epoch's parameters): computed
     # on its parameters, in the units training saw.
-    kept_loss = net.loss(*scaled(X_train, T_train))
+    kept_loss = net.loss(*training)
     kept_val = net.loss(*validation) if n_val else None
 
     # Fold the scaling into the parameters: the saved model takes the raw columns.
