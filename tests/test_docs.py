@@ -50,5 +50,5 @@ def test_runner_catches_broken_blocks(tmp_path):
     with pytest.raises(AssertionError, match="did not print the line"):
         runner.run_tutorial(tmp_path, bad)
     bad.write_text("```console\n$ cprop train nothing.csv --target t\n```\n")
-    with pytest.raises(AssertionError, match="exited with 1"):
+    with pytest.raises(AssertionError, match="exited with 2"):  # a missing input file
         runner.run_tutorial(tmp_path, bad)

@@ -1,12 +1,13 @@
 """Fuzzing ``cprop train``, ``cprop predict`` and ``cprop export`` with hostile CSV files.
 
 Hypothesis writes hostile CSV files - ragged rows, empty and duplicate names, NaN/inf/huge and
-non-numeric cells, quotes, NUL bytes, text that is not UTF-8, no header, header only - and picks
-random options. Whatever comes in, ``cli.main`` must return an exit status (0 success, 2 bad
-input, 1 a failure such as a diverging fit), never raise or print a traceback; an error message
-names what was wrong; and nothing half-written may stay behind: on failure neither the
-``--save`` model nor the ``--plot`` image nor the ``--output`` file exists. On success the
-saved model loads and predicts.
+non-numeric cells, quotes, NUL bytes, text that is not UTF-8, no header, header only, other
+delimiters - and picks random options (``--delimiter`` and ``--categorical`` too). Whatever
+comes in, ``cli.main`` must return an exit status (0 success, 2 bad input, 1 a failure such as a
+diverging fit), never raise or print a traceback; an error is one last line ``cprop <command>:
+error: ...``; and nothing half-written may stay behind: on failure neither the ``--save`` model
+nor the ``--plot`` image nor the ``--output`` file exists. On success the saved model loads,
+predicts and is evaluated on its own file.
 
 As in test_fuzz.py: a crash (segfault) kills pytest (faulthandler prints where), examples are
 fixed (derandomize) unless CPROP_FUZZ_SEED is set, and CPROP_FUZZ_SCALE multiplies the budget.
@@ -29,7 +30,7 @@ from test_fuzz import RUNS, _report_counts, fuzz_settings  # noqa: F401 (the fix
 CELLS = st.one_of(
     st.sampled_from(["0", "1", "2", "-1", "0.5", "1e308", "-1e308", "1e309", "nan", "inf",
                      "-inf", "", " ", "x", "a", "b", "1,5", '"3"', '"', "\x00", "é", "0x10",
-                     "1_000", "+2", "3.", ".5", "1e-320", "9" * 400]),
+                     "1_000", "+2", "3.", ".5", "1e-320", "9" * 400, ";", "1;2", "\t"]),
     st.floats(-1e3, 1e3, allow_nan=False).map(repr),
     st.integers(-3, 3).map(str),
 )
@@ -61,8 +62,9 @@ def csv_text(draw):
     if clean and rows and draw(st.integers(0, 2)) == 0:  # one hostile cell
         r = draw(st.integers(0, len(rows) - 1))
         rows[r][draw(st.integers(0, n_cols - 1))] = draw(CELLS)
-    lines = [",".join(header)] if (clean or draw(st.integers(0, 7))) else []
-    lines += [",".join(r) for r in rows]
+    sep = draw(st.sampled_from([",", ",", ";", "\t"]))
+    lines = [sep.join(header)] if (clean or draw(st.integers(0, 7))) else []
+    lines += [sep.join(r) for r in rows]
     text = "\n".join(lines) + ("\n" if draw(st.booleans()) else "")
     return text
 
@@ -76,14 +78,16 @@ GOOD_OPTIONS = [
     ["--momentum", "0.9"], ["--validation-fraction", "0.5"], ["--early-stopping"],
     ["--no-scale"], ["--no-shuffle"], ["--seed", "3"], ["--dtype", "float32"],
     ["--hidden", "leaky_relu"], ["--lr-schedule", "cosine"], ["--init", "he_normal"],
-    ["--plot", "PLOT"], ["--target", "-1"],
+    ["--plot", "PLOT"], ["--target", "-1"], ["--delimiter", ";"], ["--delimiter", ","],
+    ["--categorical", "c0"], ["--categorical", "c1"],
 ]
 BAD_OPTIONS = [
     ["--target", "0"], ["--target", "zz"], ["--target", "9"], ["--layers", "0"],
     ["--layers", "2,x"], ["--epochs", "0"], ["--epochs", "-1"], ["--lr", "1e308"],
     ["--lr", "nan"], ["--batch-size", "0"], ["--momentum", "2"], ["--alpha", "-1"],
     ["--validation-fraction", "1"], ["--patience", "0"], ["--seed", "-1"],
-    ["--negative-slope", "-1"], ["--ignore", "c0"], ["--ignore", "y"],
+    ["--negative-slope", "-1"], ["--ignore", "c0"], ["--ignore", "y"], ["--delimiter", "xx"],
+    ["--categorical", "y"], ["--categorical", "zz"],
 ]
 TRAIN_OPTIONS = st.one_of(
     st.lists(st.sampled_from(GOOD_OPTIONS), max_size=5),
@@ -94,10 +98,10 @@ TRAIN_OPTIONS = st.one_of(
 def _run(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = cli.main(argv)
-        except SystemExit as exc:  # argparse: bad usage
-            status = exc.code
+        status = cli.main(argv)  # returns argparse's status too
+    if status != 0:  # the one error format: the last line of stderr
+        assert err.getvalue().splitlines()[-1].startswith(f"cprop {argv[0]}: error: "), (
+            err.getvalue())
     return status, out.getvalue(), err.getvalue()
 
 
@@ -151,6 +155,12 @@ def test_fuzz_train_predict_export(data, options, plot_ext):
             assert out == "", "predict printed predictions and then failed"
             assert err.strip()
 
+        status, out, err = _run(["evaluate", model, src])
+        assert status in (0, 2), (status, err)
+        assert "Traceback" not in err
+        if status == 0:
+            assert out.strip()
+
         # export (onnx is a test dependency)
         onnx_path = os.path.join(tmp, "m.onnx")
         status, out, err = _run(["export", model, onnx_path])
@@ -202,3 +212,29 @@ def test_subnormal_spread_column_is_only_centred(tmp_path):
     assert status == 0, err
     net = cprop.load(tmp_path / "m.npz")
     assert np.isfinite(net.params).all()
+
+
+def test_standardizing_that_overflows_is_an_input_error(tmp_path):
+    # Found by the fuzzer: the training rows' target spread was 4e-122, and a validation row
+    # of 1e300, standardized, overflowed (a RuntimeWarning, then a failure after training
+    # began). Now it is found with the other checks: status 2, nothing printed before.
+    src = tmp_path / "d.csv"
+    src.write_text("c0,y\n0,0\n0,0\n0,1e300\n1,8.463761796207735e-122\n")
+    fresh = cprop.MLP([1, 32, 1], seed=3)
+    train, val = fresh.validation_split(4, 0.5)
+    assert 2 in val and 2 not in train  # seed 3 holds out the 1e300 row
+    status, out, err = _run(["train", str(src), "--target", "y", "--validation-fraction",
+                             "0.5", "--epochs", "2", "--seed", "3"])
+    assert status == 2 and out == ""
+    assert err == (f"cprop train: error: {src}: standardized with the training rows' mean and "
+                   "spread, the validation rows of column 'y' overflow (values far outside the "
+                   "training rows' range); check those rows, or hold out others (another "
+                   "--seed)\n")
+    status, _, err = _run(["train", str(src), "--target", "y", "--validation-fraction", "0.5",
+                           "--epochs", "2", "--seed", "3", "--no-scale"])
+    assert status in (0, 1), err  # (unscaled, 1e300 may well diverge: a failure, status 1)
+    src.write_text("x,y\n1.7e308,1\n-1.7e308,2\n-1.7e308,3\n-1.7e308,4\n-1.7e308,5\n")
+    status, _, err = _run(["train", str(src), "--target", "y", "--task", "regress"])
+    assert status == 2 and err == (f"cprop train: error: {src}: column 'x' cannot be "
+                                   "standardized: its values span more than the float range; "
+                                   "use --no-scale\n")

@@ -25,7 +25,7 @@ from cprop._registry import DTYPES, HIDDEN, INITS, LOSSES, OPTIMIZERS, OUTPUT
 from cprop.optimizers import OPTIONS_KEYS, check_optimizer, state_problem
 from cprop._version import __version__
 
-__all__ = ["save", "read", "fspath", "FORMAT", "VERSION"]
+__all__ = ["save", "read", "fspath", "check_dataset", "FORMAT", "VERSION", "MAX_NAME"]
 
 FORMAT = "cprop-mlp"
 VERSION = 1
@@ -36,7 +36,9 @@ _HEADER_KEYS = ("format", "version", "cprop_version", "layer_sizes", "hidden", "
                 "n_params")
 _OPTIONAL_KEYS = ("dataset",)
 _DATASET_KEYS = ("features", "target", "task", "classes")
-_MAX_NAME = 1024                    # characters in a column name or class label
+_DATASET_OPTIONAL_KEYS = ("categories",)
+_MAX_NAME = 1024                    # characters in a column name, class label or category
+MAX_NAME = _MAX_NAME
 _OPTIMIZER_KEYS = OPTIONS_KEYS
 _MAX_HEADER_JSON = 1 << 20          # bytes of JSON we are willing to read
 _MAX_NPY_HEADER = 10000             # numpy's own default limit for a .npy header
@@ -437,8 +439,18 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def check_dataset(dataset, layer_sizes) -> dict:
+    """``dataset`` checked as :func:`cprop.load` checks a file's (a copy); ValueError saying
+    what is wrong. ``cprop train`` calls it before training, so that nothing it would write
+    is refused after the work."""
+    try:
+        return _check_dataset(dataset, list(layer_sizes))
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _check_dataset(dataset, layer_sizes) -> dict:
-    """The validated ``"dataset"`` header field (see the module docstring), or :class:`_Invalid`.
+    """The validated ``"dataset"`` header field (see :mod:`cprop.io`), or :class:`_Invalid`.
 
     Also checks ``net.dataset`` before saving, so a file that could not be loaded is never
     written.
@@ -446,10 +458,22 @@ def _check_dataset(dataset, layer_sizes) -> dict:
     if not isinstance(dataset, dict):
         raise _Invalid(f"header field 'dataset' must be an object, got {_short(dataset)}")
     keys = sorted(dataset)
-    if keys != sorted(_DATASET_KEYS):
+    required = sorted(_DATASET_KEYS)
+    if sorted(k for k in keys if k not in _DATASET_OPTIONAL_KEYS) != required:
         raise _Invalid(f"header field 'dataset' must have exactly the keys "
-                       f"{', '.join(_DATASET_KEYS)}; got {', '.join(map(repr, keys))}")
-    features = _names(dataset["features"], "dataset.features", layer_sizes[0])
+                       f"{', '.join(_DATASET_KEYS)} (and optionally "
+                       f"{', '.join(_DATASET_OPTIONAL_KEYS)}); got {', '.join(map(repr, keys))}")
+    features = dataset["features"]
+    categories = _check_categories(dataset.get("categories"), features)
+    if categories is None:
+        features = _names(features, "dataset.features", layer_sizes[0])
+    else:
+        features = _names(features, "dataset.features", len(features))
+        width = sum(len(categories[f]) if f in categories else 1 for f in features)
+        if width != layer_sizes[0]:
+            raise _Invalid(f"header field 'dataset.features' with 'dataset.categories' "
+                           f"describes {width} encoded inputs, but the network has "
+                           f"{layer_sizes[0]}")
     target = _names([dataset["target"]], "dataset.target", 1)[0]
     if target in features:
         raise _Invalid(f"header field 'dataset.target' {_short(target)} is also a feature")
@@ -463,7 +487,34 @@ def _check_dataset(dataset, layer_sizes) -> dict:
     elif classes is not None:
         raise _Invalid(f"header field 'dataset.classes' must be null for task 'regress', got "
                        f"{_short(classes)}")
-    return {"features": features, "target": target, "task": task, "classes": classes}
+    out = {"features": features, "target": target, "task": task, "classes": classes}
+    if categories is not None:
+        out["categories"] = categories
+    return out
+
+
+def _check_categories(categories, features) -> dict | None:
+    """The optional ``"dataset.categories"``: an object naming some of the features (a list
+    of strings, checked here first), each with its list of distinct non-empty categories."""
+    if categories is None:
+        return None
+    if not isinstance(categories, dict) or not categories:
+        raise _Invalid(f"header field 'dataset.categories' must be an object naming at least "
+                       f"one feature, got {_short(categories)}")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise _Invalid(f"header field 'dataset.features' must be a list of strings, got "
+                       f"{_short(features)}")
+    known = set(features)
+    out = {}
+    for name, values in categories.items():
+        if name not in known:
+            raise _Invalid(f"header field 'dataset.categories' names {_short(name)}, which is "
+                           "not one of 'dataset.features'")
+        if not isinstance(values, list) or not values:
+            raise _Invalid(f"header field 'dataset.categories'[{_short(name)}] must be a "
+                           f"non-empty list of strings, got {_short(values)}")
+        out[name] = _names(values, f"dataset.categories[{_short(name)}]", len(values))
+    return out
 
 
 def _read(f) -> tuple[dict, dict[str, np.ndarray]]:

@@ -1,21 +1,30 @@
-"""What ``cprop train`` does to a table before and after training.
+"""What ``cprop train`` does to a table before and after training, and ``predict`` and
+``evaluate`` before they run the network.
 
-Targets become class ids or numbers; inputs (and regression targets) are standardized for
-training, and that scaling is then folded into the first (and last) layer's parameters, so the
-saved model is an ordinary :class:`cprop.MLP` that takes the raw columns and gives outputs in
-the target's own units.
+Targets become class ids or numbers; text columns named by ``--categorical`` become one 0/1
+input per category (:func:`find_categories`, :func:`encode`); inputs (and regression targets)
+are standardized for training, and that scaling is then folded into the first (and last)
+layer's parameters, so the saved model is an ordinary :class:`cprop.MLP` that takes the encoded
+columns (the raw ones, one-hot for the categorical ones) and gives outputs in the target's own
+units.
+
+The encoded matrix: the input columns in the order of ``dataset["features"]``; a numeric column
+is one input, a categorical one as many inputs as it has categories, in the order of its list,
+the input of a row's category 1 and the others 0 (:func:`encoded_names`: ``"color=red"``).
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 
 import numpy as np
 
 from cprop._csv import CSVError, Table
 
-__all__ = ["MAX_AUTO_CLASSES", "target_values", "standardizer", "fold_input_scaling",
-           "fold_output_scaling"]
+__all__ = ["MAX_AUTO_CLASSES", "target_values", "target_labels", "standardizer",
+           "fold_input_scaling", "fold_output_scaling", "find_categories", "encode",
+           "encoded_names", "column_ref"]
 
 #: ``--task auto`` classifies integer targets with at most this many distinct values
 MAX_AUTO_CLASSES = 20
@@ -38,8 +47,8 @@ def target_values(table: Table, column: int, task: str):
     cells = [row[column].strip() for row in table.rows]
     for i, cell in enumerate(cells):
         if not cell:
-            raise CSVError(table.path, f"missing value in the target column {name!r} (an "
-                           "empty field)", table.lines[i], column + 1)
+            raise table.error(f"missing value in the target column {name!r} (an empty field)",
+                              i, column)
     numbers = []
     for cell in cells:
         try:
@@ -76,6 +85,124 @@ def target_values(table: Table, column: int, task: str):
                          f"({classes[0]!r}); a classifier needs at least 2")
     index = {c: k for k, c in enumerate(classes)}
     return task, why, np.array([index[k] for k in keys], dtype=np.intp), classes
+
+
+def target_labels(table: Table, column: int, classes: list[str]) -> tuple[np.ndarray, list]:
+    """The target column of labelled data as indices into ``labels``: the model's ``classes``,
+    then labels found only in the data (sorted). A cell is its class when it is one of
+    ``classes`` as written; else a number is written as training writes a numeric label
+    (``2.0`` is class ``2``). Returns ``(indices, labels)``."""
+    index = {c: k for k, c in enumerate(classes)}
+    keys = []
+    for i, row in enumerate(table.rows):
+        cell = row[column].strip()
+        if not cell:
+            raise table.error(f"missing value in the target column {table.header[column]!r} "
+                              "(an empty field)", i, column)
+        if cell not in index:
+            try:
+                v = float(cell)
+            except ValueError:
+                v = math.nan
+            if math.isfinite(v) and _label_of_number(v) in index:
+                cell = _label_of_number(v)
+        keys.append(cell)
+    labels = list(classes) + sorted(set(keys) - set(classes))
+    index = {c: k for k, c in enumerate(labels)}
+    return np.array([index[k] for k in keys], dtype=np.intp), labels
+
+
+def column_ref(table: Table, c: int) -> str:
+    """How to name column ``c`` in an option such as ``--ignore``: its name, quoted for a
+    shell when needed, or its index when the name holds a comma (options split at commas)."""
+    name = table.header[c]
+    return str(c) if "," in name else shlex.quote(name)
+
+
+def find_categories(table: Table, columns: list[int], max_length: int) -> dict[int, list[str]]:
+    """Each of ``columns``' categories: its distinct values (stripped of surrounding spaces),
+    sorted as text. An empty field is refused as a missing value, a value longer than
+    ``max_length`` characters too (a model file keeps at most that)."""
+    out = {}
+    for c in columns:
+        seen = set()
+        for i, row in enumerate(table.rows):
+            cell = row[c].strip()
+            if cell not in seen:
+                if not cell:
+                    raise table.error(f"missing value in the categorical column "
+                                      f"{table.header[c]!r} (an empty field)", i, c)
+                if len(cell) > max_length:
+                    raise table.error(f"a category of column {table.header[c]!r} is "
+                                      f"{len(cell)} characters long; at most {max_length}", i, c)
+                seen.add(cell)
+        out[c] = sorted(seen)
+    return out
+
+
+def encoded_names(features: list[str], categories: dict[str, list[str]]) -> list[str]:
+    """The name of each input of the encoded matrix: the column's, or ``column=category``."""
+    out = []
+    for f in features:
+        out += [f"{f}={c}" for c in categories[f]] if f in categories else [f]
+    return out
+
+
+def encode(table: Table, columns: list[int], categories: dict[int, list[str]],
+           text_hint: bool = False) -> np.ndarray:
+    """The encoded float64 matrix of ``columns`` (see the module docstring); ``categories``
+    maps the index of each categorical column to its categories.
+
+    CSVError (FILE:LINE:COLUMN) for a cell that is not a number in a numeric column (with
+    ``text_hint``, a column mostly of text is named with "use --ignore COL or --categorical
+    COL"), and for a category a categorical column was not trained on.
+    """
+    numeric = [c for c in columns if c not in categories]
+    try:
+        numbers = table.numbers(numeric)
+    except CSVError as exc:
+        # The first bad cell (top, then left) is reported; if it is text in a column mostly of
+        # text, the column is named with what to do about it.
+        c = None if exc.column is None else exc.column - 1 - table.index_column
+        found = table.text_cells(c) if text_hint and c in numeric else None
+        if found is None or table.lines[found[0]] != exc.line:
+            raise
+        i, count = found
+        ref = column_ref(table, c)
+        raise table.error(
+            f"column {table.header[c]!r} holds text ({_short(table.rows[i][c])}"
+            f"{f' and {count - 1} more' if count > 1 else ''}), not numbers; use "
+            f"--ignore {ref} or --categorical {ref}", i, c) from None
+    n = len(table)
+    widths = [len(categories[c]) if c in categories else 1 for c in columns]
+    X = np.zeros((n, sum(widths)), dtype=np.float64)
+    start = 0
+    numeric_index = {c: j for j, c in enumerate(numeric)}
+    for c, width in zip(columns, widths):
+        if c not in categories:
+            X[:, start] = numbers[:, numeric_index[c]]
+        else:
+            index = {v: k for k, v in enumerate(categories[c])}
+            for i, row in enumerate(table.rows):
+                cell = row[c].strip()
+                k = index.get(cell)
+                if k is None:
+                    what = ("missing value (an empty field)" if not cell else
+                            f"{_short(cell)} is not one of the categories the model knows")
+                    raise table.error(f"{what} in the categorical column {table.header[c]!r} "
+                                      f"(it knows {_some(categories[c])})", i, c)
+                X[i, start + k] = 1.0
+        start += width
+    return X
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _some(items: list[str], limit: int = 10) -> str:
+    shown = ", ".join(map(_short, items[:limit]))
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
 def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,21 @@ One more field is optional: ``"dataset"``, written only for a network that carri
 ``layer_sizes[-1]`` >= 2 distinct labels, output ``k`` being ``classes[k]``) or ``"regress"``
 (then ``classes`` is null). Every string is at most 1024 characters; anything else is refused.
 
+``dataset`` has one optional key, ``"categories"``, written only for a model trained with
+``cprop train --categorical`` (so other files keep exactly the four keys, and files written
+before it existed load as before)::
+
+    "dataset": {"features": ["size", "color"], "target": "price", "task": "regress",
+                "classes": null, "categories": {"color": ["blue", "green", "red"]}}
+
+It maps some of the ``features`` (the text columns) to their categories (distinct non-empty
+strings, at least one each). Such a column is one-hot encoded before the network: the network's
+inputs are the features in order, each numeric one as one input and each categorical one as
+one 0/1 input per category in the listed order (here ``size, color=blue, color=green,
+color=red``), so ``layer_sizes[0]`` is the number of encoded inputs, and ``features`` then
+names the CSV columns rather than the network's inputs. ``cprop predict`` and ``cprop
+evaluate`` encode raw CSV rows so; ``net.forward`` and the ONNX graph take the encoded matrix.
+
 ``seed`` is a JSON integer in [0, 2**64); ``init`` is how the network was initialised (an
 initialiser's name, or ``"user"``); floats are written with Python's shortest round-tripping
 repr, so every number comes back bit for bit. A file from a later cprop with another ``version``

@@ -28,7 +28,10 @@ Opset 13 (IR version 7): every ONNX Runtime since 1.6 and most other runtimes lo
 has every operator above with the semantics used here. A network trained by ``cprop train``
 carries its column names and class labels (``net.dataset``): they go into the model's
 ``metadata_props`` as ``cprop.dataset`` (JSON), and the model's ``doc_string`` says what the
-input columns and outputs are. The file is written atomically.
+input columns and outputs are. A model trained with ``--categorical`` takes the one-hot encoded
+matrix, as ``forward`` does; its category lists are in ``cprop.dataset`` (``"categories"``, see
+:mod:`cprop.io`), and the doc string names each input (``color=red``). The file is written
+atomically.
 """
 
 from __future__ import annotations
@@ -127,7 +130,15 @@ def _doc(net) -> str:
             f"(batch, {net.layer_sizes[-1]}), as MLP.forward.")
     dataset = getattr(net, "dataset", None)
     if dataset is not None:
-        text += f" Input columns: {', '.join(dataset['features'])}."
+        categories = dataset.get("categories")
+        if categories:
+            from cprop._tabular import encoded_names
+
+            text += (f" Inputs: {', '.join(encoded_names(dataset['features'], categories))} "
+                     f"(one 0/1 input per category of {', '.join(categories)}: one-hot "
+                     f"encoded, the category lists are in the metadata 'cprop.dataset').")
+        else:
+            text += f" Input columns: {', '.join(dataset['features'])}."
         if dataset["task"] == "classify":
             text += (f" Outputs: the probability of each class of {dataset['target']!r}: "
                      f"{', '.join(dataset['classes'])}.")
