@@ -209,10 +209,37 @@ def test_bad_activation_name(bad):
 
 
 def test_codes_table():
-    assert set(activations.ACTIVATION_CODES) == set(NAMES) | {"leaky_relu", "softmax"}
-    assert len(set(activations.ACTIVATION_CODES.values())) == 6
+    assert set(activations.ACTIVATION_CODES) == set(NAMES) | {"leaky_relu", "softmax", "exp"}
+    assert len(set(activations.ACTIVATION_CODES.values())) == 7
     assert activations.HIDDEN == ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-    assert activations.OUTPUT == ("sigmoid", "softmax", "identity")
+    assert activations.OUTPUT == ("sigmoid", "softmax", "identity", "exp")
+
+
+# ------------------------------------------------------------------------------------------------
+# exp (the output of loss="poisson")
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_exp_output_activation(dtype):
+    grid = np.concatenate([np.linspace(-750, 720, 2001), np.linspace(-6, 6, 241), [0.0, -0.0]])
+    z = grid.astype(dtype)
+    y = activations.apply("exp", z)  # inf past the range (as np.exp, without its warning)
+    assert y.dtype == np.dtype(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        ref = np.exp(z.astype(np.float64)).astype(dtype)
+    if dtype == "float64":  # libm's exp: the oracle's math.exp bits, inf where it overflows
+        assert y.tolist() == [oracle.exp(float(v)) for v in z]
+        np.testing.assert_allclose(y, ref, rtol=4e-16, atol=0)  # (np.exp: its own SIMD exp)
+        assert np.array_equal(np.isinf(y), np.isinf(ref))
+    else:  # the float32 vector kernel, as the layers compute it
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(y[finite], ref[finite], rtol=4e-7, atol=1e-37)
+        assert np.array_equal(np.isinf(y), np.isinf(ref))
+    assert not np.isnan(y).any()
+    # exp' = exp, from the output
+    assert np.array_equal(activations.derivative("exp", y[np.isfinite(y)]), y[np.isfinite(y)])
+    assert oracle.activation_derivative("exp", 3.5) == 3.5
+    assert oracle.exp(710.0) == math.inf and oracle.activation("exp", -1e4) == 0.0
 
 
 # ------------------------------------------------------------------------------------------------

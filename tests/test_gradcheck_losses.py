@@ -2,7 +2,8 @@
 
 tests/test_gradcheck.py checks squared_error with sigmoid/identity outputs; this file covers the
 rest of the loss kernel (``output_delta``): squared_error through a softmax output (the softmax
-Jacobian), cross_entropy with softmax, binary_cross_entropy with sigmoid - each behind hidden
+Jacobian), cross_entropy with softmax, binary_cross_entropy with sigmoid, poisson and
+squared_error with the exp output - each behind hidden
 layers of every activation (sigmoid, tanh, relu, leaky_relu with slope 0.1, identity), float64,
 SEEDS random networks per combination.
 
@@ -40,6 +41,8 @@ PAIRINGS = (
     ("identity", "squared_error"),
     ("softmax", "cross_entropy"),
     ("sigmoid", "binary_cross_entropy"),
+    ("exp", "poisson"),
+    ("exp", "squared_error"),
 )
 SEEDS = range(4)
 H = 1e-4
@@ -63,6 +66,10 @@ def make_targets(rng, output, loss, n, n_out, seed):
         if seed % 2:
             return rng.integers(0, 2, size=(n, n_out)).astype(np.float64)
         return rng.uniform(0.0, 1.0, size=(n, n_out))
+    if loss == "poisson":  # counts (zeros included) or rates
+        if seed % 2:
+            return rng.poisson(1.5, size=(n, n_out)).astype(np.float64)
+        return rng.uniform(0.0, 3.0, size=(n, n_out))
     if output == "identity":
         return rng.normal(size=(n, n_out))
     return rng.uniform(0.0, 1.0, size=(n, n_out))
@@ -162,7 +169,9 @@ def test_class_label_targets_are_one_hot_rows():
     ("softmax", "cross_entropy", "softmax", "squared_error"),
     ("softmax", "squared_error", "identity", "squared_error"),
     ("sigmoid", "binary_cross_entropy", "sigmoid", "squared_error"),
-], ids=["ce-vs-softmax_se", "softmax_se-vs-identity_se", "bce-vs-sigmoid_se"])
+    ("exp", "poisson", "exp", "squared_error"),
+], ids=["ce-vs-softmax_se", "softmax_se-vs-identity_se", "bce-vs-sigmoid_se",
+        "poisson-vs-exp_se"])
 def test_finite_differences_tell_the_losses_apart(output, loss, other_output, other_loss):
     # The check has teeth: the gradient of another loss on the same parameters, or of the sum
     # over samples instead of the mean, is rejected by orders of magnitude.

@@ -122,3 +122,24 @@ def test_tiny_non_finite_loss_is_refused():
     with pytest.raises(FloatingPointError, match="loss"):
         net.fit(X, T, epochs=1, lr=0.1, batch_size=1, shuffle=False)
     np.testing.assert_array_equal(net.params, before)
+
+
+EXP_HEADS = (("exp", "poisson"), ("exp", "squared_error"))
+
+
+@pytest.mark.parametrize("k, sizes", list(enumerate(TINY_SHAPES))[::3])
+def test_tiny_exp_output_is_the_oracle_bit_for_bit(k, sizes):
+    # The exp output (loss="poisson" or squared_error) through the tiny whole-step kernel (one
+    # hidden layer) and the one-row route (the others): the oracle's bits.
+    output, loss = EXP_HEADS[k % 2]
+    hidden = HIDDEN[k % len(HIDDEN)]
+    net, ref = compiled_and_oracle(sizes, "float64", hidden=hidden, output=output, loss=loss,
+                                   seed=k, train_biases=k % 3 != 0)
+    rng = np.random.default_rng(k)
+    X = rng.uniform(-1.0, 1.0, size=(9, sizes[0]))
+    T = (rng.poisson(1.5, size=(9, sizes[-1])).astype(float) if loss == "poisson"
+         else rng.uniform(0.0, 2.0, size=(9, sizes[-1])))
+    h = net.fit(X, T, epochs=3, lr=0.05, batch_size=1, shuffle=True, seed=k)
+    hr = ref.fit(X.tolist(), T.tolist(), epochs=3, lr=0.05, batch_size=1, shuffle=True, seed=k)
+    assert h.loss == hr.loss
+    np.testing.assert_array_equal(net.params, np.array(ref.params_flat()))

@@ -29,10 +29,11 @@ def test_public_names_are_aliases_of_the_registry():
                  "OPTIMIZERS", "SCHEDULES", "DTYPES"):
         assert getattr(oracle, name) is getattr(_registry, name), name
     assert tuple(cprop._validation._SUPPORTED_DTYPES) == _registry.DTYPES
-    # the order error messages list them in (unchanged)
-    assert _registry.LOSSES == ("squared_error", "cross_entropy", "binary_cross_entropy")
+    # the order error messages list them in (names added later come last)
+    assert _registry.LOSSES == ("squared_error", "cross_entropy", "binary_cross_entropy",
+                                "poisson")
     assert _registry.HIDDEN == ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-    assert _registry.OUTPUT == ("sigmoid", "softmax", "identity")
+    assert _registry.OUTPUT == ("sigmoid", "softmax", "identity", "exp")
 
 
 def test_kernel_tables_name_the_registrys_sets():
@@ -90,7 +91,7 @@ def test_estimator_constraints_come_from_the_registry():
 def test_registry_is_consistent_and_plain_python():
     for loss, out in _registry.LOSS_OUTPUT.items():
         assert out is None or out in _registry.OUTPUT
-        assert _registry.LOSS_TARGETS[loss] in ("real", "unit", "distribution")
+        assert _registry.LOSS_TARGETS[loss] in ("real", "unit", "distribution", "nonnegative")
     assert set(_registry.HIDDEN) | set(_registry.OUTPUT) == set(_registry.ACTIVATIONS)
     tree = ast.parse((SRC / "_registry.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

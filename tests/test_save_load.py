@@ -147,7 +147,8 @@ for _dt in ("float64", "float32"):
         CONFIGS.append(dict(dtype=_dt, hidden=_hidden))
     for _out, _loss in (("sigmoid", "squared_error"), ("identity", "squared_error"),
                         ("softmax", "squared_error"), ("softmax", "cross_entropy"),
-                        ("sigmoid", "binary_cross_entropy")):
+                        ("sigmoid", "binary_cross_entropy"), ("exp", "poisson"),
+                        ("exp", "squared_error")):
         CONFIGS.append(dict(dtype=_dt, output=_out, loss=_loss))
     CONFIGS += [
         dict(dtype=_dt, hidden="leaky_relu", negative_slope=0.3),

@@ -57,6 +57,8 @@ PAIRINGS = (
     ("identity", "squared_error"),
     ("softmax", "cross_entropy"),
     ("sigmoid", "binary_cross_entropy"),
+    ("exp", "poisson"),
+    ("exp", "squared_error"),
 )
 SLOPES = (0.01, 0.1, 0.3)
 GRAD_SEEDS = range(4)
@@ -112,7 +114,7 @@ def torch_logits(net, Ws, bs, X):
 
 def torch_output(net, Z):
     return {"sigmoid": torch.sigmoid, "identity": lambda z: z,
-            "softmax": lambda z: torch.softmax(z, dim=1)}[net.output](Z)
+            "softmax": lambda z: torch.softmax(z, dim=1), "exp": torch.exp}[net.output](Z)
 
 
 def torch_loss(net, Z, T):
@@ -122,6 +124,11 @@ def torch_loss(net, Z, T):
         return -(T * torch.log_softmax(Z, dim=1)).sum(1).mean()
     if net.loss_name == "binary_cross_entropy":
         return F.binary_cross_entropy_with_logits(Z, T, reduction="sum") / n
+    if net.loss_name == "poisson":
+        # torch's PoissonNLLLoss(log_input=True) is e^z - t z; cprop's (scikit-learn's half
+        # Poisson deviance) adds the constant t log t - t, which has no gradient
+        nll = torch.nn.PoissonNLLLoss(log_input=True, full=False, reduction="sum")(Z, T)
+        return (nll + (torch.xlogy(T, T) - T).sum()) / n
     Y = torch_output(net, Z)
     return (0.5 * (T - Y) ** 2).sum(1).mean()
 
@@ -141,6 +148,10 @@ def make_targets(rng, output, loss, n, n_out, kind=0):
         if kind % 2:
             return rng.integers(0, 2, size=(n, n_out)).astype(np.float64)
         return rng.uniform(0.0, 1.0, size=(n, n_out))
+    if loss == "poisson":  # counts (zeros included) or rates
+        if kind % 2:
+            return rng.poisson(2.0, size=(n, n_out)).astype(np.float64)
+        return rng.uniform(0.0, 4.0, size=(n, n_out))
     if output == "identity":
         return rng.normal(size=(n, n_out))
     return rng.uniform(0.0, 1.0, size=(n, n_out))
@@ -296,6 +307,7 @@ OPTIMIZERS = {
 NETS = {
     "tanh-sigmoid-se": ([4, 6, 5, 3], "tanh", "sigmoid", "squared_error"),
     "relu-softmax-ce": ([4, 7, 3], "relu", "softmax", "cross_entropy"),
+    "tanh-exp-poisson": ([4, 6, 2], "tanh", "exp", "poisson"),
 }
 N_SAMPLES = 16
 N_STEPS = 20
@@ -394,6 +406,8 @@ def trajectory_net(net_name, train_biases, dtype="float64"):
         b[:] = rng.normal(0.0, 0.3, size=b.shape)
     X = rng.normal(size=(N_SAMPLES, sizes[0])).astype(dtype)
     T = make_targets(rng, output, loss, N_SAMPLES, sizes[-1], kind=1).astype(dtype)
+    if loss == "poisson":  # (smaller inputs: SGD with Nesterov at lr 0.1 stays stable on e^z)
+        X *= 0.5
     return net, X, T
 
 
@@ -766,6 +780,53 @@ def test_binary_cross_entropy_at_logits_1000(dtype, hidden_layer):
     expected = float(np.mean(np.sum(softplus - T.astype(np.float64) * Z, axis=1)))
     assert value == pytest.approx(expected, rel=1e-12 if dtype == "float64" else 1e-6)
     assert np.array_equal(Y, np.where(Z > 0, 1.0, np.where(Z < 0, 0.0, 0.5)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden_layer", [False, True], ids=["no_hidden", "tanh_hidden"])
+def test_poisson_at_large_logits(dtype, hidden_layer):
+    # The exp output's loss from the logits: at z = -1000 (y = e^z = 0 exactly) the loss
+    # t (log t - z) + (y - t) is finite and its gradient y - t = -t is torch's, where
+    # scikit-learn's own formula xlogy(t, t / y) is inf. At z = +1000 e^z overflows: the loss is
+    # then truly beyond the float range, and forward/loss/train_step say so and change nothing.
+    W = np.array([[-1000.0, 20.0, 0.0], [0.0, -20.0, -500.0]])
+    if dtype == "float32":
+        W = np.array([[-100.0, 20.0, 0.0], [0.0, -20.0, -50.0]])  # (e^-104 is 0 in float32)
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
+    if not hidden_layer:
+        net = cprop.MLP([2, 3], output="exp", loss="poisson", dtype=dtype, seed=0)
+        net.weights[0][:] = W
+        Z = X @ W
+    else:  # tanh(1000 x) is x's sign: the output layer sees 0 and 1 only
+        net = cprop.MLP([2, 2, 3], hidden="tanh", output="exp", loss="poisson", dtype=dtype,
+                        seed=0)
+        net.weights[0][:] = [[1000.0, 0.0], [0.0, 1000.0]]
+        net.weights[1][:] = W
+        Z = np.sign(X) @ W
+    X = X.astype(dtype)
+    T = np.array([[2.0, 0.0, 1.5], [0.0, 3.0, 1.0], [1.0, 1.0, 0.0], [4.0, 0.5, 2.0]],
+                 dtype=dtype)
+    value, Y, gW, gb = check_against_torch_exactly_enough(net, X, T, dtype, "exp+poisson")
+    t = T.astype(np.float64)
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        expected = float(np.mean(np.sum(np.where(t > 0, t * (np.log(np.where(t > 0, t, 1))
+                                                                - Z), 0) + np.exp(Z) - t,
+                                        axis=1)))
+        from scipy.special import xlogy
+        sklearn_formula = np.sum(xlogy(t, t / np.exp(Z)) - t + np.exp(Z), axis=1)
+    assert value == pytest.approx(expected, rel=1e-12 if dtype == "float64" else 1e-6)
+    if dtype == "float64":
+        assert np.isinf(sklearn_formula).any()  # (where y underflows to 0 and t > 0)
+        assert (Y == 0).any()
+    # +1000: e^1000 overflows
+    big = cprop.MLP([2, 3], output="exp", loss="poisson", dtype=dtype, seed=0)
+    big.weights[0][:] = -W * (1 if dtype == "float64" else 10)
+    before = big.params.copy()
+    for call in (lambda: big.forward(X), lambda: big.loss(X, T),
+                 lambda: big.train_step(X, T, 0.1), lambda: big.fit(X, T, batch_size=4)):
+        with pytest.raises(FloatingPointError):
+            call()
+    assert np.array_equal(big.params, before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

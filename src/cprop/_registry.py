@@ -20,31 +20,36 @@ tests. Adding an optimizer, activation or initialiser works the same way with it
 
 from __future__ import annotations
 
-__all__ = ["ACTIVATIONS", "HIDDEN", "OUTPUT", "LOSS_OUTPUT", "LOSS_TARGETS", "LOSSES",
-           "OPTIMIZERS", "SCHEDULES", "INITS", "DTYPES", "SKLEARN_ACTIVATIONS",
+__all__ = ["ACTIVATIONS", "HIDDEN", "OUTPUT", "ELEMENTWISE", "LOSS_OUTPUT", "LOSS_TARGETS",
+           "LOSSES", "OPTIMIZERS", "SCHEDULES", "INITS", "DTYPES", "SKLEARN_ACTIVATIONS",
            "SKLEARN_SOLVERS", "SKLEARN_REGRESSOR_LOSSES", "SKLEARN_LEARNING_RATES", "KERNEL_TABLES",
            "check_kernel_tables", "choices"]
 
-#: Every activation (``softmax`` works on a whole row and is for the output layer only).
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+#: Every activation (``softmax`` works on a whole row; it and ``exp`` are for the output layer
+#: only).
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "exp")
 #: Activations a hidden layer may have.
 HIDDEN = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 #: Activations the output layer may have.
-OUTPUT = ("sigmoid", "softmax", "identity")
+OUTPUT = ("sigmoid", "softmax", "identity", "exp")
+#: Activations computed one value at a time (``cprop.activations.apply``/``derivative``).
+ELEMENTWISE = tuple(a for a in ACTIVATIONS if a != "softmax")
 
 #: Loss -> the output activation it needs (None: any).
 LOSS_OUTPUT = {
     "squared_error": None,
     "cross_entropy": "softmax",
     "binary_cross_entropy": "sigmoid",
+    "poisson": "exp",
 }
 #: Loss -> the targets it takes: ``"real"`` any finite number; ``"unit"`` numbers in [0, 1];
 #: ``"distribution"`` rows in [0, 1] summing to 1 (integer class labels are accepted too and
-#: become one-hot rows).
+#: become one-hot rows); ``"nonnegative"`` numbers >= 0 (counts, rates).
 LOSS_TARGETS = {
     "squared_error": "real",
     "cross_entropy": "distribution",
     "binary_cross_entropy": "unit",
+    "poisson": "nonnegative",
 }
 #: Losses, by name.
 LOSSES = tuple(LOSS_OUTPUT)
@@ -77,7 +82,7 @@ KERNEL_TABLES = {
     "INIT_CODES": INITS,
 }
 
-_TARGET_KINDS = ("real", "unit", "distribution")
+_TARGET_KINDS = ("real", "unit", "distribution", "nonnegative")
 
 
 def choices(names) -> str:

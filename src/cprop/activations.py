@@ -1,9 +1,10 @@
 """Activation functions by name, and their compiled implementations.
 
 Hidden layers take ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` or ``"identity"``; the
-output layer takes ``"sigmoid"``, ``"softmax"`` or ``"identity"``. Every one is computed without
-overflow for any finite input: ``sigmoid`` branches on the sign so that ``exp`` never sees a
-positive argument, ``softmax`` subtracts each row's maximum first.
+output layer takes ``"sigmoid"``, ``"softmax"``, ``"identity"`` or ``"exp"``. Every one but
+``exp`` is computed without overflow for any finite input: ``sigmoid`` branches on the sign so
+that ``exp`` never sees a positive argument, ``softmax`` subtracts each row's maximum first;
+``exp`` is inf past the dtype's range (e^709.78 in float64), as ``np.exp``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _elementwise(kernel, name, values, dtype, negative_slope):
     if dt is None:
         probe = np.asarray(values)
         dt = np.dtype(np.float32) if probe.dtype == np.float32 else np.dtype(np.float64)
-    code = activation_code(name, HIDDEN, "name")
+    code = activation_code(name, _registry.ELEMENTWISE, "name")
     arr = as_float_array(values, "z", dt)
     flat = arr.reshape(-1)
     out = np.empty_like(flat)
@@ -48,8 +49,8 @@ def _elementwise(kernel, name, values, dtype, negative_slope):
 def apply(name: str, z, dtype=None, negative_slope: float = 0.01) -> np.ndarray:
     """f(z) with the compiled kernel (float32 input stays float32).
 
-    Elementwise for every hidden activation; ``"softmax"`` works row by row (each row of a 2-D
-    ``z``, or a 1-D ``z`` as one row).
+    Elementwise for every activation but ``"softmax"``, which works row by row (each row of a
+    2-D ``z``, or a 1-D ``z`` as one row).
     """
     if name == "softmax":
         return softmax(z, dtype)

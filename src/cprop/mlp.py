@@ -314,12 +314,15 @@ class MLP:
         Widths from input to output, e.g. ``[2, 2, 2]``; zero or more hidden layers.
     hidden : {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}
         Activation of every hidden layer.
-    output : {"sigmoid", "softmax", "identity"}
-        Activation of the output layer (softmax needs at least 2 outputs).
-    loss : {"squared_error", "cross_entropy", "binary_cross_entropy"}
+    output : {"sigmoid", "softmax", "identity", "exp"}
+        Activation of the output layer (softmax needs at least 2 outputs; exp is ``e^z``, the
+        output of the Poisson loss).
+    loss : {"squared_error", "cross_entropy", "binary_cross_entropy", "poisson"}
         Per-sample loss: ``sum_k 1/2 (t_k - y_k)**2`` (any output); ``-sum_k t_k log y_k``
         (softmax output; targets one-hot rows, probability rows or integer class labels);
-        ``-sum_k [t_k log y_k + (1 - t_k) log(1 - y_k)]`` (sigmoid output, multi-label).
+        ``-sum_k [t_k log y_k + (1 - t_k) log(1 - y_k)]`` (sigmoid output, multi-label);
+        ``sum_k t_k log(t_k / y_k) - t_k + y_k`` (exp output, targets >= 0: scikit-learn's half
+        Poisson deviance, computed from the logits).
         ``loss()`` reports its mean over samples.
     dtype : {"float64", "float32"}
         Precision of the parameters, optimizer state, arithmetic and outputs.
@@ -680,6 +683,11 @@ class MLP:
             if lo < 0 or hi > 1:
                 raise ValueError(f"{name_t}: {self.loss_name} targets must lie in [0, 1], got "
                                  f"values in [{lo:g}, {hi:g}]")
+        elif targets == "nonnegative":
+            lo = float(T2.min())
+            if lo < 0:
+                raise ValueError(f"{name_t}: {self.loss_name} targets must be >= 0 (counts or "
+                                 f"rates), got {lo:g} at row {int(np.argmin(T2.min(axis=1)))}")
         if targets == "distribution":
             # The fused output delta y - t is the gradient only for target rows that are
             # probability distributions; a row summing to s has gradient s*y - t.
@@ -1213,9 +1221,21 @@ class MLP:
         """
         from cprop.explain import build_trace
 
+        self._check_explainable()
         X2, T2 = self._one_sample(x, t)
         lr = check_learning_rate(lr, self.dtype)
         return build_trace(self, self._backprop_values(X2, T2, "explain"), lr)
+
+    def _check_explainable(self) -> None:
+        # cprop.explain writes out each activation's derivative and each loss by name; the exp
+        # output and the Poisson loss (added later) are not among them yet.
+        if self.output == "exp" or self.loss_name == "poisson":
+            what = ("output='exp'" if self.output == "exp" else "") + (
+                (" and " if self.output == "exp" else "") + "loss='poisson'"
+                if self.loss_name == "poisson" else "")
+            raise ValueError(f"output: the written-out derivation (explain, and draw's forward, "
+                             f"backward and update stages) does not cover {what} yet; "
+                             "backprop_values(x, t) gives every number of the step")
 
     def backprop_values(self, x, t) -> BackpropValues:
         """Every value of backpropagation on one sample (x, t), layer by layer, as named arrays.

@@ -21,6 +21,7 @@ leaky_relu     ``LeakyRelu(alpha=negative_slope)`` for float32; for float64 (ONN
                no double LeakyRelu kernel) ``Where(Greater(z, 0), z, Mul(z, negative_slope))``,
                the same function as cprop's ``z if z > 0 else slope * z``
 softmax        ``Softmax(axis=-1)``
+exp            ``Exp`` (the output of ``loss="poisson"``)
 identity       nothing (the ``Add`` is the layer's output)
 =============  ==============================================================================
 
@@ -104,6 +105,7 @@ def to_model(net):
                 "relu": ("Relu", {}),
                 "leaky_relu": ("LeakyRelu", {"alpha": float(net.negative_slope)}),
                 "softmax": ("Softmax", {"axis": -1}),
+                "exp": ("Exp", {}),
             }[act]
             nodes.append(helper.make_node(op, [z], [out], name=f"layer{l}_{act}", **attrs))
         a = out

@@ -11,13 +11,16 @@ it spells out every step the way a textbook writes it:
   ``sum_i w_i E_i / sum_i w_i``, scikit-learn's definition):
   squared error ``E = sum_k 1/2 (t_k - y_k)^2`` (any output);
   cross-entropy ``E = sum_k t_k (logsumexp(z) - z_k) = -sum_k t_k log y_k`` (softmax output);
-  binary cross-entropy ``E = sum_k softplus(z_k) - t_k z_k`` (sigmoid output) -- both computed
-  from the output layer's net inputs ``z`` (the logits), so that no ``log(0)`` can occur;
+  binary cross-entropy ``E = sum_k softplus(z_k) - t_k z_k`` (sigmoid output);
+  Poisson ``E = sum_k t_k (log t_k - z_k) + (e^z_k - t_k)`` (exp output ``y = e^z``: scikit-learn's
+  half Poisson deviance ``t log(t / y) - t + y``) -- all three computed from the output layer's
+  net inputs ``z`` (the logits), so that no ``log(0)`` or ``t / 0`` can occur;
 * backpropagation: ``delta = dE/dz`` at the output (``(y_k - t_k) f'(y_k)`` for squared error,
   ``y_k (g_k - sum_j g_j y_j)`` with ``g = y - t`` for squared error on softmax, ``y - t`` for
-  both cross-entropies), ``delta_i = (sum_j W[i][j] delta_j) f'(a_i)`` one layer down,
-  ``dE/dW[i][j] = a_i delta_j``, ``dE/db_j = delta_j``, averaged over the batch (weighted: each
-  sample's output delta times its weight, the sums divided by the weights' sum);
+  both cross-entropies and for Poisson), ``delta_i = (sum_j W[i][j] delta_j) f'(a_i)`` one
+  layer down, ``dE/dW[i][j] = a_i delta_j``, ``dE/db_j = delta_j``, averaged over the batch
+  (weighted: each sample's output delta times its weight, the sums divided by the weights'
+  sum);
 * optimizers (one parameter ``p`` with gradient ``g``, plus ``alpha * p`` for weights):
   SGD ``p <- p - lr g`` (momentum: ``buf <- momentum buf + g``, step ``buf``, or
   ``g + momentum buf`` with Nesterov), Adam and Rprop as ``torch.optim`` writes them; AdamW is
@@ -62,6 +65,8 @@ __all__ = [
     "DTYPES",
     "MASK64",
     "sigmoid",
+    "exp",
+    "poisson_term",
     "softplus",
     "softmax",
     "activation",
@@ -129,6 +134,23 @@ def sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+def exp(z: float) -> float:
+    """``e^z``, the exp output's activation: ``math.exp``, but ``inf`` where that overflows
+    (as C's ``exp``; ``math.exp(710)`` raises ``OverflowError``)."""
+    try:
+        return math.exp(z)
+    except OverflowError:
+        return math.inf
+
+
+def poisson_term(z: float, t: float) -> float:
+    """One output's half Poisson deviance from its logit ``z`` (``y = e^z``):
+    ``t (log t - z) + (e^z - t)``, which is scikit-learn's ``xlogy(t, t / y) - t + y`` without
+    its division (``t / y`` overflows for ``y = e^-1000``, where the loss is finite);
+    ``t log t = 0`` at ``t = 0``."""
+    return (t * (math.log(t) - z) if t > 0 else 0.0) + (exp(z) - t)
+
+
 def softplus(z: float) -> float:
     """``log(1 + e^z)`` without overflow: ``max(z, 0) + log1p(e^-|z|)``."""
     return (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z)))
@@ -162,6 +184,8 @@ def activation(name: str, z: float, slope: float = 0.01) -> float:
         return z if z > 0 else slope * z
     if name == "identity":
         return z
+    if name == "exp":
+        return exp(z)
     if name == "softmax":
         raise ValueError("softmax works on a whole row, not one value: use oracle.softmax(z)")
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
@@ -173,7 +197,8 @@ def activation_derivative(name: str, a: float, slope: float = 0.01) -> float:
     Backpropagation has ``a`` at hand, and each of these derivatives is a simple function of it:
     sigmoid' = a (1 - a), tanh' = 1 - a^2, relu' = [a > 0] (0 at z = 0, as PyTorch),
     leaky_relu' = 1 if a > 0 else slope (slope >= 0, so a > 0 exactly when z > 0),
-    identity' = 1. (Softmax's Jacobian is not diagonal; :func:`output_delta` applies it.)
+    identity' = 1, exp' = a. (Softmax's Jacobian is not diagonal; :func:`output_delta` applies
+    it.)
     """
     if name == "sigmoid":
         return a * (1 - a)
@@ -185,6 +210,8 @@ def activation_derivative(name: str, a: float, slope: float = 0.01) -> float:
         return 1.0 if a > 0 else slope
     if name == "identity":
         return 1.0
+    if name == "exp":
+        return a
     if name == "softmax":
         raise ValueError("softmax has no elementwise derivative; see oracle.output_delta")
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
@@ -208,6 +235,8 @@ def output_delta(loss: str, act: str, y: Vector, z: Vector, t: Vector,
       ``lse = log sum_k e^z_k = m + log sum_k e^(z_k - m)``, ``m = max z``; ``delta = y - t``.
     * ``binary_cross_entropy`` (sigmoid): ``E = sum_k softplus(z_k) - t_k z_k``
       (= ``-[t log y + (1 - t) log(1 - y)]``); ``delta = y - t``.
+    * ``poisson`` (exp): ``E = sum_k poisson_term(z_k, t_k)``
+      (= ``t log(t / y) - t + y``, the half Poisson deviance); ``delta = y - t``.
     """
     n_out = len(y)
     E = 0.0
@@ -225,6 +254,9 @@ def output_delta(loss: str, act: str, y: Vector, z: Vector, t: Vector,
     elif loss == "binary_cross_entropy":
         for k in range(n_out):
             E += softplus(z[k]) - t[k] * z[k]
+    elif loss == "poisson":
+        for k in range(n_out):
+            E += poisson_term(z[k], t[k])
     else:
         for k in range(n_out):
             diff = t[k] - y[k]
@@ -976,6 +1008,12 @@ class MLP:
                     if not 0.0 <= v <= 1.0:
                         raise ValueError(f"{name}: {self.loss_name} targets must lie in "
                                          f"[0, 1], got {v}")
+        if kind == "nonnegative":
+            for row in targets:
+                for v in row:
+                    if v < 0:
+                        raise ValueError(f"{name}: {self.loss_name} targets must be >= 0, "
+                                         f"got {v}")
         if kind == "distribution":
             # delta = y - t is the gradient only for a target row that is a probability
             # distribution (a row summing to s has gradient s y - t), so rows must sum to 1.

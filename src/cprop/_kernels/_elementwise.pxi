@@ -8,7 +8,7 @@ from cython cimport floating
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
-from cprop._kernels._types cimport ACT_SIGMOID, ACT_SOFTMAX
+from cprop._kernels._types cimport ACT_SIGMOID, ACT_SOFTMAX, ACT_EXP
 from cprop._kernels._activations cimport activation, activation_derivative, activate_row
 from cprop._kernels._layers cimport all_finite_ptr, cprop_dense_isa
 from cprop._kernels._random cimport shuffle_indices
@@ -24,7 +24,8 @@ def activation_forward(int act, const floating[::1] z, floating[::1] out, double
     cdef Py_ssize_t i, n = z.shape[0]
     if out.shape[0] < n:
         raise ValueError(f"out has {out.shape[0]} values, expected {n}")
-    if act == ACT_SIGMOID:  # as the layers compute it (float32: the vector kernel, whole array)
+    if act == ACT_SIGMOID or act == ACT_EXP:
+        # as the layers compute it (float32: the vector kernel, whole array)
         if n > 0:
             with nogil:
                 memcpy(&out[0], &z[0], n * sizeof(floating))

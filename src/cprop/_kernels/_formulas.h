@@ -14,6 +14,13 @@
  *                                                    kernel on one value (cprop_sigmoid_row_f)
  *   void   cprop_loop_sigmoid_row_d(double* z, ptrdiff_t n)     z[k] <- sigmoid(z[k]), in place:
  *   void   cprop_loop_sigmoid_row_f(float* z, ptrdiff_t n)      the same values, a row at a time
+ *   double cprop_loop_exp_d(double z), float cprop_loop_exp_f(float z), and the row forms
+ *          cprop_loop_exp_row_d/f(z, n): e^z (the exp output), chosen as sigmoid's: libm's exp
+ *          for float64 (the oracle's math.exp bits), the float32 vector kernel for float32; inf
+ *          past the type's range
+ *   double cprop_poisson_term_d(double z, double t)  one output's half Poisson deviance from
+ *          its logit: t (log t - z) + (e^z - t), with t log t = 0 at t = 0 (scikit-learn's
+ *          xlogy(t, t / y) - t + y, y = e^z, without the division that overflows)
  *   double cprop_loop_softmax_row_d(double* z, ptrdiff_t n, int want_lse)
  *   double cprop_loop_softmax_row_f(float* z, ptrdiff_t n, int want_lse)
  *          softmax of a row in place (n >= 1); returns its log-sum-exp m + log(sum_k e^(z_k - m))
@@ -54,9 +61,11 @@
 #define CPROP_ACT_RELU 3
 #define CPROP_ACT_LEAKY_RELU 4
 #define CPROP_ACT_SOFTMAX 5
+#define CPROP_ACT_EXP 6
 #define CPROP_LOSS_SQUARED_ERROR 0
 #define CPROP_LOSS_CROSS_ENTROPY 1
 #define CPROP_LOSS_BINARY_CROSS_ENTROPY 2
+#define CPROP_LOSS_POISSON 3
 
 /* sigmoid: the one place that differs by type. float64 takes libm's exp (cprop_sigmoid_libm_d,
  * _vecmath.h), the oracle's math.exp bits; float32 the vector kernel, whose result on one value
@@ -78,6 +87,37 @@ static CPROP_ALWAYS_INLINE void cprop_loop_sigmoid_row_d(double* z, ptrdiff_t n)
 static CPROP_ALWAYS_INLINE void cprop_loop_sigmoid_row_f(float* z, ptrdiff_t n)
 {
     cprop_sigmoid_row_f(z, n);
+}
+
+/* exp (the output of loss="poisson"): as sigmoid, libm's exp in float64 and the vector kernel
+ * in float32, on one value or a row. */
+static CPROP_ALWAYS_INLINE double cprop_loop_exp_d(double z) { return exp(z); }
+
+static CPROP_ALWAYS_INLINE float cprop_loop_exp_f(float z)
+{
+    cprop_exp_row_f(&z, 1);
+    return z;
+}
+
+static CPROP_ALWAYS_INLINE void cprop_loop_exp_row_d(double* z, ptrdiff_t n)
+{
+    ptrdiff_t k;
+    for (k = 0; k < n; k++) z[k] = exp(z[k]);
+}
+
+static CPROP_ALWAYS_INLINE void cprop_loop_exp_row_f(float* z, ptrdiff_t n)
+{
+    cprop_exp_row_f(z, n);
+}
+
+/* The half Poisson deviance of one output from its logit z (y = e^z), in double:
+ * t log(t / y) - t + y = t (log t - z) + (y - t), t log t = 0 at t = 0. From z, so that no
+ * t / y overflows (scikit-learn's xlogy(t, t / y) is inf for y = e^-1000 = 0, where the loss is
+ * finite); each part a difference of nearly equal terms when y is near t, so the sum keeps
+ * its precision there. inf exactly when e^z overflows. */
+static CPROP_ALWAYS_INLINE double cprop_poisson_term_d(double z, double t)
+{
+    return (t > 0 ? t * (log(t) - z) : 0.0) + (exp(z) - t);
 }
 
 /* softmax: shift by the row maximum so exp() never overflows (exact 0 / 1 limits at +-1000). */
@@ -110,7 +150,8 @@ static CPROP_ALWAYS_INLINE double cprop_softplus_d(double z)
  *
  * Derivatives are taken from the activation's output a = f(z), as backprop has a at hand:
  * sigmoid' = a(1 - a), tanh' = 1 - a^2, relu' = [a > 0] (0 at z = 0, as PyTorch),
- * leaky_relu' = 1 if a > 0 else slope (slope >= 0, so a > 0 exactly when z > 0), identity' = 1.
+ * leaky_relu' = 1 if a > 0 else slope (slope >= 0, so a > 0 exactly when z > 0), identity' = 1,
+ * exp' = a.
  * (T)1 - a is Cython's <floating>1 - a (1.0f - a for float32; a literal 1.0 would compute a
  * float32 f' in double and convert back).
  *
@@ -121,6 +162,8 @@ static CPROP_ALWAYS_INLINE double cprop_softplus_d(double z)
  *   cross_entropy          E = sum_k t_k (logsumexp(z) - z_k) = -sum_k t_k log y_k, from the
  *                          logits so that no log(0) can occur; delta = y - t
  *   binary_cross_entropy   E = sum_k softplus(z_k) - t_k z_k; delta = y - t
+ *   poisson                E = sum_k t_k (log t_k - z_k) + (e^z_k - t_k), scikit-learn's half
+ *                          Poisson deviance (cprop_poisson_term_d), exp output; delta = y - t
  */
 #define CPROP_FORMULAS(T, SUFFIX, TANH)                                                        \
 static CPROP_ALWAYS_INLINE T cprop_activation_##SUFFIX(int act, T z, T slope)                  \
@@ -130,6 +173,7 @@ static CPROP_ALWAYS_INLINE T cprop_activation_##SUFFIX(int act, T z, T slope)   
     case CPROP_ACT_TANH: return TANH(z);                                                       \
     case CPROP_ACT_RELU: return z > 0 ? z : 0;                                                 \
     case CPROP_ACT_LEAKY_RELU: return z > 0 ? z : slope * z;                                   \
+    case CPROP_ACT_EXP: return cprop_loop_exp_##SUFFIX(z);                                     \
     default: return z;                                                                         \
     }                                                                                          \
 }                                                                                              \
@@ -141,6 +185,7 @@ static CPROP_ALWAYS_INLINE T cprop_activation_derivative_##SUFFIX(int act, T a, 
     case CPROP_ACT_TANH: return (T)1 - a * a;                                                  \
     case CPROP_ACT_RELU: return a > 0 ? 1 : 0;                                                 \
     case CPROP_ACT_LEAKY_RELU: return a > 0 ? 1 : slope;                                       \
+    case CPROP_ACT_EXP: return a;                                                              \
     default: return 1;                                                                         \
     }                                                                                          \
 }                                                                                              \
@@ -164,6 +209,9 @@ static CPROP_ALWAYS_INLINE void cprop_activate_elementwise_##SUFFIX(int act, T* 
     case CPROP_ACT_LEAKY_RELU:                                                                 \
         for (k = 0; k < n; k++)                                                                \
             z[k] = cprop_activation_##SUFFIX(CPROP_ACT_LEAKY_RELU, z[k], slope);               \
+        return;                                                                                \
+    case CPROP_ACT_EXP:                                                                        \
+        cprop_loop_exp_row_##SUFFIX(z, n);                                                     \
         return;                                                                                \
     default:                                                                                   \
         return;                                                                                \
@@ -202,6 +250,10 @@ static CPROP_ALWAYS_INLINE void cprop_times_derivative_##SUFFIX(T* d, const T* a
             d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_LEAKY_RELU, a[k],     \
                                                                slope);                         \
         return;                                                                                \
+    case CPROP_ACT_EXP:                                                                        \
+        for (k = 0; k < n; k++)                                                                \
+            d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_EXP, a[k], slope);    \
+        return;                                                                                \
     default:                                                                                   \
         for (k = 0; k < n; k++)                                                                \
             d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_IDENTITY, a[k], slope); \
@@ -237,6 +289,8 @@ static CPROP_ALWAYS_INLINE double cprop_output_loss_delta_##SUFFIX(             
         for (k = 0; k < n; k++) sample_loss += t[k] * (m - z[k]);                              \
     } else if (loss == CPROP_LOSS_BINARY_CROSS_ENTROPY) {                                      \
         for (k = 0; k < n; k++) sample_loss += cprop_softplus_d(z[k]) - t[k] * (double)z[k];   \
+    } else if (loss == CPROP_LOSS_POISSON) {                                                   \
+        for (k = 0; k < n; k++) sample_loss += cprop_poisson_term_d(z[k], t[k]);               \
     } else {                                                                                   \
         for (k = 0; k < n; k++) {                                                              \
             diff = t[k] - y[k];                                                                \

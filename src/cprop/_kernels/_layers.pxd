@@ -330,6 +330,23 @@ cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) no
         cprop_scale_d(g, n, <double>count)
 
 
+cdef inline void divide_by_weight_sum(floating* g, Py_ssize_t n, double c) noexcept nogil:
+    # g[k] = g[k] / c (c > 0, a batch's sample-weight sum rounded to floating): as
+    # divide_by_count (a multiplication where c is a power of two, so a batch of unit weights
+    # costs what an unweighted one does); a plain division past 2**62, where cprop_scale's
+    # integer test would not hold.
+    cdef Py_ssize_t k
+    cdef floating divisor = <floating>c
+    if c < 4.0e18:
+        if floating is float:
+            cprop_scale_f(g, n, divisor)
+        else:
+            cprop_scale_d(g, n, divisor)
+        return
+    for k in range(n):
+        g[k] = g[k] / divisor
+
+
 cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
     # max |x_i| (0 when n = 0), or NaN if any x_i is NaN, so that a bound built on it fails
     # every `<=` test of update_is_safe; vectorised (_rows.h).

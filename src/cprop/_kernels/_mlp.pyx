@@ -55,8 +55,8 @@ cimport numpy as cnp
 
 from cprop._kernels._types cimport (
     Layout, OptConfig,
-    ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX,
-    LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY,
+    ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX, ACT_EXP,
+    LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY, LOSS_POISSON,
     OPT_SGD, OPT_ADAM, OPT_RPROP, OPT_ADAMW,
     INIT_GLOROT_UNIFORM, INIT_GLOROT_NORMAL, INIT_HE_UNIFORM, INIT_HE_NORMAL,
     FIT_OK, FIT_LOSS_NOT_FINITE, FIT_UPDATE_NOT_FINITE, FIT_WEIGHTS_SUM_TO_ZERO,
@@ -64,7 +64,7 @@ from cprop._kernels._types cimport (
 )
 from cprop._kernels._layers cimport (
     INTERRUPTED, poll_signals, backprop_layer, load_rows, forward_block, forward_loss_delta,
-    divide_by_count, abs_max, all_finite_ptr, cprop_dense_init,
+    divide_by_count, divide_by_weight_sum, abs_max, all_finite_ptr, cprop_dense_init,
 )
 from cprop._kernels._optimizers cimport optimizer_step
 from cprop._kernels._routes cimport (
@@ -93,11 +93,13 @@ ACTIVATION_CODES = {
     "relu": ACT_RELU,
     "leaky_relu": ACT_LEAKY_RELU,
     "softmax": ACT_SOFTMAX,
+    "exp": ACT_EXP,
 }
 LOSS_CODES = {
     "squared_error": LOSS_SQUARED_ERROR,
     "cross_entropy": LOSS_CROSS_ENTROPY,
     "binary_cross_entropy": LOSS_BINARY_CROSS_ENTROPY,
+    "poisson": LOSS_POISSON,
 }
 OPTIMIZER_CODES = {"sgd": OPT_SGD, "adam": OPT_ADAM, "rprop": OPT_RPROP, "adamw": OPT_ADAMW}
 INIT_CODES = {
@@ -180,9 +182,8 @@ cdef double batch_gradient(
     # samples, so blocks just keep adding, in sample order, before the one division at the end.
     # sw (or NULL): sample weights, whose sum over these rows is sw_sum (> 0): the weighted mean
     # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
-    cdef Py_ssize_t l, c0, k, rows, L = lay.n_layers
+    cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
-    cdef floating divisor
     if want_grad:
         memset(grad, 0, lay.n_params * sizeof(floating))
     c0 = 0
@@ -208,9 +209,7 @@ cdef double batch_gradient(
             return NAN  # interrupted: the caller sees *work == INTERRUPTED
     if sw != NULL:
         if want_grad:
-            divisor = <floating>sw_sum
-            for k in range(lay.n_params):
-                grad[k] = grad[k] / divisor
+            divide_by_weight_sum(grad, lay.n_params, sw_sum)
         return loss_sum / sw_sum
     if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
         divide_by_count(grad, lay.n_params, count)

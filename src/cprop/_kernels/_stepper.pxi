@@ -29,7 +29,8 @@ cdef inline Py_ssize_t usable_rows(object value, int typenum, Py_ssize_t width, 
 cdef bint targets_valid(const floating* T, Py_ssize_t rows, Py_ssize_t n_out,
                         int loss) noexcept nogil:
     # What MLP._xt asks of float targets for each loss (finite; in [0, 1] for the log-losses;
-    # cross-entropy rows summing to 1 within 1e-6 / 1e-5, the sum taken in double).
+    # >= 0 for poisson; cross-entropy rows summing to 1 within 1e-6 / 1e-5, the sum taken in
+    # double).
     cdef Py_ssize_t r, k
     cdef double v, row_sum
     cdef double tol = 1e-5 if floating is float else 1e-6
@@ -39,7 +40,10 @@ cdef bint targets_valid(const floating* T, Py_ssize_t rows, Py_ssize_t n_out,
             v = T[r * n_out + k]
             if not isfinite(v):
                 return False
-            if loss != LOSS_SQUARED_ERROR and not (0.0 <= v <= 1.0):
+            if loss == LOSS_POISSON:
+                if not v >= 0.0:
+                    return False
+            elif loss != LOSS_SQUARED_ERROR and not (0.0 <= v <= 1.0):
                 return False
             row_sum += v
         if loss == LOSS_CROSS_ENTROPY and (row_sum - 1.0 > tol or 1.0 - row_sum > tol):

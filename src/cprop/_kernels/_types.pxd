@@ -11,11 +11,14 @@ cdef extern from "_formulas.h":
         ACT_RELU "CPROP_ACT_RELU"
         ACT_LEAKY_RELU "CPROP_ACT_LEAKY_RELU"
         ACT_SOFTMAX "CPROP_ACT_SOFTMAX"        # output layer only: row-wise, not elementwise
+        ACT_EXP "CPROP_ACT_EXP"                # output layer only: e^z (poisson's output)
         LOSS_SQUARED_ERROR "CPROP_LOSS_SQUARED_ERROR"  # sum_k 1/2 (t_k - y_k)^2, any output
         # -sum_k t_k log y_k, softmax output, from the logits
         LOSS_CROSS_ENTROPY "CPROP_LOSS_CROSS_ENTROPY"
         # -sum_k [t_k log y_k + (1-t_k) log(1-y_k)], sigmoid output
         LOSS_BINARY_CROSS_ENTROPY "CPROP_LOSS_BINARY_CROSS_ENTROPY"
+        # sum_k t_k log(t_k / y_k) - t_k + y_k (half Poisson deviance), exp output, from the logits
+        LOSS_POISSON "CPROP_LOSS_POISSON"
 
 cdef enum OptimizerCode:
     OPT_SGD = 0      # torch.optim.SGD (dampening 0), momentum and nesterov optional
