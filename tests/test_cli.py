@@ -204,3 +204,24 @@ def test_explain_writes_softmax_over_the_whole_layer(capsys):
     assert "y1 = e^z_y1 / (e^z_y1 + e^z_y2) = " in out
     assert "softmax(z_y1) =" not in out            # not written as if elementwise
     assert "h1 = sigmoid(z_h1) = sigmoid(" in out   # elementwise activations unchanged
+
+
+def test_explain_exp_output_with_poisson_loss(capsys):
+    """The written-out derivation covers the exp output and the half Poisson deviance: its
+    per-output terms add up to the kernel's loss, and delta = y − t at the output."""
+    net = cprop.MLP([2, 3, 2], output="exp", loss="poisson", seed=4)
+    x, t = np.array([0.3, -0.2]), np.array([2.0, 0.0])
+    trace = net.explain(x, t, 0.1)
+    assert sum(trace.output_losses) == pytest.approx(trace.loss, rel=1e-13)
+    assert trace.loss == pytest.approx(net.loss(x, t), rel=1e-15)
+    y = trace.layers[-1].a
+    np.testing.assert_allclose(trace.layers[-1].delta, [y[0] - 2.0, y[1] - 0.0], rtol=1e-13)
+    text = trace.format()
+    assert "Loss: E = sum_k [t_k log(t_k / y_k) − t_k + y_k]" in text
+    assert "poisson with a exp output: delta = dE/dz = y − t directly" in text
+    code, out, _ = run_cli(capsys, "explain", "--layers", "2,3,2", "--output", "exp",
+                           "--loss", "poisson", "--seed", "4")
+    assert code == 0 and "E_y2 = " in out
+    # and the squared error through an exp output writes dy/dz = e^z
+    net = cprop.MLP([2, 2, 1], output="exp", loss="squared_error", seed=1)
+    assert "dy1/dz_y1 = e^z_y1 = y1 = " in net.explain([0.1, 0.2], [1.0], 0.1).format()

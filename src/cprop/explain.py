@@ -24,6 +24,7 @@ _DERIVATIVE_TEXT = {
     "relu": "[{a} > 0]",
     "identity": "1",
     "leaky_relu": "[{a} > 0] + {slope}·[{a} ≤ 0]",
+    "exp": "e^z_{a} = {a}",
 }
 
 
@@ -272,13 +273,21 @@ class Trace:
         w({"squared_error": "Loss: E = sum_k 1/2 (t_k − y_k)²",
            "cross_entropy": "Loss: E = −sum_k t_k log y_k = sum_k t_k (logsumexp(z) − z_k)",
            "binary_cross_entropy": "Loss: E = −sum_k [t_k log y_k + (1 − t_k) log(1 − y_k)]"
-                                   " = sum_k softplus(z_k) − t_k z_k"}[self.loss_name],
+                                   " = sum_k softplus(z_k) − t_k z_k",
+           "poisson": "Loss: E = sum_k [t_k log(t_k / y_k) − t_k + y_k] (half the Poisson "
+                      "deviance) = sum_k [e^z_k − t_k z_k + t_k log t_k − t_k]",
+           }[self.loss_name],
           *outputs)
         for k, e in enumerate(self.output_losses):
             y = self.unit_name(n_layers, k)
             if self.loss_name == "squared_error":
                 w(f"  E_{y} = 1/2 ({_num(self.t[k])} − {_num(last.a[k])})² = {_num(e)}",
                   outputs[k])
+            elif self.loss_name == "poisson":
+                tk = self.t[k]
+                const = (tk * math.log(tk) if tk > 0 else 0.0) - tk
+                w(f"  E_{y} = {_num(last.a[k])} − {_num(tk)}·{_factor(last.z[k])} + "
+                  f"{_factor(const)} = {_num(e)}", outputs[k])
             elif self.loss_name == "cross_entropy":
                 w(f"  E_{y} = {_num(self.t[k])}·(logsumexp(z) − {_factor(last.z[k])}) = "
                   f"{_num(e)}", *outputs)
@@ -348,7 +357,8 @@ class Trace:
         names = [self.unit_name(L, j) for j in range(len(ly.a))]
         refs = [unit_ref(L, j) for j in range(len(ly.a))]
         if self.loss_name != "squared_error":
-            act = "softmax" if self.loss_name == "cross_entropy" else "sigmoid"
+            act = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+                   "poisson": "exp"}[self.loss_name]
             w(f"    {self.loss_name} with a {act} output: delta = dE/dz = y − t directly "
               "(the log's and the activation's derivatives cancel)", *refs)
             for j, u in enumerate(names):
@@ -423,6 +433,9 @@ def _output_losses(loss_name: str, z, y, t) -> list[float]:
         m = max(z)
         lse = m + math.log(sum(math.exp(zk - m) for zk in z))
         return [tk * (lse - zk) for tk, zk in zip(t, z)]
+    if loss_name == "poisson":  # from the logits: e^z − t z + t log t − t
+        return [math.exp(zk) - tk * zk + ((tk * math.log(tk)) if tk > 0 else 0.0) - tk
+                for tk, zk in zip(t, z)]
     if loss_name == "binary_cross_entropy":
         return [(zk if zk > 0 else 0.0) + math.log1p(math.exp(-abs(zk))) - tk * zk
                 for tk, zk in zip(t, z)]

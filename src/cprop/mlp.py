@@ -1221,21 +1221,9 @@ class MLP:
         """
         from cprop.explain import build_trace
 
-        self._check_explainable()
         X2, T2 = self._one_sample(x, t)
         lr = check_learning_rate(lr, self.dtype)
         return build_trace(self, self._backprop_values(X2, T2, "explain"), lr)
-
-    def _check_explainable(self) -> None:
-        # cprop.explain writes out each activation's derivative and each loss by name; the exp
-        # output and the Poisson loss (added later) are not among them yet.
-        if self.output == "exp" or self.loss_name == "poisson":
-            what = ("output='exp'" if self.output == "exp" else "") + (
-                (" and " if self.output == "exp" else "") + "loss='poisson'"
-                if self.loss_name == "poisson" else "")
-            raise ValueError(f"output: the written-out derivation (explain, and draw's forward, "
-                             f"backward and update stages) does not cover {what} yet; "
-                             "backprop_values(x, t) gives every number of the step")
 
     def backprop_values(self, x, t) -> BackpropValues:
         """Every value of backpropagation on one sample (x, t), layer by layer, as named arrays.
