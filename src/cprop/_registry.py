@@ -70,7 +70,7 @@ SKLEARN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "t
 #: cprop's loss and gradient; the others are cprop optimizers of the same name).
 SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
 #: The losses ``cprop.sklearn.MLPRegressor`` takes (identity output).
-SKLEARN_REGRESSOR_LOSSES = ("squared_error",)
+SKLEARN_REGRESSOR_LOSSES = ("squared_error", "poisson")
 #: scikit-learn's ``learning_rate`` schedules, which ``cprop.sklearn`` runs itself (per epoch).
 SKLEARN_LEARNING_RATES = ("constant", "invscaling", "adaptive")
 

@@ -48,31 +48,52 @@ def _regressor_shape(operator) -> None:
 
 def _convert_regressor(scope, operator, container) -> None:
     """skl2onnx's MLPRegressor converter; for k > 1 outputs its ``(N * k, 1)`` result (the
-    ``(N, k)`` predictions flattened row by row) is reshaped back to ``(N, k)``."""
+    ``(N, k)`` predictions flattened row by row) is reshaped back to ``(N, k)``. A Poisson
+    regressor (``out_activation_ == "exp"``, which skl2onnx's converter does not know) is
+    converted with an identity output and an ``Exp`` node after it."""
     from skl2onnx.common._apply_operation import apply_reshape
     from skl2onnx.operator_converters.multilayer_perceptron import (
         convert_sklearn_mlp_regressor,
     )
 
     model = operator.raw_operator
+    exp_output = model.out_activation_ == "exp"
+    if exp_output:
+        model = _IdentityOutput(model)
     _check_activations(model)
     n_outputs = model.n_outputs_
-    if n_outputs == 1:
+    final = operator.outputs[0].full_name
+    if n_outputs == 1 and not exp_output:
         convert_sklearn_mlp_regressor(scope, operator, container)
         return
-    final = operator.outputs[0].full_name
     flat = scope.get_unique_variable_name("flat_predictions")
-    convert_sklearn_mlp_regressor(scope, _Redirected(operator, [flat]), container)
-    apply_reshape(scope, flat, final, container, desired_shape=(-1, n_outputs))
+    convert_sklearn_mlp_regressor(scope, _Redirected(operator, [flat], model), container)
+    shaped = scope.get_unique_variable_name("net_inputs") if exp_output else final
+    apply_reshape(scope, flat, shaped, container, desired_shape=(-1, n_outputs))
+    if exp_output:
+        container.add_node("Exp", shaped, final, name=scope.get_unique_operator_name("Exp"))
+
+
+class _IdentityOutput:
+    """A fitted estimator seen with an identity output layer (its ``exp`` applied after)."""
+
+    out_activation_ = "identity"
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
 
 
 class _Redirected:
     """``operator`` with its output names replaced (the regressor converter writes to
     ``operator.output_full_names``)."""
 
-    def __init__(self, operator, names):
+    def __init__(self, operator, names, raw_operator=None):
         self._operator = operator
         self.output_full_names = names
+        self.raw_operator = operator.raw_operator if raw_operator is None else raw_operator
 
     def __getattr__(self, name):
         return getattr(self._operator, name)

@@ -861,8 +861,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on cprop's kernels.
 
-    Identity output with squared error. ``loss`` takes only ``'squared_error'`` (cprop has no
-    exponential output for scikit-learn's ``'poisson'``).
+    ``loss='squared_error'`` (identity output) or ``'poisson'`` (exponential output, half the
+    Poisson deviance, as scikit-learn's: targets must be >= 0, predictions are > 0).
     """
 
     _is_classifier = False
@@ -890,10 +890,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             max_fun=max_fun, dtype=dtype)
 
     def _output_layer(self):
+        if self.loss == "poisson":
+            return "exp", "exp", "poisson"
         return "identity", "identity", "squared_error"
 
     def _loss_scale(self) -> float:
-        return 1.0 / self.n_outputs_
+        # scikit-learn's squared loss is averaged over the outputs, its Poisson loss summed
+        return 1.0 if self.loss == "poisson" else 1.0 / self.n_outputs_
 
     def _score_function(self, y, y_pred, sample_weight=None):
         return r2_score(y, y_pred, sample_weight=sample_weight)
@@ -906,6 +909,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.size(y) and np.min(y) < 0:
+            row = int(np.argmin(y if y.ndim == 1 else y.min(axis=1)))
+            raise ValueError(f"y: loss='poisson' needs targets >= 0 (counts or rates), got "
+                             f"{np.min(y):g} at row {row}")
         return X, y
 
     @_fit_context(prefer_skip_nested_validation=True)
