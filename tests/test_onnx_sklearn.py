@@ -185,8 +185,8 @@ def test_float32_estimator_and_plain_estimator(digits):
 def test_an_activation_skl2onnx_lacks_is_named(digits):
     X, y = digits
     est = _fit(MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0), X, y)
-    est.out_activation_ = "exp"  # e.g. a Poisson regressor's output; not in skl2onnx's table
-    with pytest.raises(NotImplementedError, match=r"out_activation_='exp'.*net_\.to_onnx"):
+    est.activation = "softplus"  # set by hand: not in skl2onnx's table
+    with pytest.raises(NotImplementedError, match=r"activation='softplus'.*net_\.to_onnx"):
         skl2onnx.to_onnx(est, X[:1].astype(np.float32))
 
 

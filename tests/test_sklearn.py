@@ -312,7 +312,7 @@ def test_bad_parameters_name_the_parameter(digits):
     with pytest.raises(ValueError, match="'solver' parameter of MLPRegressor"):
         MLPRegressor(solver="rprop").fit(X, y)
     with pytest.raises(ValueError, match="'loss' parameter of MLPRegressor"):
-        MLPRegressor(loss="poisson").fit(X, y)
+        MLPRegressor(loss="huber").fit(X, y)
     with pytest.raises(ValueError, match="'dtype' parameter of MLPClassifier"):
         MLPClassifier(dtype="float16").fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
