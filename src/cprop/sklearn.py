@@ -44,6 +44,7 @@ import numpy as np
 try:
     import scipy.optimize
     import scipy.sparse
+    import sklearn
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
@@ -59,9 +60,12 @@ try:
     )
     from sklearn.utils.optimize import _check_optimize_result
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+    if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 7):
+        raise ImportError(f"scikit-learn {sklearn.__version__} is installed")
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
-        "cprop.sklearn needs scikit-learn >= 1.6 (pip install \"cprop[sklearn]\"): "
+        "cprop.sklearn needs scikit-learn >= 1.7 (pip install \"cprop[sklearn]\"): "
         f"{exc}") from exc
 
 from cprop import _registry, _skl2onnx
