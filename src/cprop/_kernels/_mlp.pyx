@@ -121,7 +121,7 @@ cdef enum:
 
 # A layer block with at least this many multiply-adds (rows * n_in * n_out) goes through BLAS
 # gemm, smaller ones through the tight loops: gemm's call and packing overhead (~0.3-1 us) only
-# pays off from a few thousand multiply-adds (measured in bench/; see README "Performance" and bench/README.md).
+# pays off from a few thousand multiply-adds (measured in bench/; see bench/README.md).
 BLAS_MIN_WORK = 4096
 
 # The kernels process batches in blocks of at most this many rows (MLP sizes its workspaces
