@@ -8,8 +8,10 @@ implementation of the same definitions.
 from cprop._version import __version__
 from cprop.mlp import MLP, History, validation_split
 from cprop.io import load
+from cprop.population import Population, PopulationHistory
 from cprop._config import show_config
 from cprop import activations, examples, optimizers, oracle, schedules
 
-__all__ = ["MLP", "History", "load", "validation_split", "activations", "examples",
-           "optimizers", "oracle", "schedules", "show_config", "__version__"]
+__all__ = ["MLP", "History", "Population", "PopulationHistory", "load", "validation_split",
+           "activations", "examples", "optimizers", "oracle", "schedules", "show_config",
+           "__version__"]

@@ -55,6 +55,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 from cprop import _registry  # plain Python too: the names the compiled path accepts
 
 __all__ = [
+    "population_seeds",
+    "population_fit",
     "ACTIVATIONS",
     "HIDDEN",
     "OUTPUT",
@@ -1422,3 +1424,35 @@ class MLP:
         return (f"oracle.MLP({self.layer_sizes}, hidden={self.hidden!r}, output={self.output!r}, "
                 f"loss={self.loss_name!r}, dtype={self.dtype!r}, seed={self.seed}, "
                 f"train_biases={self.train_biases}{extra})")
+
+
+# --------------------------------------------------------------------------------------------
+# Populations: many networks, each trained as if alone
+# --------------------------------------------------------------------------------------------
+
+def population_seeds(seed: int, n_nets: int) -> list[int]:
+    """The per-net seeds of a population seeded with ``seed``: the first ``n_nets`` outputs of
+    a SplitMix64 generator seeded with it."""
+    gen = SplitMix64(seed)
+    return [gen.next() for _ in range(n_nets)]
+
+
+def population_fit(nets: Sequence[MLP], X: Any, T: Any, *, subsets: Any = None,
+                   **options: Any) -> list[Optional[History]]:
+    """Train each of ``nets`` as :meth:`MLP.fit` trains it alone, one after the other.
+
+    An option given as a list (or tuple) holds one value per net (``lr=[0.1, 0.5]``); any
+    other value is shared. ``subsets[i]`` (row indices) gives net i its own rows. A net whose
+    fit diverges keeps its last finite parameters and gets ``None`` (the others go on).
+    """
+    histories: list[Optional[History]] = []
+    for i, net in enumerate(nets):
+        mine = {k: (v[i] if isinstance(v, (list, tuple)) else v) for k, v in options.items()}
+        Xi = X if subsets is None else [list(X[r]) for r in subsets[i]]
+        Ti = T if subsets is None else [T[r] if not hasattr(T[r], "__len__") else list(T[r])
+                                        for r in subsets[i]]
+        try:
+            histories.append(net.fit(Xi, Ti, **mine))
+        except FloatingPointError:
+            histories.append(None)
+    return histories

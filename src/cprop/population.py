@@ -1,0 +1,438 @@
+"""Populations: many networks of one architecture, held and trained together (``cprop.Population``).
+
+Seed sweeps, learning-rate sweeps, bagging ensembles, k-fold runs and teaching demos train many
+small networks at once. A :class:`Population` holds ``n_nets`` networks of one architecture with
+their parameters in one array, nets first: ``params`` ``(n_nets, n_params)`` (each row in
+:class:`cprop.MLP`'s flat layout), ``weights[l]`` ``(n_nets, n_in, n_out)``, ``biases[l]``
+``(n_nets, n_out)``, all writable views of it. Member ``i`` starts exactly as
+``cprop.MLP(..., seed=seeds[i])``: ``seed`` is an array of per-net seeds, or an int from which
+net ``i`` takes the ``i``-th output of a SplitMix64 generator seeded with it (``cprop.oracle.
+SplitMix64``), so any member can be pulled out (:meth:`Population.net`) and any list of
+``MLP``\\ s of one architecture joined (:meth:`Population.from_nets`).
+
+``fit`` takes :meth:`cprop.MLP.fit`'s options; ``lr``, ``momentum``, ``beta1``, ``beta2``,
+``eps`` and ``alpha`` may be one value or one per net, and ``subsets`` gives each net its own
+rows. Each member ends exactly where that net trained alone by ``MLP.fit`` would, with its own
+generator (shuffles, validation split) and optimizer state. Early stopping and the refusal of a
+diverging step act per net: a net that stops does not stop the others, and the
+:class:`PopulationHistory` says which stopped, when and why.
+
+How: each member keeps an ``MLP`` as its engine (its generator and optimizer state), its
+parameters synchronised with the population's array around every call, and trains through
+``MLP.fit``'s one compiled call. ``n_threads`` spreads the members over threads (the kernels
+release the GIL; the results do not depend on the thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cprop.mlp import MLP
+from cprop.optimizers import check_optimizer
+from cprop.oracle import SplitMix64
+from cprop._validation import check_learning_rate
+
+__all__ = ["Population", "PopulationHistory", "derive_seeds"]
+
+# MLP.fit's numeric options that may differ from net to net
+PER_NET = ("lr", "momentum", "beta1", "beta2", "eps", "alpha")
+
+
+def derive_seeds(seed: int, n_nets: int) -> np.ndarray:
+    """The per-net seeds of ``Population(..., seed=seed)``: the first ``n_nets`` outputs of a
+    SplitMix64 generator seeded with ``seed`` (uint64)."""
+    gen = SplitMix64(seed)
+    return np.array([gen.next() for _ in range(n_nets)], dtype=np.uint64)
+
+
+@dataclass
+class PopulationHistory:
+    """What :meth:`Population.fit` returns.
+
+    ``loss[i, e]``: net i's training loss in epoch e, as :class:`cprop.mlp.History` records it
+    (NaN after the net stopped); ``val_loss`` the same for the validation loss (shape
+    ``(n_nets, 0)`` without validation); ``epochs[i]`` the epochs net i ran (a diverged epoch
+    not counted); ``stop_reason[i]`` ``"max_epochs"``, ``"early_stopping"`` or ``"diverged"``;
+    ``best_epoch[i]`` the (0-based) epoch early stopping restored, -1 if none; ``errors[i]``
+    why net i diverged (the message ``MLP.fit`` raised).
+    """
+
+    loss: np.ndarray
+    val_loss: np.ndarray
+    epochs: np.ndarray
+    stop_reason: list = field(default_factory=list)
+    best_epoch: np.ndarray | None = None
+    errors: dict = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> np.ndarray:
+        """A boolean per net: it stopped before the last epoch (early stopping or divergence)."""
+        return np.array([r != "max_epochs" for r in self.stop_reason])
+
+
+class Population:
+    """``n_nets`` networks of one architecture (see the module's documentation)."""
+
+    def __init__(self, layer_sizes, n_nets, *, hidden="sigmoid", output="sigmoid",
+                 loss="squared_error", dtype="float64", seed=None, init="glorot_uniform",
+                 train_biases=True, negative_slope=0.01):
+        if isinstance(n_nets, bool) or not isinstance(n_nets, numbers.Integral):
+            raise TypeError(f"n_nets: expected an int >= 1, got {type(n_nets).__name__}")
+        if n_nets < 1:
+            raise ValueError(f"n_nets: expected an int >= 1, got {n_nets}")
+        n_nets = int(n_nets)
+        seeds = self._seeds(seed, n_nets)
+        if isinstance(init, (list, tuple)):
+            raise TypeError("init: a Population takes an initialiser's name; give each net its "
+                            "own weights through Population.from_nets(nets) or pop.params")
+        members = [MLP(layer_sizes, hidden=hidden, output=output, loss=loss, dtype=dtype,
+                       seed=int(s), init=init, train_biases=train_biases,
+                       negative_slope=negative_slope) for s in seeds]
+        self._adopt(members, seeds)
+
+    # -- construction ------------------------------------------------------------------------
+
+    @staticmethod
+    def _seeds(seed, n_nets: int) -> np.ndarray:
+        if seed is None:
+            return derive_seeds(int.from_bytes(os.urandom(8), "little"), n_nets)
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            if not 0 <= int(seed) < 2**64:
+                raise ValueError(f"seed: expected an int in [0, 2**64), got {seed}")
+            return derive_seeds(int(seed), n_nets)
+        if not isinstance(seed, np.ndarray) and hasattr(seed, "__len__"):
+            seq = list(seed)
+            for i, s in enumerate(seq):
+                if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+                    raise TypeError(f"seed[{i}]: expected an int, got {type(s).__name__}")
+                if not 0 <= int(s) < 2**64:
+                    raise ValueError(f"seed[{i}]: expected an int in [0, 2**64), got {s}")
+            if len(seq) == n_nets:
+                return np.array([int(s) for s in seq], dtype=np.uint64)
+        arr = np.asarray(seed)
+        if arr.shape != (n_nets,) or arr.dtype.kind not in "iu":
+            raise ValueError(f"seed: expected an int or {n_nets} integer seeds (one per net), "
+                             f"got {type(seed).__name__} of shape {arr.shape}")
+        if arr.dtype.kind == "i" and (arr < 0).any():
+            i = int(np.argmax(arr < 0))
+            raise ValueError(f"seed[{i}]: expected an int in [0, 2**64), got {arr[i]}")
+        return arr.astype(np.uint64)
+
+    @classmethod
+    def from_nets(cls, nets) -> Population:
+        """Join ``MLP``\\ s of one architecture (copies: the nets given are not changed)."""
+        nets = list(nets)
+        if not nets:
+            raise ValueError("nets: expected at least one cprop.MLP")
+        first = nets[0]
+        for i, net in enumerate(nets):
+            if not isinstance(net, MLP):
+                raise TypeError(f"nets[{i}]: expected a cprop.MLP, got {type(net).__name__}")
+            if _architecture(net) != _architecture(first):
+                raise ValueError(f"nets[{i}]: {net!r} is not of the first net's architecture "
+                                 f"({first!r})")
+        pop = cls.__new__(cls)
+        pop._adopt([_copy(net) for net in nets], np.array([n.seed for n in nets],
+                                                          dtype=np.uint64))
+        return pop
+
+    def _adopt(self, members: list, seeds: np.ndarray) -> None:
+        first = members[0]
+        self._members = members
+        self.seeds = seeds
+        self.layer_sizes = list(first.layer_sizes)
+        self.hidden, self.output, self.loss_name = first.hidden, first.output, first.loss_name
+        self.dtype = first.dtype
+        self.train_biases = first.train_biases
+        self.negative_slope = first.negative_slope
+        self.n_params = first.n_params
+        self._params = np.ascontiguousarray(np.stack([m.params for m in members]))
+        weights, biases, offset = [], [], 0
+        for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            W = self._params[:, offset:offset + n_in * n_out]
+            W.shape = (len(members), n_in, n_out)  # a view, never a copy (raises otherwise)
+            offset += n_in * n_out
+            b = self._params[:, offset:offset + n_out]
+            offset += n_out
+            weights.append(W)
+            biases.append(b)
+        self._weights, self._biases = tuple(weights), tuple(biases)
+
+    # -- the parameters ----------------------------------------------------------------------
+
+    @property
+    def n_nets(self) -> int:
+        return len(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    @property
+    def params(self) -> np.ndarray:
+        """``(n_nets, n_params)``: every net's parameters in ``MLP``'s flat layout (writable)."""
+        return self._params
+
+    @params.setter
+    def params(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self._params.shape:
+            raise ValueError(f"params: expected shape {self._params.shape}, got {value.shape}")
+        if not np.isfinite(value).all():
+            raise ValueError("params: expected finite values")
+        self._params[...] = value
+
+    @property
+    def weights(self) -> tuple:
+        """``weights[l]``: ``(n_nets, n_in, n_out)`` views of :attr:`params` (writable)."""
+        return self._weights
+
+    @property
+    def biases(self) -> tuple:
+        """``biases[l]``: ``(n_nets, n_out)`` views of :attr:`params` (writable)."""
+        return self._biases
+
+    def __repr__(self) -> str:
+        return (f"Population({self.layer_sizes}, n_nets={self.n_nets}, hidden={self.hidden!r}, "
+                f"output={self.output!r}, loss={self.loss_name!r}, dtype={self.dtype.name!r})")
+
+    def _member(self, i: int) -> MLP:
+        """Member i's engine, holding the population's current parameters for it."""
+        net = self._members[i]
+        row = self._params[i]
+        if not np.isfinite(row).all():
+            raise ValueError(f"params[{i}]: net {i} has non-finite parameters")
+        net.params[:] = row
+        return net
+
+    def net(self, i) -> MLP:
+        """Member ``i`` as a standalone ``MLP`` (a copy, with its generator and optimizer
+        state): what that net trained alone would be."""
+        i = self._index(i)
+        return _copy(self._member(i))
+
+    def _index(self, i) -> int:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"i: expected an int, got {type(i).__name__}")
+        if not -self.n_nets <= i < self.n_nets:
+            raise IndexError(f"i: net {i} out of range for {self.n_nets} nets")
+        return int(i) % self.n_nets
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def forward(self, X) -> np.ndarray:
+        """Every net's outputs: ``(n_nets, n_samples, n_out)`` (``(n_nets, n_out)`` for one
+        sample)."""
+        return np.stack([self._member(i).forward(X) for i in range(self.n_nets)])
+
+    def loss(self, X, T) -> np.ndarray:
+        """Every net's mean loss on (X, T): ``(n_nets,)``."""
+        return np.array([self._member(i).loss(X, T) for i in range(self.n_nets)])
+
+    def gradients(self, X, T):
+        """Every net's gradient of its loss: ``(grad_weights, grad_biases)`` shaped like
+        :attr:`weights` and :attr:`biases`."""
+        grads = [self._member(i).gradients(X, T) for i in range(self.n_nets)]
+        gw = [np.stack([g[0][l] for g in grads]) for l in range(len(self._weights))]
+        gb = [np.stack([g[1][l] for g in grads]) for l in range(len(self._biases))]
+        return gw, gb
+
+    def mean_output(self, X) -> np.ndarray:
+        """The ensemble's mean output over the nets: ``(n_samples, n_out)``."""
+        return self.forward(X).mean(axis=0)
+
+    def vote(self, X) -> np.ndarray:
+        """The ensemble's majority class per sample (each net votes its argmax; ties go to the
+        lowest class): ``(n_samples,)`` int64. For classifiers (``n_out`` >= 2)."""
+        if self.layer_sizes[-1] < 2:
+            raise ValueError("vote: needs nets with at least 2 outputs (a class per output); "
+                             "use mean_output for one output")
+        Y = self.forward(X)
+        if Y.ndim == 2:
+            Y = Y[:, None, :]
+        votes = Y.argmax(axis=2)  # (n_nets, n_samples)
+        counts = np.zeros((votes.shape[1], self.layer_sizes[-1]), dtype=np.int64)
+        for row in votes:
+            counts[np.arange(votes.shape[1]), row] += 1
+        out = counts.argmax(axis=1)
+        return out if np.ndim(X) == 2 else out[0]
+
+    # -- training ----------------------------------------------------------------------------
+
+    def fit(self, X, T, *, epochs: int = 1, lr=0.1, batch_size: int = 1, shuffle: bool = True,
+            optimizer: str = "sgd", momentum=0.0, nesterov: bool = False, beta1=0.9,
+            beta2=0.999, eps=1e-8, alpha=0.0, lr_schedule="constant", validation_data=None,
+            validation_fraction: float = 0.0, early_stopping: bool = False, patience: int = 10,
+            min_delta: float = 0.0, subsets=None, n_threads: int = 1) -> PopulationHistory:
+        """Train every net on (X, T) as ``MLP.fit`` would train it alone (see the module).
+
+        ``lr``, ``momentum``, ``beta1``, ``beta2``, ``eps``, ``alpha``: one value, or an array of
+        one per net. ``subsets``: an ``(n_nets, k)`` array of row indices (net i trains on
+        ``X[subsets[i]]``, in that order), for bagging and k-fold runs. ``n_threads``: threads
+        the nets are spread over (results do not depend on it). Everything is checked before
+        any net changes.
+        """
+        n = self.n_nets
+        per_net = {name: _per_net(value, name, n)
+                   for name, value in (("lr", lr), ("momentum", momentum), ("beta1", beta1),
+                                       ("beta2", beta2), ("eps", eps), ("alpha", alpha))}
+        for i in range(n):  # each net's options, checked as MLP.fit checks them, named per net
+            values = {k: v[i] for k, v in per_net.items()}
+            try:
+                check_learning_rate(values["lr"], self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(_per_net_message("lr", i, exc)) from None
+            try:
+                check_optimizer(optimizer, values["momentum"], nesterov, values["beta1"],
+                                values["beta2"], values["eps"], values["alpha"])
+            except (TypeError, ValueError) as exc:
+                name = str(exc).split(":", 1)[0]
+                if name in PER_NET:
+                    raise type(exc)(_per_net_message(name, i, exc)) from None
+                if n > 1 and any(len(set(v)) > 1 for v in per_net.values()):
+                    raise type(exc)(f"{exc} (net {i})") from None  # its own values' doing
+                raise
+        if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
+                or n_threads < 1:
+            raise ValueError(f"n_threads: expected an int >= 1, got {n_threads!r}")
+        rows = self._rows(X, T, subsets)
+        common = dict(epochs=epochs, batch_size=batch_size, shuffle=shuffle, optimizer=optimizer,
+                      nesterov=nesterov, lr_schedule=lr_schedule,
+                      validation_data=validation_data, validation_fraction=validation_fraction,
+                      early_stopping=early_stopping, patience=patience, min_delta=min_delta)
+        # One dry run on a copy of net 0 checks every shared option (and X, T) the way
+        # MLP.fit does, before any net of the population changes.
+        probe = _copy(self._member(0))
+        Xp, Tp = rows(0)
+        try:
+            probe.fit(Xp, Tp, **{**common, "epochs": 1},
+                      **{k: v[0] for k, v in per_net.items()})
+        except FloatingPointError:
+            pass  # net 0 diverges: that is its own business, reported below
+        members = [self._member(i) for i in range(n)]
+        results: list = [None] * n
+
+        def train(i: int) -> None:
+            net = members[i]
+            Xi, Ti = rows(i)
+            options = {**common, **{k: v[i] for k, v in per_net.items()}}
+            start = net.state_dict()
+            try:  # one compiled call for the whole fit
+                results[i] = (net.fit(Xi, Ti, **options), None)
+                return
+            except FloatingPointError:
+                pass
+            # It diverged: run it again from the same state, epoch by epoch, to record the
+            # epochs before the refused step (the same steps, so the same end).
+            net.load_state_dict(start)
+            seen: list = []
+
+            def keep(_net, history):
+                seen[:] = [history]
+                return False
+
+            try:
+                results[i] = (net.fit(Xi, Ti, **options, callbacks=(keep,)), None)
+            except FloatingPointError as exc:
+                results[i] = (seen[0] if seen else None, str(exc))
+
+        if n_threads == 1 or n == 1:
+            for i in range(n):
+                train(i)
+        else:
+            with ThreadPoolExecutor(max_workers=min(n_threads, n)) as pool:
+                for future in [pool.submit(train, i) for i in range(n)]:
+                    future.result()
+        for i, net in enumerate(members):
+            self._params[i] = net.params
+        return _history(results, epochs)
+
+    def _rows(self, X, T, subsets):
+        """A function i -> (X_i, T_i): every net's rows, checked once here."""
+        if subsets is None:
+            return lambda i: (X, T)
+        X2 = np.asarray(X)
+        T2 = np.asarray(T)
+        n_rows = X2.shape[0] if X2.ndim >= 1 else 0
+        idx = np.asarray(subsets)
+        if idx.ndim != 2 or idx.shape[0] != self.n_nets or idx.dtype.kind not in "iu":
+            raise ValueError(f"subsets: expected an integer array of shape (n_nets={self.n_nets},"
+                             f" k) (row indices per net), got shape {idx.shape}")
+        if idx.shape[1] == 0:
+            raise ValueError("subsets: each net needs at least one row")
+        bad = (idx < 0) | (idx >= n_rows)
+        if bad.any():
+            i, k = map(int, np.argwhere(bad)[0])
+            raise ValueError(f"subsets[{i}, {k}]: row {idx[i, k]} is out of range for "
+                             f"{n_rows} rows")
+        return lambda i: (X2[idx[i]], T2[idx[i]])
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _architecture(net: MLP) -> tuple:
+    return (tuple(net.layer_sizes), net.hidden, net.output, net.loss_name, net.dtype,
+            net.train_biases, net.negative_slope)
+
+
+def _copy(net: MLP) -> MLP:
+    """An independent MLP with net's architecture and state (parameters, optimizer, generator)."""
+    twin = MLP(net.layer_sizes, hidden=net.hidden, output=net.output, loss=net.loss_name,
+               dtype=net.dtype.name, seed=net.seed, train_biases=net.train_biases,
+               negative_slope=net.negative_slope)
+    twin.load_state_dict(net.state_dict())
+    return twin
+
+
+def _per_net(value, name: str, n: int) -> list:
+    """One value or one per net -> a list of n Python numbers (finite-checked by the caller's
+    own validators)."""
+    if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool):
+        return [float(value)] * n
+    arr = np.asarray(value)
+    if arr.shape != (n,) or arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: expected one number or {n} numbers (one per net), got "
+                         f"{type(value).__name__} of shape {arr.shape}")
+    out = [float(v) for v in arr]
+    for i, v in enumerate(out):
+        if not math.isfinite(v):
+            raise ValueError(f"{name}[{i}]: expected a finite number for net {i}, got {v}")
+    return out
+
+
+def _per_net_message(name: str, i: int, exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith(name + ":"):
+        text = text[len(name) + 1:].strip()
+    return f"{name}[{i}]: {text} (net {i})"
+
+
+def _history(results: list, epochs: int) -> PopulationHistory:
+    n = len(results)
+    loss = np.full((n, epochs), np.nan)
+    has_val = any(h is not None and h.val_loss for h, _ in results)
+    val = np.full((n, epochs if has_val else 0), np.nan)
+    ran = np.zeros(n, dtype=np.int64)
+    best = np.full(n, -1, dtype=np.int64)
+    reasons, errors = [], {}
+    for i, (h, error) in enumerate(results):
+        if h is not None:
+            k = len(h.loss)
+            loss[i, :k] = h.loss
+            if has_val and h.val_loss:
+                val[i, :len(h.val_loss)] = h.val_loss
+            ran[i] = k
+            if h.best_epoch is not None:
+                best[i] = h.best_epoch
+        if error is not None:
+            reasons.append("diverged")
+            errors[i] = error
+        else:
+            reasons.append(h.stop_reason)
+    return PopulationHistory(loss=loss, val_loss=val, epochs=ran, stop_reason=reasons,
+                             best_epoch=best, errors=errors)
