@@ -237,3 +237,25 @@ def test_population_equals_the_oracle_looping_over_nets():
     for i, net in enumerate(nets):
         np.testing.assert_allclose(pop.params[i], net.params_flat(), rtol=1e-12, atol=1e-15)
         assert hist[i] is not None and len(hist[i].loss) == 7
+
+
+def test_bootstrap_draws_from_each_nets_own_generator():
+    from cprop import oracle
+
+    X, T = blobs(n=15, n_in=2, n_out=1, seed=9)
+    pop = cprop.Population([2, 3, 1], 3, seed=5)
+    twin = cprop.Population([2, 3, 1], 3, seed=5)
+    pop.fit(X, T, epochs=4, lr=0.3, bootstrap=True, shuffle=True)
+    # by hand: each net's rows from its own generator, then MLP.fit alone (whose shuffles
+    # continue that generator)
+    nets = [oracle.MLP([2, 3, 1], seed=int(s)) for s in pop.seeds]
+    oracle.population_fit(nets, X.tolist(), T.tolist(), bootstrap=True, epochs=4, lr=0.3)
+    for i in range(3):
+        net = twin.net(i)
+        rows = cprop.population.bootstrap_rows(net, 15)
+        assert len(set(rows.tolist())) < 15  # with replacement
+        net.fit(X[rows], T[rows], epochs=4, lr=0.3, shuffle=True)
+        assert net.params.tobytes() == pop.params[i].tobytes()
+        np.testing.assert_allclose(pop.params[i], nets[i].params_flat(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="bootstrap: give subsets or bootstrap=True"):
+        pop.fit(X, T, bootstrap=True, subsets=np.zeros((3, 2), dtype=int))

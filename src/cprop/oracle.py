@@ -55,6 +55,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from cprop import _registry  # plain Python too: the names the compiled path accepts
 
 __all__ = [
+    "bootstrap_rows",
     "population_seeds",
     "population_fit",
     "ACTIVATIONS",
@@ -1437,14 +1438,24 @@ def population_seeds(seed: int, n_nets: int) -> list[int]:
     return [gen.next() for _ in range(n_nets)]
 
 
+def bootstrap_rows(net: MLP, n_rows: int) -> list[int]:
+    """``n_rows`` indices drawn with replacement from ``net``'s generator: k = next() mod
+    n_rows, in draw order (advancing the generator)."""
+    return [net.rng.next() % n_rows for _ in range(n_rows)]
+
+
 def population_fit(nets: Sequence[MLP], X: Any, T: Any, *, subsets: Any = None,
-                   **options: Any) -> list[Optional[History]]:
+                   bootstrap: bool = False, **options: Any) -> list[Optional[History]]:
     """Train each of ``nets`` as :meth:`MLP.fit` trains it alone, one after the other.
 
     An option given as a list (or tuple) holds one value per net (``lr=[0.1, 0.5]``); any
     other value is shared. ``subsets[i]`` (row indices) gives net i its own rows. A net whose
     fit diverges keeps its last finite parameters and gets ``None`` (the others go on).
+    ``bootstrap=True``: net i's rows are :func:`bootstrap_rows` of its own generator, all drawn
+    before any net trains.
     """
+    if bootstrap:
+        subsets = [bootstrap_rows(net, len(X)) for net in nets]
     histories: list[Optional[History]] = []
     for i, net in enumerate(nets):
         mine = {k: (v[i] if isinstance(v, (list, tuple)) else v) for k, v in options.items()}

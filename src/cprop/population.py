@@ -38,7 +38,7 @@ from cprop.optimizers import check_optimizer
 from cprop.oracle import SplitMix64
 from cprop._validation import check_learning_rate
 
-__all__ = ["Population", "PopulationHistory", "derive_seeds"]
+__all__ = ["Population", "PopulationHistory", "derive_seeds", "bootstrap_rows"]
 
 # MLP.fit's numeric options that may differ from net to net
 PER_NET = ("lr", "momentum", "beta1", "beta2", "eps", "alpha")
@@ -268,12 +268,16 @@ class Population:
             optimizer: str = "sgd", momentum=0.0, nesterov: bool = False, beta1=0.9,
             beta2=0.999, eps=1e-8, alpha=0.0, lr_schedule="constant", validation_data=None,
             validation_fraction: float = 0.0, early_stopping: bool = False, patience: int = 10,
-            min_delta: float = 0.0, subsets=None, n_threads: int = 1) -> PopulationHistory:
+            min_delta: float = 0.0, subsets=None, bootstrap: bool = False,
+            n_threads: int = 1) -> PopulationHistory:
         """Train every net on (X, T) as ``MLP.fit`` would train it alone (see the module).
 
         ``lr``, ``momentum``, ``beta1``, ``beta2``, ``eps``, ``alpha``: one value, or an array of
         one per net. ``subsets``: an ``(n_nets, k)`` array of row indices (net i trains on
-        ``X[subsets[i]]``, in that order), for bagging and k-fold runs. ``n_threads``: threads
+        ``X[subsets[i]]``, in that order), for bagging and k-fold runs; ``bootstrap=True``
+        draws each net's rows instead, ``n_samples`` with replacement from the net's own
+        generator (:func:`bootstrap_rows`; the draw advances it, as a shuffle does).
+        ``n_threads``: threads
         the nets are spread over (results do not depend on it). Everything is checked before
         any net changes.
         """
@@ -300,6 +304,10 @@ class Population:
         if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
                 or n_threads < 1:
             raise ValueError(f"n_threads: expected an int >= 1, got {n_threads!r}")
+        if not isinstance(bootstrap, (bool, np.bool_)):
+            raise TypeError(f"bootstrap: expected True or False, got {type(bootstrap).__name__}")
+        if bootstrap and subsets is not None:
+            raise ValueError("bootstrap: give subsets or bootstrap=True, not both")
         rows = self._rows(X, T, subsets)
         common = dict(epochs=epochs, batch_size=batch_size, shuffle=shuffle, optimizer=optimizer,
                       nesterov=nesterov, lr_schedule=lr_schedule,
@@ -315,6 +323,10 @@ class Population:
         except FloatingPointError:
             pass  # net 0 diverges: that is its own business, reported below
         members = [self._member(i) for i in range(n)]
+        if bootstrap:  # after every check: drawing advances the nets' generators
+            n_rows = np.shape(X)[0]
+            draws = np.stack([bootstrap_rows(m, n_rows) for m in members])
+            rows = self._rows(X, T, draws)
         results: list = [None] * n
 
         def train(i: int) -> None:
@@ -374,6 +386,19 @@ class Population:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+def bootstrap_rows(net: MLP, n_rows: int) -> np.ndarray:
+    """``n_rows`` row indices drawn with replacement from ``net``'s own SplitMix64 generator
+    (index k = next() mod n_rows, in draw order), advancing it: what ``Population.fit(...,
+    bootstrap=True)`` gives that net (``cprop.oracle.bootstrap_rows`` is the same rule)."""
+    state = net.state_dict()
+    gen = SplitMix64(0)
+    gen.state = int(state["rng_state"])
+    out = np.array([gen.next() % n_rows for _ in range(n_rows)], dtype=np.int64)
+    state["rng_state"] = gen.state
+    net.load_state_dict(state)
+    return out
+
 
 def _architecture(net: MLP) -> tuple:
     return (tuple(net.layer_sizes), net.hidden, net.output, net.loss_name, net.dtype,
