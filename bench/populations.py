@@ -10,7 +10,8 @@ where cprop's ``MLP.fit`` ends (the table's last column: the largest difference 
 parameter; the -ffast-math C loops and JAX round differently). Throughput is million net-steps
 (one net's update on one row) per second; every peer runs on 1 thread.
 
-Peers: cprop ``MLP.fit`` per net in a Python loop (what a user writes today); NumPy and PyTorch
+Rows: cprop ``MLP.fit`` per net in a Python loop (what a user writes without populations) and
+``cprop.Population.fit`` (nets seeded 0 .. n-1, the same starts); NumPy and PyTorch
 vectorised across the nets (one array op per layer per row, hand-written gradients); JAX
 ``jit(vmap(fori_loop))``; C one net at a time (-O3 -march=native) and C with the nets in SIMD
 lanes (bench/c/population_peer.c: AVX2 only, and -march=native), compiled here with gcc.
@@ -118,6 +119,13 @@ def run_cprop(wl):
         net.fit(wl.X, wl.T, epochs=wl.epochs, lr=wl.lr, batch_size=1, shuffle=False)
         out[i] = net.params
     return out
+
+
+def run_population(wl):
+    pop = cprop.Population(wl.sizes, wl.n_nets, hidden="sigmoid", output=wl.output,
+                           loss=wl.loss, seed=list(range(wl.n_nets)))
+    pop.fit(wl.X, wl.T, epochs=wl.epochs, lr=wl.lr, batch_size=1, shuffle=False)
+    return pop.params.copy()
 
 
 def run_numpy(wl):
@@ -264,7 +272,8 @@ def main(argv=None) -> int:
           f"Python {platform.python_version()}, NumPy {np.__version__}, cprop {cprop.__version__}")
     for make in (w4, w4b):
         wl = make(n_nets)
-        peers = [("cprop: MLP.fit per net, Python loop", run_cprop)]
+        peers = [("cprop: MLP.fit per net, Python loop", run_cprop),
+                 ("cprop: Population.fit", run_population)]
         if "numpy" not in skip:
             peers.append(("NumPy, vectorised across nets", run_numpy))
         if "torch" not in skip:
