@@ -259,3 +259,12 @@ def test_bootstrap_draws_from_each_nets_own_generator():
         np.testing.assert_allclose(pop.params[i], nets[i].params_flat(), rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="bootstrap: give subsets or bootstrap=True"):
         pop.fit(X, T, bootstrap=True, subsets=np.zeros((3, 2), dtype=int))
+
+
+def test_explain_a_member():
+    pop = cprop.Population([2, 2, 2], 3, seed=12)
+    pop.weights[0][1] = [[0.15, 0.20], [0.25, 0.30]]
+    trace = pop.explain(1, [0.05, 0.10], [0.01, 0.99], 0.5)
+    assert trace.format() == pop.net(1).explain([0.05, 0.10], [0.01, 0.99], 0.5).format()
+    assert "x1·W1[1,1] + x2·W1[2,1]" in trace.format()
+    assert trace.layers[0].W == [[0.15, 0.20], [0.25, 0.30]]

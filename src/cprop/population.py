@@ -223,6 +223,11 @@ class Population:
             raise IndexError(f"i: net {i} out of range for {self.n_nets} nets")
         return int(i) % self.n_nets
 
+    def explain(self, i, x, t, lr: float = 0.5):
+        """The derivation of one SGD step of member ``i`` on (x, t) (``MLP.explain``; nothing
+        changes)."""
+        return self._member(self._index(i)).explain(x, t, lr)
+
     # -- evaluation --------------------------------------------------------------------------
 
     def forward(self, X) -> np.ndarray:
