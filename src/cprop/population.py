@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cprop._kernels import _mlp
 from cprop.mlp import MLP
 from cprop.optimizers import check_optimizer
 from cprop.oracle import SplitMix64
@@ -69,6 +70,8 @@ class PopulationHistory:
     stop_reason: list = field(default_factory=list)
     best_epoch: np.ndarray | None = None
     errors: dict = field(default_factory=dict)
+    route: str = "per_net"  # how fit ran: "lanes" (the kernel with nets in SIMD lanes) or
+    #                         "per_net" (each member through MLP.fit)
 
     @property
     def stopped(self) -> np.ndarray:
@@ -328,6 +331,9 @@ class Population:
         except FloatingPointError:
             pass  # net 0 diverges: that is its own business, reported below
         members = [self._member(i) for i in range(n)]
+        lanes = self._lanes_route(X, T, common, per_net, subsets, bootstrap, optimizer)
+        if lanes is not None:
+            return self._fit_lanes(members, lanes, per_net, common, epochs)
         if bootstrap:  # after every check: drawing advances the nets' generators
             n_rows = np.shape(X)[0]
             draws = np.stack([bootstrap_rows(m, n_rows) for m in members])
@@ -335,28 +341,9 @@ class Population:
         results: list = [None] * n
 
         def train(i: int) -> None:
-            net = members[i]
             Xi, Ti = rows(i)
-            options = {**common, **{k: v[i] for k, v in per_net.items()}}
-            start = net.state_dict()
-            try:  # one compiled call for the whole fit
-                results[i] = (net.fit(Xi, Ti, **options), None)
-                return
-            except FloatingPointError:
-                pass
-            # It diverged: run it again from the same state, epoch by epoch, to record the
-            # epochs before the refused step (the same steps, so the same end).
-            net.load_state_dict(start)
-            seen: list = []
-
-            def keep(_net, history):
-                seen[:] = [history]
-                return False
-
-            try:
-                results[i] = (net.fit(Xi, Ti, **options, callbacks=(keep,)), None)
-            except FloatingPointError as exc:
-                results[i] = (seen[0] if seen else None, str(exc))
+            results[i] = _train_member(members[i], Xi, Ti,
+                                       {**common, **{k: v[i] for k, v in per_net.items()}})
 
         if n_threads == 1 or n == 1:
             for i in range(n):
@@ -368,6 +355,64 @@ class Population:
         for i, net in enumerate(members):
             self._params[i] = net.params
         return _history(results, epochs)
+
+    # -- the lanes route -----------------------------------------------------------------------
+
+    def _lanes_route(self, X, T, common, per_net, subsets, bootstrap, optimizer):
+        """(X, T) as the lanes kernel takes them when this fit is one it runs exactly (plain
+        SGD, one row per step, in order, nothing per epoch), else None (the per-net route)."""
+        if not hasattr(_mlp, "population_sgd_fit") or "lanes" in _DISABLED_ROUTES:
+            return None
+        if (optimizer != "sgd" or common["batch_size"] != 1 or common["shuffle"] is not False
+                or common["nesterov"] or common["lr_schedule"] != "constant"
+                or common["validation_data"] is not None or common["validation_fraction"]
+                or common["early_stopping"] or subsets is not None or bootstrap
+                or any(per_net["momentum"]) or any(per_net["alpha"])):
+            return None
+        X2 = np.ascontiguousarray(X, dtype=self.dtype)
+        T2 = np.ascontiguousarray(T, dtype=self.dtype)
+        n_in, n_out = self.layer_sizes[0], self.layer_sizes[-1]
+        if X2.ndim != 2 or X2.shape[1] != n_in or T2.shape != (X2.shape[0], n_out):
+            return None  # one sample, class labels, ...: MLP.fit's own conversions
+        return X2, T2
+
+    def _fit_lanes(self, members, data, per_net, common, epochs) -> PopulationHistory:
+        """Every net through the lanes kernel; a net whose step was refused is trained again
+        from its start through MLP.fit, which reports it exactly (rare)."""
+        X, T = data
+        n = self.n_nets
+        start = self._params.copy()
+        losses = np.full((n, epochs), np.nan)
+        acts = ([_mlp.ACTIVATION_CODES[self.hidden]] * (len(self.layer_sizes) - 2)
+                + [_mlp.ACTIVATION_CODES[self.output]])
+        lr = np.array(per_net["lr"], dtype=self.dtype)
+        status = _mlp.population_sgd_fit(self._params, self.layer_sizes, acts,
+                                         _mlp.LOSS_CODES[self.loss_name], X, T, lr, epochs,
+                                         self.train_biases, self.negative_slope, losses)
+        steps = epochs * X.shape[0]
+        results: list = []
+        for i, net in enumerate(members):
+            options = {k: v[i] for k, v in per_net.items()}
+            if status[i]:
+                self._params[i] = start[i]
+                net.params[:] = start[i]
+                results.append(_train_member(net, X, T, {**common, **options}))
+                self._params[i] = net.params
+                continue
+            # the member's state as MLP.fit leaves it: these parameters, the SGD options (a
+            # change of optimizer starts its step count afresh), its generator untouched
+            state = net.state_dict()
+            sgd = check_optimizer("sgd", 0.0, False, options["beta1"], options["beta2"],
+                                  options["eps"], 0.0).to_dict()
+            same = state["optimizer"] == sgd
+            net.load_state_dict({"params": self._params[i], "optimizer": sgd,
+                                 "optimizer_state": np.empty(0, dtype=self.dtype),
+                                 "optimizer_steps": (state["optimizer_steps"] if same else 0)
+                                 + steps, "rng_state": state["rng_state"]})
+            results.append((_LanesHistory(losses[i].tolist()), None))
+        history = _history(results, epochs)
+        history.route = "lanes"
+        return history
 
     def _rows(self, X, T, subsets):
         """A function i -> (X_i, T_i): every net's rows, checked once here."""
@@ -392,6 +437,20 @@ class Population:
 
 # -- helpers ---------------------------------------------------------------------------------
 
+# Routes switched off (tests and benchmarks compare the lanes route with the per-net one).
+_DISABLED_ROUTES: frozenset = frozenset()
+
+
+@dataclass
+class _LanesHistory:
+    """A member's history from the lanes kernel, shaped like MLP.fit's."""
+
+    loss: list
+    val_loss: list = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    best_epoch: int | None = None
+
+
 def bootstrap_rows(net: MLP, n_rows: int) -> np.ndarray:
     """``n_rows`` row indices drawn with replacement from ``net``'s own SplitMix64 generator
     (index k = next() mod n_rows, in draw order), advancing it: what ``Population.fit(...,
@@ -403,6 +462,29 @@ def bootstrap_rows(net: MLP, n_rows: int) -> np.ndarray:
     state["rng_state"] = gen.state
     net.load_state_dict(state)
     return out
+
+
+def _train_member(net: MLP, X, T, options: dict) -> tuple:
+    """``(history, None)``, or ``(history of the epochs before, message)`` when the fit
+    diverged (the net then keeps its last finite parameters, as MLP.fit leaves them)."""
+    start = net.state_dict()
+    try:  # one compiled call for the whole fit
+        return net.fit(X, T, **options), None
+    except FloatingPointError:
+        pass
+    # It diverged: run it again from the same state, epoch by epoch, to record the epochs
+    # before the refused step (the same steps, so the same end).
+    net.load_state_dict(start)
+    seen: list = []
+
+    def keep(_net, history):
+        seen[:] = [history]
+        return False
+
+    try:
+        return net.fit(X, T, **options, callbacks=(keep,)), None
+    except FloatingPointError as exc:
+        return (seen[0] if seen else None), str(exc)
 
 
 def _architecture(net: MLP) -> tuple:
