@@ -99,8 +99,13 @@ def test_every_member_ends_as_if_trained_alone(options, dtype):
     for i in range(5):
         per_net = {k: (v[i] if isinstance(v, list) else v) for k, v in options.items()}
         net, h = alone(pop, i, X, T, **per_net)
-        assert net.params.tobytes() == pop.params[i].tobytes()  # bit for bit
-        np.testing.assert_array_equal(history.loss[i, :len(h.loss)], h.loss)
+        if history.route == "lanes":  # the kernel's vector exp: to rounding
+            tol = 1e-12 if dtype == "float64" else 1e-5
+            np.testing.assert_allclose(pop.params[i], net.params, rtol=tol, atol=tol)
+            np.testing.assert_allclose(history.loss[i], h.loss, rtol=tol)
+        else:
+            assert net.params.tobytes() == pop.params[i].tobytes()  # bit for bit
+            np.testing.assert_array_equal(history.loss[i, :len(h.loss)], h.loss)
         assert np.isnan(history.loss[i, len(h.loss):]).all()
         assert history.epochs[i] == len(h.loss)
         assert history.stop_reason[i] == h.stop_reason
@@ -123,18 +128,18 @@ def test_a_diverging_net_stops_alone():
     X, T = blobs(n=20, n_out=1, seed=5)
     pop = cprop.Population([3, 6, 1], 4, hidden="relu", output="identity", seed=8)
     lr = [0.001, 5.0, 0.002, 0.003]
-    h = pop.fit(X, T, epochs=30, lr=lr, shuffle=False)
+    h = pop.fit(X, T, epochs=30, lr=lr, shuffle=False, batch_size=2)  # the per-net route
     assert h.stop_reason[1] == "diverged" and set(h.errors) == {1}
     assert "that step was not applied" in h.errors[1] or "lr" in h.errors[1]
     assert np.isfinite(pop.params[1]).all()
     for i in (0, 2, 3):
-        net, hist = alone(pop, i, X, T, epochs=30, lr=lr[i], shuffle=False)
+        net, hist = alone(pop, i, X, T, epochs=30, lr=lr[i], shuffle=False, batch_size=2)
         assert net.params.tobytes() == pop.params[i].tobytes()
         assert h.stop_reason[i] == "max_epochs"
     # net 1 keeps the last finite parameters, as MLP.fit leaves them
     net = cprop.MLP([3, 6, 1], hidden="relu", output="identity", seed=int(pop.seeds[1]))
     with pytest.raises(FloatingPointError):
-        net.fit(X, T, epochs=30, lr=5.0, shuffle=False)
+        net.fit(X, T, epochs=30, lr=5.0, shuffle=False, batch_size=2)
     assert net.params.tobytes() == pop.params[1].tobytes()
     assert h.epochs[1] < 30 and np.isnan(h.loss[1, h.epochs[1]:]).all()
 
@@ -268,3 +273,51 @@ def test_explain_a_member():
     assert trace.format() == pop.net(1).explain([0.05, 0.10], [0.01, 0.99], 0.5).format()
     assert "x1·W1[1,1] + x2·W1[2,1]" in trace.format()
     assert trace.layers[0].W == [[0.15, 0.20], [0.25, 0.30]]
+
+
+LANES = hasattr(cprop.population._mlp, "population_sgd_fit")
+
+
+@pytest.mark.skipif(not LANES, reason="this build has no lanes kernel")
+@pytest.mark.parametrize("sizes, kw", [
+    ([2, 2, 1], {}),
+    ([4, 8, 3], {"output": "softmax", "loss": "cross_entropy"}),
+    ([3, 5, 4, 2], {"hidden": "tanh", "output": "identity"}),
+    ([3, 6, 2], {"hidden": "relu", "output": "sigmoid", "loss": "binary_cross_entropy"}),
+])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lanes_route_equals_the_per_net_route(monkeypatch, sizes, kw, dtype):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(9, sizes[0]))
+    if kw.get("loss") == "cross_entropy":
+        T = np.eye(sizes[-1])[rng.integers(0, sizes[-1], 9)]
+    else:
+        T = rng.uniform(0, 1, size=(9, sizes[-1]))
+    lr = rng.uniform(0.05, 0.8, 37)
+    fast = cprop.Population(sizes, 37, dtype=dtype, seed=3, **kw)
+    slow = cprop.Population(sizes, 37, dtype=dtype, seed=3, **kw)
+    hf = fast.fit(X, T, epochs=20, lr=lr, shuffle=False)
+    monkeypatch.setattr(cprop.population, "_DISABLED_ROUTES", frozenset({"lanes"}))
+    hs = slow.fit(X, T, epochs=20, lr=lr, shuffle=False)
+    assert (hf.route, hs.route) == ("lanes", "per_net")
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(fast.params, slow.params, rtol=tol, atol=tol)
+    np.testing.assert_allclose(hf.loss, hs.loss, rtol=tol)
+    for i in (0, 17, 36):  # the members' states as MLP.fit leaves them
+        a, b = fast.net(i).state_dict(), slow.net(i).state_dict()
+        assert {k: a[k] for k in ("optimizer", "optimizer_steps", "rng_state")} == \
+            {k: b[k] for k in ("optimizer", "optimizer_steps", "rng_state")}
+
+
+@pytest.mark.skipif(not LANES, reason="this build has no lanes kernel")
+def test_lanes_route_hands_a_diverging_net_to_mlp_fit():
+    X, T = blobs(n=20, n_out=1, seed=5)
+    pop = cprop.Population([3, 6, 1], 4, hidden="relu", output="identity", seed=8)
+    lr = [0.001, 5.0, 0.002, 0.003]
+    h = pop.fit(X, T, epochs=30, lr=lr, shuffle=False)
+    assert h.route == "lanes"
+    assert h.stop_reason == ["max_epochs", "diverged", "max_epochs", "max_epochs"]
+    net = cprop.MLP([3, 6, 1], hidden="relu", output="identity", seed=int(pop.seeds[1]))
+    with pytest.raises(FloatingPointError):
+        net.fit(X, T, epochs=30, lr=5.0, shuffle=False)
+    assert net.params.tobytes() == pop.params[1].tobytes()
