@@ -10,8 +10,9 @@ where cprop's ``MLP.fit`` ends (the table's last column: the largest difference 
 parameter; the -ffast-math C loops and JAX round differently). Throughput is million net-steps
 (one net's update on one row) per second; every peer runs on 1 thread.
 
-Peers: cprop ``MLP.fit`` per net in a Python loop (what a user writes today); NumPy and PyTorch
-vectorised across the nets (one array op per layer per row, hand-written gradients); JAX
+Peers: cprop ``MLP.fit`` per net in a Python loop (what a user writes today); cprop's lanes
+kernel (``_mlp.population_sgd_fit``: blocks of nets in SIMD lanes, libm's exp per lane); NumPy
+and PyTorch vectorised across the nets (one array op per layer per row, hand-written gradients); JAX
 ``jit(vmap(fori_loop))``; C one net at a time (-O3 -march=native) and C with the nets in SIMD
 lanes (bench/c/population_peer.c: AVX2 only, and -march=native), compiled here with gcc.
 
@@ -118,6 +119,19 @@ def run_cprop(wl):
         net.fit(wl.X, wl.T, epochs=wl.epochs, lr=wl.lr, batch_size=1, shuffle=False)
         out[i] = net.params
     return out
+
+
+def run_cprop_lanes(wl):
+    from cprop._kernels import _mlp
+
+    P = wl.start.copy()
+    codes = [_mlp.ACTIVATION_CODES["sigmoid"]] * (len(wl.sizes) - 2) + [
+        _mlp.ACTIVATION_CODES[wl.output]]
+    losses = np.empty((wl.n_nets, wl.epochs))
+    status = _mlp.population_sgd_fit(P, wl.sizes, codes, _mlp.LOSS_CODES[wl.loss], wl.X, wl.T,
+                                     np.full(wl.n_nets, wl.lr), wl.epochs, True, 0.01, losses)
+    assert not status.any()
+    return P
 
 
 def run_numpy(wl):
@@ -264,7 +278,8 @@ def main(argv=None) -> int:
           f"Python {platform.python_version()}, NumPy {np.__version__}, cprop {cprop.__version__}")
     for make in (w4, w4b):
         wl = make(n_nets)
-        peers = [("cprop: MLP.fit per net, Python loop", run_cprop)]
+        peers = [("cprop: MLP.fit per net, Python loop", run_cprop),
+                 ("cprop population_sgd_fit (lanes kernel)", run_cprop_lanes)]
         if "numpy" not in skip:
             peers.append(("NumPy, vectorised across nets", run_numpy))
         if "torch" not in skip:
