@@ -57,6 +57,18 @@ typedef struct {
 #define CPROP_POP_BC(V, x) ((V)(x))
 #endif
 
+/* rl[q] += each output's term of lane q's loss, and its delta, in output order: _formulas.h's
+ * output row formula on one output at a time (LOSS, ACT: the codes, constants where the caller
+ * can, so the formula folds). For the kernel below. */
+#define CPROP_POP_LOSS_TERMS(S, B, LOSS, ACT)                                                  \
+    {                                                                                          \
+        for (k = 0; k < NO; k++)                                                               \
+            for (q = 0; q < B; q++)                                                            \
+                rl[q] += cprop_output_loss_delta_##S(LOSS, ACT, out + k * B + q,               \
+                                                     Z + k * B + q, t + k, NULL,               \
+                                                     d + k * B + q, 1, slope);                 \
+    }
+
 /* CPROP_POP_KERNEL(T, V, VU, U, LANES, B, SUFFIX, S, TARGET): T the element type, V its vector
  * of LANES lanes (T itself, LANES 1, in the scalar build), VU the unsigned integer vector of V's
  * size and U its element, B the block width, S the _formulas.h suffix (d / f).
@@ -92,6 +104,7 @@ static CPROP_NOINLINE TARGET void cprop_pop_train_block_##SUFFIX(               
     double* total = dwork;                                                                     \
     double* rl = dwork + B;                                                                    \
     int dead[B], refuse[B], n_dead = 0;                                                        \
+    T mx[B], sm[B];                                                                            \
     V lrv[NV];                                                                                 \
     ptrdiff_t e, r, l, i, j, k, q, v;                                                          \
     for (v = 0; v < NV; v++) lrv[v] = CPROP_POP_LD(V, lr + v * LANES);                         \
@@ -145,12 +158,42 @@ static CPROP_NOINLINE TARGET void cprop_pop_train_block_##SUFFIX(               
                     if (loss != CPROP_LOSS_SQUARED_ERROR) memcpy(Z, out, NO * B * sizeof(T));  \
                     cprop_activate_elementwise_##S(act_out, out, NO * B, slope);               \
                     /* elementwise losses: a row's loss is its terms added in order, so the    \
-                       formula on one output at a time gives the same sum */                   \
+                       formula on one output at a time gives the same sum; the common pairings \
+                       with constant codes, so the formula folds into a loop over the lanes */ \
                     for (q = 0; q < B; q++) rl[q] = 0.0;                                       \
+                    if (loss == CPROP_LOSS_SQUARED_ERROR && act_out == CPROP_ACT_SIGMOID)      \
+                        CPROP_POP_LOSS_TERMS(S, B, CPROP_LOSS_SQUARED_ERROR, CPROP_ACT_SIGMOID)   \
+                    else if (loss == CPROP_LOSS_SQUARED_ERROR && act_out == CPROP_ACT_IDENTITY) \
+                        CPROP_POP_LOSS_TERMS(S, B, CPROP_LOSS_SQUARED_ERROR, CPROP_ACT_IDENTITY)  \
+                    else                                                                       \
+                        CPROP_POP_LOSS_TERMS(S, B, loss, act_out)                                 \
+                } else if (want_lse) {                                                         \
+                    /* float64 softmax and cross-entropy, lane by lane: the operations of      \
+                       cprop_loop_softmax_row_d in its order (the row maximum, libm's exp of   \
+                       z - max, their sum from 0 in output order, the division, max + log(sum) \
+                       as the log-sum-exp); then, given each lane's log-sum-exp, the loss and  \
+                       delta are elementwise: the formula one output at a time */              \
+                    memcpy(Z, out, NO * B * sizeof(T));                                        \
+                    for (q = 0; q < B; q++) {                                                  \
+                        mx[q] = out[q];                                                        \
+                        sm[q] = 0;                                                             \
+                        rl[q] = 0.0;                                                           \
+                    }                                                                          \
+                    for (k = 1; k < NO; k++)                                                   \
+                        for (q = 0; q < B; q++)                                                \
+                            if (out[k * B + q] > mx[q]) mx[q] = out[k * B + q];                \
+                    for (k = 0; k < NO; k++)                                                   \
+                        for (q = 0; q < B; q++) {                                              \
+                            out[k * B + q] = (T)exp((double)(out[k * B + q] - mx[q]));         \
+                            sm[q] += out[k * B + q];                                           \
+                        }                                                                      \
+                    for (k = 0; k < NO; k++)                                                   \
+                        for (q = 0; q < B; q++) out[k * B + q] = out[k * B + q] / sm[q];       \
+                    for (q = 0; q < B; q++) mx[q] = (T)(mx[q] + log((double)sm[q]));           \
                     for (k = 0; k < NO; k++)                                                   \
                         for (q = 0; q < B; q++)                                                \
                             rl[q] += cprop_output_loss_delta_##S(                              \
-                                loss, act_out, out + k * B + q, Z + k * B + q, t + k, NULL,    \
+                                loss, act_out, out + k * B + q, Z + k * B + q, t + k, mx + q,  \
                                 d + k * B + q, 1, slope);                                      \
                 } else {                                                                       \
                     for (q = 0; q < B; q++) {                                                  \
