@@ -177,6 +177,8 @@ def good_args(dtype="float64"):
     (lambda a: a.update(X=a["X"][::2]), ValueError, "X"),
     (lambda a: a.update(T=a["T"][:-1].copy()), ValueError, "T"),
     (lambda a: a["T"].__setitem__((0, 0), np.inf), ValueError, "T"),
+    (lambda a: a["T"].__setitem__((0, 0), 2.0), ValueError, "T"),
+    (lambda a: a["T"].__setitem__((0, 0), 0.5), ValueError, "T"),
     (lambda a: a["lr"].__setitem__(1, np.nan), ValueError, "lr"),
     (lambda a: a["lr"].__setitem__(1, 0.0), ValueError, "lr"),
     (lambda a: a.update(lr=a["lr"][:-1].copy()), ValueError, "lr"),

@@ -141,6 +141,15 @@ def population_sgd_fit(params, layer_sizes, activations, loss, X, T, lr, epochs,
     if n_rows < 1:
         raise ValueError("X: expected at least one row")
     _pop_array(T, "T", dtype, 2, (n_rows, sizes[L]))
+    # the targets each loss takes (as MLP.fit checks them)
+    if loss_code in (LOSS_CROSS_ENTROPY, LOSS_BINARY_CROSS_ENTROPY) and not (
+            (T >= 0).all() and (T <= 1).all()):
+        raise ValueError("T: cross-entropy targets must lie in [0, 1]")
+    if loss_code == LOSS_POISSON and not (T >= 0).all():
+        raise ValueError("T: poisson targets must be >= 0")
+    if loss_code == LOSS_CROSS_ENTROPY and np.abs(T.sum(axis=1, dtype=np.float64) - 1.0).max() > (
+            1e-6 if dtype == np.float64 else 1e-5):
+        raise ValueError("T: cross_entropy targets must be rows summing to 1")
     _pop_array(lr, "lr", dtype, 1, (n_nets,))
     if not (lr > 0).all():
         raise ValueError("lr: every learning rate must be finite and > 0")
