@@ -10,9 +10,11 @@ where cprop's ``MLP.fit`` ends (the table's last column: the largest difference 
 parameter; the -ffast-math C loops and JAX round differently). Throughput is million net-steps
 (one net's update on one row) per second; every peer runs on 1 thread.
 
-Rows: cprop ``MLP.fit`` per net in a Python loop (what a user writes without populations) and
-``cprop.Population.fit`` (nets seeded 0 .. n-1, the same starts); NumPy and PyTorch
-vectorised across the nets (one array op per layer per row, hand-written gradients); JAX
+Rows: cprop ``MLP.fit`` per net in a Python loop (what a user writes without populations);
+``cprop.Population.fit`` (nets seeded 0 .. n-1, the same starts; its lanes route here); the lanes
+kernel alone (``_mlp.population_sgd_fit``: blocks of nets in SIMD lanes, libm's exp per lane),
+to show what the Python layer around it costs; NumPy and PyTorch vectorised across the nets (one
+array op per layer per row, hand-written gradients); JAX
 ``jit(vmap(fori_loop))``; C one net at a time (-O3 -march=native) and C with the nets in SIMD
 lanes (bench/c/population_peer.c: AVX2 only, and -march=native), compiled here with gcc.
 
@@ -126,6 +128,19 @@ def run_population(wl):
                            loss=wl.loss, seed=list(range(wl.n_nets)))
     pop.fit(wl.X, wl.T, epochs=wl.epochs, lr=wl.lr, batch_size=1, shuffle=False)
     return pop.params.copy()
+
+
+def run_cprop_lanes(wl):
+    from cprop._kernels import _mlp
+
+    P = wl.start.copy()
+    codes = [_mlp.ACTIVATION_CODES["sigmoid"]] * (len(wl.sizes) - 2) + [
+        _mlp.ACTIVATION_CODES[wl.output]]
+    losses = np.empty((wl.n_nets, wl.epochs))
+    status = _mlp.population_sgd_fit(P, wl.sizes, codes, _mlp.LOSS_CODES[wl.loss], wl.X, wl.T,
+                                     np.full(wl.n_nets, wl.lr), wl.epochs, True, 0.01, losses)
+    assert not status.any()
+    return P
 
 
 def run_numpy(wl):
@@ -273,7 +288,8 @@ def main(argv=None) -> int:
     for make in (w4, w4b):
         wl = make(n_nets)
         peers = [("cprop: MLP.fit per net, Python loop", run_cprop),
-                 ("cprop: Population.fit", run_population)]
+                 ("cprop: Population.fit", run_population),
+                 ("cprop: the lanes kernel alone (_mlp.population_sgd_fit)", run_cprop_lanes)]
         if "numpy" not in skip:
             peers.append(("NumPy, vectorised across nets", run_numpy))
         if "torch" not in skip:

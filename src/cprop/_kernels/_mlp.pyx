@@ -80,7 +80,8 @@ cnp.import_array()
 cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
 
 # The module's other concerns, in files of their own: which BLAS (_blas.pxi), one step per call
-# (_stepper.pxi: Stepper and the C input checks), the elementwise helpers behind
+# (_stepper.pxi: Stepper and the C input checks), many networks at once in SIMD lanes
+# (_population.pxi: population_sgd_fit), the elementwise helpers behind
 # cprop.activations and the checks (_elementwise.pxi), wrappers for the tests (_testing.pxi).
 # Included rather than separate extensions: each extension would carry its own copy of
 # Cython's memoryview support (~200 KB each).
@@ -669,6 +670,7 @@ cdef class Plan:
 
 
 include "_stepper.pxi"
+include "_population.pxi"
 
 
 include "_elementwise.pxi"
