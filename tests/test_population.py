@@ -321,3 +321,18 @@ def test_lanes_route_hands_a_diverging_net_to_mlp_fit():
     with pytest.raises(FloatingPointError):
         net.fit(X, T, epochs=30, lr=5.0, shuffle=False)
     assert net.params.tobytes() == pop.params[1].tobytes()
+
+
+@pytest.mark.skipif(not LANES, reason="this build has no lanes kernel")
+def test_lanes_route_in_chunks_and_threads_gives_the_same_bits():
+    # enough work per net that the nets go to the kernel in several chunks of 32
+    X, T = blobs(n=40, n_in=6, n_out=3, seed=2)
+    a = cprop.Population([6, 12, 3], 100, seed=6)
+    b = cprop.Population([6, 12, 3], 100, seed=6)
+    ha = a.fit(X, T, epochs=200, lr=0.3, shuffle=False, n_threads=1)
+    hb = b.fit(X, T, epochs=200, lr=0.3, shuffle=False, n_threads=2)
+    assert ha.route == hb.route == "lanes"
+    assert a.params.tobytes() == b.params.tobytes()
+    np.testing.assert_array_equal(ha.loss, hb.loss)
+    net, h = alone(a, 99, X, T, epochs=200, lr=0.3, shuffle=False)
+    np.testing.assert_allclose(a.params[99], net.params, rtol=1e-12, atol=1e-15)

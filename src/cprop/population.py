@@ -148,6 +148,9 @@ class Population:
     def _adopt(self, members: list, seeds: np.ndarray) -> None:
         first = members[0]
         self._members = members
+        # Optimizer bookkeeping the lanes route owes each member's engine, applied when the
+        # member is next used: i -> (SGD options, steps to add, start the count afresh?)
+        self._pending: dict = {}
         self.seeds = seeds
         self.layer_sizes = list(first.layer_sizes)
         self.hidden, self.output, self.loss_name = first.hidden, first.output, first.loss_name
@@ -210,7 +213,20 @@ class Population:
         row = self._params[i]
         if not np.isfinite(row).all():
             raise ValueError(f"params[{i}]: net {i} has non-finite parameters")
-        net.params[:] = row
+        if i in self._pending:
+            # the state MLP.fit would have left: its SGD options, the steps counted (afresh
+            # when the optimizer changed), no optimizer state, the generator untouched
+            opt, added, fresh = self._pending.pop(i)
+            state = net.state_dict()
+            if fresh is None:
+                fresh = state["optimizer"] != opt
+            net.load_state_dict({"params": row, "optimizer": opt,
+                                 "optimizer_state": np.empty(0, dtype=self.dtype),
+                                 "optimizer_steps": added + (0 if fresh
+                                                             else state["optimizer_steps"]),
+                                 "rng_state": state["rng_state"]})
+        else:
+            net.params[:] = row
         return net
 
     def net(self, i) -> MLP:
@@ -330,10 +346,10 @@ class Population:
                       **{k: v[0] for k, v in per_net.items()})
         except FloatingPointError:
             pass  # net 0 diverges: that is its own business, reported below
-        members = [self._member(i) for i in range(n)]
         lanes = self._lanes_route(X, T, common, per_net, subsets, bootstrap, optimizer)
         if lanes is not None:
-            return self._fit_lanes(members, lanes, per_net, common, epochs)
+            return self._fit_lanes(lanes, per_net, common, epochs, n_threads)
+        members = [self._member(i) for i in range(n)]
         if bootstrap:  # after every check: drawing advances the nets' generators
             n_rows = np.shape(X)[0]
             draws = np.stack([bootstrap_rows(m, n_rows) for m in members])
@@ -376,9 +392,11 @@ class Population:
             return None  # one sample, class labels, ...: MLP.fit's own conversions
         return X2, T2
 
-    def _fit_lanes(self, members, data, per_net, common, epochs) -> PopulationHistory:
-        """Every net through the lanes kernel; a net whose step was refused is trained again
-        from its start through MLP.fit, which reports it exactly (rare)."""
+    def _fit_lanes(self, data, per_net, common, epochs, n_threads) -> PopulationHistory:
+        """Every net through the lanes kernel, in chunks of nets (Ctrl-C is seen between
+        chunks; with ``n_threads`` > 1 chunks run in parallel, the kernel releasing the GIL);
+        a net whose step was refused is trained again from its start through MLP.fit, which
+        reports it exactly (rare)."""
         X, T = data
         n = self.n_nets
         start = self._params.copy()
@@ -386,32 +404,59 @@ class Population:
         acts = ([_mlp.ACTIVATION_CODES[self.hidden]] * (len(self.layer_sizes) - 2)
                 + [_mlp.ACTIVATION_CODES[self.output]])
         lr = np.array(per_net["lr"], dtype=self.dtype)
-        status = _mlp.population_sgd_fit(self._params, self.layer_sizes, acts,
-                                         _mlp.LOSS_CODES[self.loss_name], X, T, lr, epochs,
-                                         self.train_biases, self.negative_slope, losses)
         steps = epochs * X.shape[0]
-        results: list = []
-        for i, net in enumerate(members):
-            options = {k: v[i] for k, v in per_net.items()}
-            if status[i]:
-                self._params[i] = start[i]
-                net.params[:] = start[i]
-                results.append(_train_member(net, X, T, {**common, **options}))
-                self._params[i] = net.params
-                continue
-            # the member's state as MLP.fit leaves it: these parameters, the SGD options (a
-            # change of optimizer starts its step count afresh), its generator untouched
-            state = net.state_dict()
-            sgd = check_optimizer("sgd", 0.0, False, options["beta1"], options["beta2"],
-                                  options["eps"], 0.0).to_dict()
-            same = state["optimizer"] == sgd
-            net.load_state_dict({"params": self._params[i], "optimizer": sgd,
-                                 "optimizer_state": np.empty(0, dtype=self.dtype),
-                                 "optimizer_steps": (state["optimizer_steps"] if same else 0)
-                                 + steps, "rng_state": state["rng_state"]})
-            results.append((_LanesHistory(losses[i].tolist()), None))
-        history = _history(results, epochs)
-        history.route = "lanes"
+        # about 2e7 multiply-adds (~10-50 ms) per chunk, in whole blocks of 32 nets
+        chunk = int(min(n, max(32, 2e7 // max(1, steps * self.n_params)) // 32 * 32 or 32))
+        bounds = [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+        results: list = [None] * n
+        sgd_options = {key: check_optimizer("sgd", 0.0, False, *key, 0.0).to_dict()
+                       for key in set(zip(per_net["beta1"], per_net["beta2"], per_net["eps"]))}
+
+        def run(lo: int, hi: int) -> None:
+            status = _mlp.population_sgd_fit(
+                self._params[lo:hi], self.layer_sizes, acts, _mlp.LOSS_CODES[self.loss_name],
+                X, T, lr[lo:hi], epochs, self.train_biases, self.negative_slope,
+                losses[lo:hi])
+            for i in range(lo, hi):
+                options = {k: v[i] for k, v in per_net.items()}
+                if status[i - lo]:  # MLP.fit runs it again from its start, and reports it
+                    self._params[i] = start[i]
+                    net = self._member(i)
+                    results[i] = _train_member(net, X, T, {**common, **options})
+                    self._params[i] = net.params
+                    continue
+                # what MLP.fit would leave in the member's engine, owed until it is next used
+                sgd = sgd_options[(options["beta1"], options["beta2"], options["eps"])]
+                if i in self._pending:
+                    opt, added, fresh = self._pending[i]
+                    self._pending[i] = ((sgd, added + steps, fresh) if opt == sgd
+                                        else (sgd, steps, True))
+                else:
+                    self._pending[i] = (sgd, steps, None)
+
+
+        if n_threads == 1 or len(bounds) == 1:
+            for lo, hi in bounds:
+                run(lo, hi)
+        else:
+            with ThreadPoolExecutor(max_workers=min(n_threads, len(bounds))) as pool:
+                for future in [pool.submit(run, lo, hi) for lo, hi in bounds]:
+                    future.result()
+        # every net the kernel trained ran all epochs; the others report as MLP.fit did
+        history = PopulationHistory(loss=losses, val_loss=np.empty((n, 0)),
+                                    epochs=np.full(n, epochs, dtype=np.int64),
+                                    stop_reason=["max_epochs"] * n,
+                                    best_epoch=np.full(n, -1, dtype=np.int64), route="lanes")
+        redone = [i for i in range(n) if results[i] is not None]
+        if redone:
+            part = _history([results[i] for i in redone], epochs)
+            for k, i in enumerate(redone):
+                history.loss[i] = part.loss[k]
+                history.epochs[i] = part.epochs[k]
+                history.stop_reason[i] = part.stop_reason[k]
+                history.best_epoch[i] = part.best_epoch[k]
+                if k in part.errors:
+                    history.errors[i] = part.errors[k]
         return history
 
     def _rows(self, X, T, subsets):
@@ -440,15 +485,6 @@ class Population:
 # Routes switched off (tests and benchmarks compare the lanes route with the per-net one).
 _DISABLED_ROUTES: frozenset = frozenset()
 
-
-@dataclass
-class _LanesHistory:
-    """A member's history from the lanes kernel, shaped like MLP.fit's."""
-
-    loss: list
-    val_loss: list = field(default_factory=list)
-    stop_reason: str = "max_epochs"
-    best_epoch: int | None = None
 
 
 def bootstrap_rows(net: MLP, n_rows: int) -> np.ndarray:
