@@ -13,13 +13,8 @@ import pytest
 
 import cprop
 from cprop import _tabular
-from cprop.cli import main
+from cli_helpers import run
 
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 _rng = np.random.default_rng(11)

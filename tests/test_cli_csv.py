@@ -9,12 +9,8 @@ import pytest
 import cprop
 from cprop._csv import read_table, sniff_delimiter
 from cprop.cli import main
+from cli_helpers import run
 
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 _rng = np.random.default_rng(7)

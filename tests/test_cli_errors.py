@@ -18,12 +18,8 @@ import pytest
 
 import cprop
 from cprop.cli import main
+from cli_helpers import run
 
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write_csv(path, header, rows, delimiter=","):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 
@@ -11,22 +10,11 @@ import pytest
 
 import cprop
 from cprop.cli import classification_report, main
+from cli_helpers import run, write_csv
 
 metrics = pytest.importorskip("sklearn.metrics")
 
 
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
 
 
 _rng = np.random.default_rng(5)

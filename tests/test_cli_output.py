@@ -14,20 +14,9 @@ import pytest
 import cprop
 from cprop import cli
 from cprop.cli import main
+from cli_helpers import run, write_csv
 
 
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
 
 
 _rng = np.random.default_rng(3)

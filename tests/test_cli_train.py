@@ -20,23 +20,11 @@ import pytest
 import cprop
 import cprop.io
 from cprop import _tabular
-from cprop.cli import main
+from cli_helpers import run, write_csv
 
 
 # -- helpers --------------------------------------------------------------------------------------
 
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_out(text):
