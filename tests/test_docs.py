@@ -6,19 +6,16 @@ and the figures come from the same code. It checks the shown command output too 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+import docs_scripts
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _runner():
-    spec = importlib.util.spec_from_file_location("_cprop_make_plots", DOCS / "make_plots.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_scripts.load("make_plots")
 
 
 def test_tutorial_runs_and_draws_its_figures(tmp_path, capsys):

@@ -3,11 +3,11 @@ network.svg) and its explain page, as docs/make_figures.py writes them."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+import docs_scripts
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -15,11 +15,7 @@ _NUMBER = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("_cprop_make_figures",
-                                                  DOCS / "make_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_scripts.load("make_figures")
 
 
 def _normal(text: str) -> str:

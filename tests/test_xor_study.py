@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cprop
+import docs_scripts
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("_cprop_xor_study", DOCS / "xor_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_scripts.load("xor_study")
 
 
 def test_solved_fraction_equals_a_loop_of_mlp_fit():
