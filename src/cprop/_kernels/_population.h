@@ -6,32 +6,32 @@
  * parameter of LANES networks and every dense loop is the one-network loop with vectors where
  * the scalars were. The input row and its targets are shared by every lane (broadcast).
  *
- * Arithmetic, lane by lane, is exactly the one-row SGD route's (_rows.h, _tiny.h): z_j = b_j,
- * then z_j = z_j + a_i W_ij for i = 0, 1, ...; the layer below's delta 0 + W_i0 d_0 + W_i1 d_1 +
- * ... times f'(a_i); W_ij <- W_ij - lr (a_i d_j), b_j <- b_j - lr d_j. Activations,
- * derivatives, softmax and the output row's loss and delta are _formulas.h's own functions,
- * applied to the lane runs (the elementwise ones to B * width values at once, the row-coupled
- * ones - softmax, cross-entropy - one lane at a time on a gathered row), so each formula stays
- * written once and float64 results are the one-network kernels' bits (libm's exp, as there;
- * float32 takes the vector exp/sigmoid there and here alike).
+ * Arithmetic, lane by lane, is the one-row SGD route's (_rows.h, _tiny.h) in its order: z_j = b_j
+ * + a_0 W_0j + a_1 W_1j + ...; the layer below's delta (W_i0 d_0 + W_i1 d_1 + ...) f'(a_i) from
+ * the weights before the update; W_ij <- W_ij - lr (a_i d_j), b_j <- b_j - lr d_j. Each row's
+ * loss is _formulas.h's output formula (the history: the mean of a net's row losses before their
+ * steps, added in double in row order). What differs is exp: sigmoid, softmax and the exp output
+ * take _population_kernel.h's vector exp (under 1.5 ulp) where MLP.fit takes libm's (float64) or
+ * the compensated row kernel (float32), so a member ends where MLP.fit would to rounding, as
+ * DESIGN allows: 1e-12 relative after 20 epochs in the tests (float32: 1e-5).
  *
  * A step is refused per lane, as MLP.fit refuses it: if the row's loss or any new value of that
- * lane is not finite, that lane keeps its parameters and stops (status e + 1). The new values
- * are written into a second buffer (Q) while a per-vector mask collects non-finite lanes; then
- * the buffers swap, and any refused lane's run is copied back from the old one.
+ * lane is not finite, that lane keeps its parameters from before the row and stops (status
+ * e + 1). The step runs in place; a refusal (rare) replays the epoch from a copy taken at its
+ * start up to the row (the same bits), which recovers the lane's parameters before the row.
  *
- * B is fixed per type (CPROP_POP_B_d / _f: 16 doubles, 32 floats = four AVX2 vectors, enough
- * independent chains to hide the add latency); SSE2 runs the same B in twice as many vectors,
- * and the scalar build one value at a time, with the same bits.
+ * Builds (_lanes.h): the kernel is written once (_population_kernel.h) over intrinsics macros and
+ * included once per instruction set: scalar; SSE2, AVX2, AVX-512F on x86-64; NEON on aarch64.
+ * All give the same bits (no FMA, the same operations in the same order per lane); the block is
+ * NV = 4 vectors wide (B = 4 LANES: enough independent chains to hide the latencies), so B
+ * depends on the set: cprop_pop_block_d/_f() gives the current one.
  */
 #ifndef CPROP_POPULATION_H
 #define CPROP_POPULATION_H
 
 #include "_simd.h"
 #include "_formulas.h"
-
-#define CPROP_POP_B_d 16
-#define CPROP_POP_B_f 32
+#include "_lanes.h"
 
 /* One architecture: layer l maps sizes[l] to sizes[l + 1] units; its weights are parameters
  * w_off[l] .. (row-major (n_in, n_out)), its biases b_off[l] ..; its outputs (and deltas) are
@@ -47,280 +47,586 @@ typedef struct {
     double slope;
 } cprop_pop_net;
 
-#if CPROP_VECTORS
-#define CPROP_POP_LD(V, p) CPROP_LD(V, p)
-#define CPROP_POP_ST(p, v) CPROP_ST(p, v)
-#define CPROP_POP_BC(V, x) ((V){0} + (x))
-#else
-#define CPROP_POP_LD(V, p) (*(p))
-#define CPROP_POP_ST(p, v) (*(p) = (v))
-#define CPROP_POP_BC(V, x) ((V)(x))
-#endif
-
-/* rl[q] += each output's term of lane q's loss, and its delta, in output order: _formulas.h's
- * output row formula on one output at a time (LOSS, ACT: the codes, constants where the caller
- * can, so the formula folds). For the kernel below. */
-#define CPROP_POP_LOSS_TERMS(S, B, LOSS, ACT)                                                  \
-    {                                                                                          \
-        for (k = 0; k < NO; k++)                                                               \
-            for (q = 0; q < B; q++)                                                            \
-                rl[q] += cprop_output_loss_delta_##S(LOSS, ACT, out + k * B + q,               \
-                                                     Z + k * B + q, t + k, NULL,               \
-                                                     d + k * B + q, 1, slope);                 \
-    }
-
-/* CPROP_POP_KERNEL(T, V, VU, U, LANES, B, SUFFIX, S, TARGET): T the element type, V its vector
- * of LANES lanes (T itself, LANES 1, in the scalar build), VU the unsigned integer vector of V's
- * size and U its element, B the block width, S the _formulas.h suffix (d / f).
- *
- * cprop_pop_train_block_SUFFIX(net, P, work, dwork, X, Tg, n_rows, epochs, lr, losses, status):
+/* cprop_pop_train_block_d/_f(net, P, work, dwork, X, Tg, n_rows, epochs, lr, losses, status):
  * trains the B lanes of P ([n_params][B]) for `epochs` epochs over rows 0 .. n_rows-1 of X and
- * Tg in order, lane q at rate lr[q]. losses[q * epochs + e] gets lane q's epoch-e loss (the mean
- * of its rows' losses before their steps, added in double in row order), NaN from the epoch in
- * which a step was refused; status[q] 0 or e + 1 (a step of epoch e refused). work: T scratch of
- * (n_params + 2 n_units + n_out) B + 3 n_out values; dwork: 2 B doubles. */
-#define CPROP_POP_KERNEL(T, V, VU, U, LANES, B, SUFFIX, S, TARGET)                             \
-static CPROP_NOINLINE TARGET void cprop_pop_train_block_##SUFFIX(                              \
-    const cprop_pop_net* net, T* CPROP_RESTRICT P0, T* CPROP_RESTRICT work,                     \
-    double* CPROP_RESTRICT dwork, const T* CPROP_RESTRICT X, const T* CPROP_RESTRICT Tg,        \
-    ptrdiff_t n_rows, ptrdiff_t epochs, const T* CPROP_RESTRICT lr, double* losses,             \
-    int* status)                                                                                \
-{                                                                                              \
-    enum { NV = B / LANES };                                                                   \
-    const ptrdiff_t L = net->n_layers, NP = net->n_params, n0 = net->sizes[0];                 \
-    const ptrdiff_t NO = net->sizes[L];                                                        \
-    const int act_out = net->act[L - 1], loss = net->loss;                                     \
-    const T slope = (T)net->slope;                                                             \
-    const int row_coupled = act_out == CPROP_ACT_SOFTMAX;                                      \
-    const int want_lse = row_coupled && loss == CPROP_LOSS_CROSS_ENTROPY && sizeof(T) == 8;    \
-    T* P = P0;                                                                                 \
-    T* Q = work;                                                                               \
-    T* A = Q + NP * B;                                                                         \
-    T* D = A + net->n_units * B;                                                           \
-    T* Z = D + net->n_units * B;                                                           \
-    T* yr = Z + NO * B;                                                                        \
-    T* zr = yr + NO;                                                                           \
-    T* dr = zr + NO;                                                                           \
-    double* total = dwork;                                                                     \
-    double* rl = dwork + B;                                                                    \
-    int dead[B], refuse[B], n_dead = 0;                                                        \
-    T mx[B], sm[B];                                                                            \
-    V lrv[NV];                                                                                 \
-    ptrdiff_t e, r, l, i, j, k, q, v;                                                          \
-    for (v = 0; v < NV; v++) lrv[v] = CPROP_POP_LD(V, lr + v * LANES);                         \
-    for (q = 0; q < B; q++) {                                                                  \
-        dead[q] = 0;                                                                           \
-        status[q] = 0;                                                                         \
-    }                                                                                          \
-    for (e = 0; e < epochs; e++) {                                                             \
-        for (q = 0; q < B; q++) total[q] = 0.0;                                                \
-        for (r = 0; r < n_rows && n_dead < B; r++) {                                           \
-            const T* x = X + r * n0;                                                           \
-            const T* t = Tg + r * NO;                                                          \
-            VU bad[NV];                                                                        \
-            U badl[B];                                                                         \
-            T* out;                                                                            \
-            int any = 0;                                                                       \
-            /* forward: every layer's net input, then its activation, lane-wise */             \
-            for (l = 0; l < L; l++) {                                                          \
-                const ptrdiff_t ni = net->sizes[l], no = net->sizes[l + 1];                   \
-                const T* W = P + net->w_off[l] * B;                                            \
-                const T* b = P + net->b_off[l] * B;                                            \
-                const T* a = A + net->u_off[l] * B;                                            \
-                out = A + net->u_off[l + 1] * B;                                               \
-                for (j = 0; j < no; j++) {                                                     \
-                    V acc[NV];                                                                 \
-                    for (v = 0; v < NV; v++) acc[v] = CPROP_POP_LD(V, b + j * B + v * LANES);  \
-                    if (l == 0) {                                                              \
-                        for (i = 0; i < ni; i++) {                                             \
-                            V ai = CPROP_POP_BC(V, x[i]);                                      \
-                            for (v = 0; v < NV; v++)                                           \
-                                acc[v] = acc[v] + ai * CPROP_POP_LD(V, W + (i * no + j) * B    \
-                                                                        + v * LANES);          \
-                        }                                                                      \
-                    } else {                                                                   \
-                        for (i = 0; i < ni; i++)                                               \
-                            for (v = 0; v < NV; v++)                                           \
-                                acc[v] = acc[v] + CPROP_POP_LD(V, a + i * B + v * LANES)       \
-                                                  * CPROP_POP_LD(V, W + (i * no + j) * B       \
-                                                                 + v * LANES);                 \
-                    }                                                                          \
-                    for (v = 0; v < NV; v++) CPROP_POP_ST(out + j * B + v * LANES, acc[v]);    \
-                }                                                                              \
-                if (l < L - 1)                                                                 \
-                    cprop_activate_elementwise_##S(net->act[l], out, no * B, slope);           \
-            }                                                                                  \
-            /* the output row's loss and delta, each lane's as the one-network kernel's */     \
-            out = A + net->u_off[L] * B;                                                       \
-            {                                                                                  \
-                T* d = D + net->u_off[L] * B;                                                  \
-                if (!row_coupled) {                                                            \
-                    if (loss != CPROP_LOSS_SQUARED_ERROR) memcpy(Z, out, NO * B * sizeof(T));  \
-                    cprop_activate_elementwise_##S(act_out, out, NO * B, slope);               \
-                    /* elementwise losses: a row's loss is its terms added in order, so the    \
-                       formula on one output at a time gives the same sum; the common pairings \
-                       with constant codes, so the formula folds into a loop over the lanes */ \
-                    for (q = 0; q < B; q++) rl[q] = 0.0;                                       \
-                    if (loss == CPROP_LOSS_SQUARED_ERROR && act_out == CPROP_ACT_SIGMOID)      \
-                        CPROP_POP_LOSS_TERMS(S, B, CPROP_LOSS_SQUARED_ERROR, CPROP_ACT_SIGMOID)   \
-                    else if (loss == CPROP_LOSS_SQUARED_ERROR && act_out == CPROP_ACT_IDENTITY) \
-                        CPROP_POP_LOSS_TERMS(S, B, CPROP_LOSS_SQUARED_ERROR, CPROP_ACT_IDENTITY)  \
-                    else                                                                       \
-                        CPROP_POP_LOSS_TERMS(S, B, loss, act_out)                                 \
-                } else if (want_lse) {                                                         \
-                    /* float64 softmax and cross-entropy, lane by lane: the operations of      \
-                       cprop_loop_softmax_row_d in its order (the row maximum, libm's exp of   \
-                       z - max, their sum from 0 in output order, the division, max + log(sum) \
-                       as the log-sum-exp); then, given each lane's log-sum-exp, the loss and  \
-                       delta are elementwise: the formula one output at a time */              \
-                    memcpy(Z, out, NO * B * sizeof(T));                                        \
-                    for (q = 0; q < B; q++) {                                                  \
-                        mx[q] = out[q];                                                        \
-                        sm[q] = 0;                                                             \
-                        rl[q] = 0.0;                                                           \
-                    }                                                                          \
-                    for (k = 1; k < NO; k++)                                                   \
-                        for (q = 0; q < B; q++)                                                \
-                            if (out[k * B + q] > mx[q]) mx[q] = out[k * B + q];                \
-                    for (k = 0; k < NO; k++)                                                   \
-                        for (q = 0; q < B; q++) {                                              \
-                            out[k * B + q] = (T)exp((double)(out[k * B + q] - mx[q]));         \
-                            sm[q] += out[k * B + q];                                           \
-                        }                                                                      \
-                    for (k = 0; k < NO; k++)                                                   \
-                        for (q = 0; q < B; q++) out[k * B + q] = out[k * B + q] / sm[q];       \
-                    for (q = 0; q < B; q++) mx[q] = (T)(mx[q] + log((double)sm[q]));           \
-                    for (k = 0; k < NO; k++)                                                   \
-                        for (q = 0; q < B; q++)                                                \
-                            rl[q] += cprop_output_loss_delta_##S(                              \
-                                loss, act_out, out + k * B + q, Z + k * B + q, t + k, mx + q,  \
-                                d + k * B + q, 1, slope);                                      \
-                } else {                                                                       \
-                    for (q = 0; q < B; q++) {                                                  \
-                        T lse_t;                                                       \
-                        if (dead[q]) {                                                         \
-                            rl[q] = 0.0;                                                       \
-                            for (k = 0; k < NO; k++) d[k * B + q] = 0;                         \
-                            continue;                                                          \
-                        }                                                                      \
-                        for (k = 0; k < NO; k++) zr[k] = yr[k] = out[k * B + q];               \
-                        lse_t = (T)cprop_loop_softmax_row_##S(yr, NO, want_lse);               \
-                        rl[q] = 0.0 + cprop_output_loss_delta_##S(                             \
-                            loss, act_out, yr, zr, t, want_lse ? &lse_t : NULL, dr, NO,        \
-                            slope);                                                            \
-                        for (k = 0; k < NO; k++) d[k * B + q] = dr[k];                         \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-            /* every delta below, from the weights before the update */                        \
-            for (l = L - 1; l > 0; l--) {                                                      \
-                const ptrdiff_t ni = net->sizes[l], no = net->sizes[l + 1];                   \
-                const T* W = P + net->w_off[l] * B;                                            \
-                const T* d = D + net->u_off[l + 1] * B;                                        \
-                T* dn = D + net->u_off[l] * B;                                                 \
-                for (i = 0; i < ni; i++) {                                                     \
-                    V acc[NV];                                                                 \
-                    for (v = 0; v < NV; v++) acc[v] = CPROP_POP_BC(V, (T)0);                   \
-                    for (j = 0; j < no; j++)                                                   \
-                        for (v = 0; v < NV; v++)                                               \
-                            acc[v] = acc[v] + CPROP_POP_LD(V, W + (i * no + j) * B + v * LANES) \
-                                              * CPROP_POP_LD(V, d + j * B + v * LANES);        \
-                    for (v = 0; v < NV; v++) CPROP_POP_ST(dn + i * B + v * LANES, acc[v]);     \
-                }                                                                              \
-                cprop_times_derivative_##S(dn, A + net->u_off[l] * B, ni * B, net->act[l - 1], \
-                                           slope);                                             \
-            }                                                                                  \
-            /* the update, into Q, with a mask of the lanes whose new values are not finite */ \
-            for (v = 0; v < NV; v++) bad[v] = (VU){0};                                         \
-            for (l = 0; l < L; l++) {                                                          \
-                const ptrdiff_t ni = net->sizes[l], no = net->sizes[l + 1];                   \
-                const T* W = P + net->w_off[l] * B;                                            \
-                T* Wn = Q + net->w_off[l] * B;                                                 \
-                const T* a = A + net->u_off[l] * B;                                            \
-                const T* d = D + net->u_off[l + 1] * B;                                        \
-                for (i = 0; i < ni; i++)                                                       \
-                    for (j = 0; j < no; j++)                                                   \
-                        for (v = 0; v < NV; v++) {                                             \
-                            V ai = l == 0 ? CPROP_POP_BC(V, x[i])                              \
-                                          : CPROP_POP_LD(V, a + i * B + v * LANES);            \
-                            V nv = CPROP_POP_LD(V, W + (i * no + j) * B + v * LANES)           \
-                                   - lrv[v] * (ai * CPROP_POP_LD(V, d + j * B + v * LANES));   \
-                            V c = nv - nv;                                                     \
-                            bad[v] = bad[v] | (VU)(c != c);                                    \
-                            CPROP_POP_ST(Wn + (i * no + j) * B + v * LANES, nv);               \
-                        }                                                                      \
-                if (net->train_biases) {                                                       \
-                    for (j = 0; j < no; j++)                                                   \
-                        for (v = 0; v < NV; v++) {                                             \
-                            V nv = CPROP_POP_LD(V, P + (net->b_off[l] + j) * B + v * LANES)    \
-                                   - lrv[v] * CPROP_POP_LD(V, d + j * B + v * LANES);          \
-                            V c = nv - nv;                                                     \
-                            bad[v] = bad[v] | (VU)(c != c);                                    \
-                            CPROP_POP_ST(Q + (net->b_off[l] + j) * B + v * LANES, nv);         \
-                        }                                                                      \
-                } else {                                                                       \
-                    memcpy(Q + net->b_off[l] * B, P + net->b_off[l] * B, no * B * sizeof(T));  \
-                }                                                                              \
-            }                                                                                  \
-            memcpy(badl, bad, sizeof(badl));                                                   \
-            for (q = 0; q < B; q++) {                                                          \
-                refuse[q] = dead[q] || badl[q] != 0 || !isfinite(rl[q]);                       \
-                any |= refuse[q];                                                              \
-            }                                                                                  \
-            if (any) {                                                                         \
-                for (q = 0; q < B; q++) {                                                      \
-                    if (!refuse[q]) continue;                                                  \
-                    for (k = 0; k < NP; k++) Q[k * B + q] = P[k * B + q];                      \
-                    if (!dead[q]) {                                                            \
-                        dead[q] = 1;                                                           \
-                        n_dead++;                                                              \
-                        status[q] = (int)(e + 1);                                              \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-            for (q = 0; q < B; q++)                                                            \
-                if (!dead[q]) total[q] += rl[q];                                               \
-            {                                                                                  \
-                T* tmp = P;                                                                    \
-                P = Q;                                                                         \
-                Q = tmp;                                                                       \
-            }                                                                                  \
-        }                                                                                      \
-        for (q = 0; q < B; q++)                                                                \
-            losses[q * epochs + e] = dead[q] ? (double)NAN : total[q] / (double)n_rows;        \
-    }                                                                                          \
-    if (P != P0) memcpy(P0, P, NP * B * sizeof(T));                                            \
+ * Tg in order, lane q at rate lr[q]. losses[q * epochs + e] gets lane q's epoch-e loss, NaN from
+ * the epoch in which a step was refused; status[q] 0 or e + 1 (a step of epoch e refused).
+ * work: cprop_pop_work(net, B) values of T; dwork: 2 B doubles. */
+#define cprop_pop_work(n_params, n_units, n_out, B) ((2 * (n_params) + 2 * (n_units) + (n_out) + 1) * (B))
+
+#define POP_CAT_(a, b) a##_##b
+#define POP_CAT(a, b) POP_CAT_(a, b)
+#define POP_FN(name) POP_CAT(name, SUF)
+#define POP_SFN(name) POP_CAT(name, S)
+#define POP_CAT3_(a, b, c) a##b##c
+#define POP_CAT3(a, b, c) POP_CAT3_(a, b, c)
+#define POP_EXPC(name) POP_CAT3(CPROP_EXP_, K, name)
+#define NV 4
+
+/* scalar: plain C on one value (any compiler) */
+static CPROP_ALWAYS_INLINE double cprop_lane_pow2_d(double k)
+{
+    unsigned long long b;
+    memcpy(&b, &k, sizeof b);
+    b <<= CPROP_EXP_d_MANT;
+    memcpy(&k, &b, sizeof b);
+    return k;
 }
-
-#if defined(CPROP_DISPATCH)
-CPROP_POP_KERNEL(double, cprop_vd, cprop_vul, unsigned long long, 2, CPROP_POP_B_d, d_base, d, )
-CPROP_POP_KERNEL(float, cprop_vf, cprop_vu, unsigned int, 4, CPROP_POP_B_f, f_base, f, )
-CPROP_POP_KERNEL(double, cprop_vd32, cprop_vul32, unsigned long long, 4, CPROP_POP_B_d, d_avx2, d,
-                 CPROP_AVX2)
-CPROP_POP_KERNEL(float, cprop_vf32, cprop_vu32, unsigned int, 8, CPROP_POP_B_f, f_avx2, f,
-                 CPROP_AVX2)
-
-#define CPROP_POP_DISPATCH(T, SUFFIX)                                                          \
-static void cprop_pop_train_block_##SUFFIX(                                                    \
-    const cprop_pop_net* net, T* P0, T* work, double* dwork, const T* X, const T* Tg,          \
-    ptrdiff_t n_rows, ptrdiff_t epochs, const T* lr, double* losses, int* status)              \
-{                                                                                              \
-    if (cprop_use_avx2)                                                                        \
-        cprop_pop_train_block_##SUFFIX##_avx2(net, P0, work, dwork, X, Tg, n_rows, epochs, lr,  \
-                                              losses, status);                                 \
-    else                                                                                       \
-        cprop_pop_train_block_##SUFFIX##_base(net, P0, work, dwork, X, Tg, n_rows, epochs, lr,  \
-                                              losses, status);                                 \
+static CPROP_ALWAYS_INLINE float cprop_lane_pow2_f(float k)
+{
+    unsigned int b;
+    memcpy(&b, &k, sizeof b);
+    b <<= CPROP_EXP_f_MANT;
+    memcpy(&k, &b, sizeof b);
+    return k;
 }
-CPROP_POP_DISPATCH(double, d)
-CPROP_POP_DISPATCH(float, f)
+#define LV_LD(p) (*(p))
+#define LV_ST(p, v) (*(p) = (v))
+#define LV_SET1(x) ((T)(x))
+#define LV_ZERO() ((T)0)
+#define LV_ADD(a, b) ((a) + (b))
+#define LV_SUB(a, b) ((a) - (b))
+#define LV_MUL(a, b) ((a) * (b))
+#define LV_DIV(a, b) ((a) / (b))
+#define LV_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LV_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LV_GT(a, b) ((a) > (b))
+#define LV_GE(a, b) ((a) >= (b))
+#define LV_SEL(m, a, b) ((m) ? (a) : (b))
+#define LV_BAD(v) ((v) != (v))
+#define TGT
+#define LANES 1
+#define M int
+#define T double
+#define V double
+#define K d
+#define S d
+#define IS_DOUBLE 1
+#define SUF d_scalar
+#define LV_POW2(k) cprop_lane_pow2_d(k)
+#include "_population_kernel.h"
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_POW2
+#define T float
+#define V float
+#define K f
+#define S f
+#define IS_DOUBLE 0
+#define SUF f_scalar
+#define LV_POW2(k) cprop_lane_pow2_f(k)
+#include "_population_kernel.h"
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_POW2
+#undef LANES
+#undef M
+#undef TGT
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
 
-#elif CPROP_VECTORS
-CPROP_POP_KERNEL(double, cprop_vd, cprop_vul, unsigned long long, 2, CPROP_POP_B_d, d, d, )
-CPROP_POP_KERNEL(float, cprop_vf, cprop_vu, unsigned int, 4, CPROP_POP_B_f, f, f, )
-#else
-CPROP_POP_KERNEL(double, double, unsigned long long, unsigned long long, 1, CPROP_POP_B_d, d, d, )
-CPROP_POP_KERNEL(float, float, unsigned int, unsigned int, 1, CPROP_POP_B_f, f, f, )
+#if defined(CPROP_LANES_X86)
+/* sse2, double */
+#define M __m128d
+#define TGT 
+#define LANES 2
+#define T double
+#define V __m128d
+#define K d
+#define S d
+#define IS_DOUBLE 1
+#define SUF d_sse2
+#define LV_LD(p) _mm_loadu_pd(p)
+#define LV_ST(p, v) _mm_storeu_pd(p, v)
+#define LV_SET1(x) _mm_set1_pd(x)
+#define LV_ZERO() _mm_setzero_pd()
+#define LV_ADD(a, b) _mm_add_pd(a, b)
+#define LV_SUB(a, b) _mm_sub_pd(a, b)
+#define LV_MUL(a, b) _mm_mul_pd(a, b)
+#define LV_DIV(a, b) _mm_div_pd(a, b)
+#define LV_MIN(a, b) _mm_min_pd(a, b)
+#define LV_MAX(a, b) _mm_max_pd(a, b)
+#define LV_POW2(k) _mm_castsi128_pd(_mm_slli_epi64(_mm_castpd_si128(k), 52))
+#define LV_GT(a, b) _mm_cmpgt_pd(a, b)
+#define LV_GE(a, b) _mm_cmpge_pd(a, b)
+#define LV_SEL(m, a, b) _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b))
+#define LV_BAD(v) _mm_movemask_pd(_mm_cmpunord_pd(v, v))
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_POW2
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
+
+/* sse2, float */
+#define M __m128
+#define TGT 
+#define LANES 4
+#define T float
+#define V __m128
+#define K f
+#define S f
+#define IS_DOUBLE 0
+#define SUF f_sse2
+#define LV_LD(p) _mm_loadu_ps(p)
+#define LV_ST(p, v) _mm_storeu_ps(p, v)
+#define LV_SET1(x) _mm_set1_ps(x)
+#define LV_ZERO() _mm_setzero_ps()
+#define LV_ADD(a, b) _mm_add_ps(a, b)
+#define LV_SUB(a, b) _mm_sub_ps(a, b)
+#define LV_MUL(a, b) _mm_mul_ps(a, b)
+#define LV_DIV(a, b) _mm_div_ps(a, b)
+#define LV_MIN(a, b) _mm_min_ps(a, b)
+#define LV_MAX(a, b) _mm_max_ps(a, b)
+#define LV_POW2(k) _mm_castsi128_ps(_mm_slli_epi32(_mm_castps_si128(k), 23))
+#define LV_GT(a, b) _mm_cmpgt_ps(a, b)
+#define LV_GE(a, b) _mm_cmpge_ps(a, b)
+#define LV_SEL(m, a, b) _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b))
+#define LV_BAD(v) _mm_movemask_ps(_mm_cmpunord_ps(v, v))
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_POW2
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
+
+/* avx2, double */
+#define M __m256d
+#define TGT CPROP_TARGET_AVX2
+#define LANES 4
+#define T double
+#define V __m256d
+#define K d
+#define S d
+#define IS_DOUBLE 1
+#define SUF d_avx2
+#define LV_LD(p) _mm256_loadu_pd(p)
+#define LV_ST(p, v) _mm256_storeu_pd(p, v)
+#define LV_SET1(x) _mm256_set1_pd(x)
+#define LV_ZERO() _mm256_setzero_pd()
+#define LV_ADD(a, b) _mm256_add_pd(a, b)
+#define LV_SUB(a, b) _mm256_sub_pd(a, b)
+#define LV_MUL(a, b) _mm256_mul_pd(a, b)
+#define LV_DIV(a, b) _mm256_div_pd(a, b)
+#define LV_MIN(a, b) _mm256_min_pd(a, b)
+#define LV_MAX(a, b) _mm256_max_pd(a, b)
+#define LV_POW2(k) _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(k), 52))
+#define LV_GT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
+#define LV_GE(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
+#define LV_SEL(m, a, b) _mm256_blendv_pd(b, a, m)
+#define LV_BAD(v) _mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q))
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_POW2
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
+
+/* avx2, float */
+#define M __m256
+#define TGT CPROP_TARGET_AVX2
+#define LANES 8
+#define T float
+#define V __m256
+#define K f
+#define S f
+#define IS_DOUBLE 0
+#define SUF f_avx2
+#define LV_LD(p) _mm256_loadu_ps(p)
+#define LV_ST(p, v) _mm256_storeu_ps(p, v)
+#define LV_SET1(x) _mm256_set1_ps(x)
+#define LV_ZERO() _mm256_setzero_ps()
+#define LV_ADD(a, b) _mm256_add_ps(a, b)
+#define LV_SUB(a, b) _mm256_sub_ps(a, b)
+#define LV_MUL(a, b) _mm256_mul_ps(a, b)
+#define LV_DIV(a, b) _mm256_div_ps(a, b)
+#define LV_MIN(a, b) _mm256_min_ps(a, b)
+#define LV_MAX(a, b) _mm256_max_ps(a, b)
+#define LV_POW2(k) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(k), 23))
+#define LV_GT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
+#define LV_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define LV_SEL(m, a, b) _mm256_blendv_ps(b, a, m)
+#define LV_BAD(v) _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_POW2
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
+
+/* avx512, double */
+#define M __mmask8
+#define TGT CPROP_TARGET_AVX512
+#define LANES 8
+#define T double
+#define V __m512d
+#define K d
+#define S d
+#define IS_DOUBLE 1
+#define SUF d_avx512
+#define LV_LD(p) _mm512_loadu_pd(p)
+#define LV_ST(p, v) _mm512_storeu_pd(p, v)
+#define LV_SET1(x) _mm512_set1_pd(x)
+#define LV_ZERO() _mm512_setzero_pd()
+#define LV_ADD(a, b) _mm512_add_pd(a, b)
+#define LV_SUB(a, b) _mm512_sub_pd(a, b)
+#define LV_MUL(a, b) _mm512_mul_pd(a, b)
+#define LV_DIV(a, b) _mm512_div_pd(a, b)
+#define LV_MIN(a, b) _mm512_min_pd(a, b)
+#define LV_MAX(a, b) _mm512_max_pd(a, b)
+#define LV_POW2(k) _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(k), 52))
+#define LV_GT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
+#define LV_GE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
+#define LV_SEL(m, a, b) _mm512_mask_blend_pd(m, b, a)
+#define LV_BAD(v) ((int)_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q))
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_POW2
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
+
+/* avx512, float */
+#define M __mmask16
+#define TGT CPROP_TARGET_AVX512
+#define LANES 16
+#define T float
+#define V __m512
+#define K f
+#define S f
+#define IS_DOUBLE 0
+#define SUF f_avx512
+#define LV_LD(p) _mm512_loadu_ps(p)
+#define LV_ST(p, v) _mm512_storeu_ps(p, v)
+#define LV_SET1(x) _mm512_set1_ps(x)
+#define LV_ZERO() _mm512_setzero_ps()
+#define LV_ADD(a, b) _mm512_add_ps(a, b)
+#define LV_SUB(a, b) _mm512_sub_ps(a, b)
+#define LV_MUL(a, b) _mm512_mul_ps(a, b)
+#define LV_DIV(a, b) _mm512_div_ps(a, b)
+#define LV_MIN(a, b) _mm512_min_ps(a, b)
+#define LV_MAX(a, b) _mm512_max_ps(a, b)
+#define LV_POW2(k) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(k), 23))
+#define LV_GT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
+#define LV_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define LV_SEL(m, a, b) _mm512_mask_blend_ps(m, b, a)
+#define LV_BAD(v) ((int)_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q))
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_POW2
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_BAD
+
 #endif
 
+#if defined(CPROP_LANES_NEON)
+/* lanes whose value is NaN, as bits */
+static CPROP_ALWAYS_INLINE int cprop_lane_bad_f64(float64x2_t v)
+{
+    uint64x2_t ok = vceqq_f64(v, v);
+    return (vgetq_lane_u64(ok, 0) ? 0 : 1) | (vgetq_lane_u64(ok, 1) ? 0 : 2);
+}
+static CPROP_ALWAYS_INLINE int cprop_lane_bad_f32(float32x4_t v)
+{
+    uint32x4_t ok = vceqq_f32(v, v);
+    return (vgetq_lane_u32(ok, 0) ? 0 : 1) | (vgetq_lane_u32(ok, 1) ? 0 : 2)
+           | (vgetq_lane_u32(ok, 2) ? 0 : 4) | (vgetq_lane_u32(ok, 3) ? 0 : 8);
+}
+/* neon, double */
+#define M uint64x2_t
+#define TGT 
+#define LANES 2
+#define T double
+#define V float64x2_t
+#define K d
+#define S d
+#define IS_DOUBLE 1
+#define SUF d_neon
+#define LV_LD(p) vld1q_f64(p)
+#define LV_ST(p, v) vst1q_f64(p, v)
+#define LV_SET1(x) vdupq_n_f64(x)
+#define LV_ZERO() vdupq_n_f64(0)
+#define LV_ADD(a, b) vaddq_f64(a, b)
+#define LV_SUB(a, b) vsubq_f64(a, b)
+#define LV_MUL(a, b) vmulq_f64(a, b)
+#define LV_DIV(a, b) vdivq_f64(a, b)
+#define LV_MIN(a, b) vbslq_f64(vcltq_f64(a, b), a, b)
+#define LV_MAX(a, b) vbslq_f64(vcgtq_f64(a, b), a, b)
+#define LV_GT(a, b) vcgtq_f64(a, b)
+#define LV_GE(a, b) vcgeq_f64(a, b)
+#define LV_SEL(m, a, b) vbslq_f64(m, a, b)
+#define LV_POW2(k) vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(k), 52))
+#define LV_BAD(v) cprop_lane_bad_f64(v)
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_POW2
+#undef LV_BAD
+
+/* neon, float */
+#define M uint32x4_t
+#define TGT 
+#define LANES 4
+#define T float
+#define V float32x4_t
+#define K f
+#define S f
+#define IS_DOUBLE 0
+#define SUF f_neon
+#define LV_LD(p) vld1q_f32(p)
+#define LV_ST(p, v) vst1q_f32(p, v)
+#define LV_SET1(x) vdupq_n_f32(x)
+#define LV_ZERO() vdupq_n_f32(0)
+#define LV_ADD(a, b) vaddq_f32(a, b)
+#define LV_SUB(a, b) vsubq_f32(a, b)
+#define LV_MUL(a, b) vmulq_f32(a, b)
+#define LV_DIV(a, b) vdivq_f32(a, b)
+#define LV_MIN(a, b) vbslq_f32(vcltq_f32(a, b), a, b)
+#define LV_MAX(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
+#define LV_GT(a, b) vcgtq_f32(a, b)
+#define LV_GE(a, b) vcgeq_f32(a, b)
+#define LV_SEL(m, a, b) vbslq_f32(m, a, b)
+#define LV_POW2(k) vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(k), 23))
+#define LV_BAD(v) cprop_lane_bad_f32(v)
+#include "_population_kernel.h"
+#undef M
+#undef TGT
+#undef LANES
+#undef T
+#undef V
+#undef K
+#undef S
+#undef IS_DOUBLE
+#undef SUF
+#undef LV_LD
+#undef LV_ST
+#undef LV_SET1
+#undef LV_ZERO
+#undef LV_ADD
+#undef LV_SUB
+#undef LV_MUL
+#undef LV_DIV
+#undef LV_MIN
+#undef LV_MAX
+#undef LV_GT
+#undef LV_GE
+#undef LV_SEL
+#undef LV_POW2
+#undef LV_BAD
+
+#endif
+
+#undef NV
+
+/* The dispatch: the build of the set `isa` names (the caller reads cprop_lanes_isa once, so
+ * that B and the build agree even if the set changes meanwhile). */
+#if defined(CPROP_LANES_X86)
+#define POP_DISPATCH_CASES(FN, ARGS)                                                           \
+    case CPROP_ISA_AVX512: FN##_avx512 ARGS; break;                                            \
+    case CPROP_ISA_AVX2: FN##_avx2 ARGS; break;                                                \
+    case CPROP_ISA_SSE2: FN##_sse2 ARGS; break;
+#elif defined(CPROP_LANES_NEON)
+#define POP_DISPATCH_CASES(FN, ARGS) case CPROP_ISA_NEON: FN##_neon ARGS; break;
+#else
+#define POP_DISPATCH_CASES(FN, ARGS)
+#endif
+
+#define POP_ARGS (net, P, work, dwork, X, Tg, n_rows, epochs, lr, losses, status)
+static void cprop_pop_train_block_d(int isa, const cprop_pop_net* net, double* P, double* work,
+                                    double* dwork, const double* X, const double* Tg,
+                                    ptrdiff_t n_rows, ptrdiff_t epochs, const double* lr,
+                                    double* losses, int* status)
+{
+    switch (isa) {
+    POP_DISPATCH_CASES(cprop_pop_train_block_d, POP_ARGS)
+    default: cprop_pop_train_block_d_scalar POP_ARGS; break;
+    }
+}
+
+static void cprop_pop_train_block_f(int isa, const cprop_pop_net* net, float* P, float* work,
+                                    double* dwork, const float* X, const float* Tg,
+                                    ptrdiff_t n_rows, ptrdiff_t epochs, const float* lr,
+                                    double* losses, int* status)
+{
+    switch (isa) {
+    POP_DISPATCH_CASES(cprop_pop_train_block_f, POP_ARGS)
+    default: cprop_pop_train_block_f_scalar POP_ARGS; break;
+    }
+}
+
+/* B, the networks per block of set `isa`: NV vectors (float: twice the lanes). */
+static int cprop_pop_block_d(int isa)
+{
+    switch (isa) {
+    POP_DISPATCH_CASES(return cprop_pop_block_d, ())
+    default: break;
+    }
+    return cprop_pop_block_d_scalar();
+}
+
+static int cprop_pop_block_f(int isa)
+{
+    switch (isa) {
+    POP_DISPATCH_CASES(return cprop_pop_block_f, ())
+    default: break;
+    }
+    return cprop_pop_block_f_scalar();
+}
+
+#undef POP_ARGS
 #endif /* CPROP_POPULATION_H */

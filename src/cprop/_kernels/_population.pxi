@@ -10,8 +10,6 @@ from operator import index as operator_index
 import numpy as np
 
 cdef extern from "_population.h" nogil:
-    int CPROP_POP_B_d
-    int CPROP_POP_B_f
     ctypedef struct cprop_pop_net:
         Py_ssize_t n_layers, n_params, n_units
         const Py_ssize_t* sizes
@@ -21,18 +19,62 @@ cdef extern from "_population.h" nogil:
         const int* act
         int loss, train_biases
         double slope
-    void cprop_pop_train_block_d(const cprop_pop_net* net, double* P0, double* work,
+    void cprop_pop_train_block_d(int isa, const cprop_pop_net* net, double* P0, double* work,
                                  double* dwork, const double* X, const double* Tg,
                                  Py_ssize_t n_rows, Py_ssize_t epochs, const double* lr,
                                  double* losses, int* status)
-    void cprop_pop_train_block_f(const cprop_pop_net* net, float* P0, float* work,
+    void cprop_pop_train_block_f(int isa, const cprop_pop_net* net, float* P0, float* work,
                                  double* dwork, const float* X, const float* Tg,
                                  Py_ssize_t n_rows, Py_ssize_t epochs, const float* lr,
                                  double* losses, int* status)
+    int cprop_pop_block_d(int isa)
+    int cprop_pop_block_f(int isa)
+    Py_ssize_t cprop_pop_work(Py_ssize_t n_params, Py_ssize_t n_units, Py_ssize_t n_out,
+                              Py_ssize_t B)
+    void cprop_lanes_init()
+    int cprop_lanes_set(int isa)
+    int cprop_lanes_parse(const char* name)
+    const char* cprop_lanes_isa_name(int isa)
+    int cprop_lanes_isa
+    int cprop_lanes_best
 
 
-# The block width (networks per kernel call) of each dtype.
-POPULATION_BLOCK = {"float64": CPROP_POP_B_d, "float32": CPROP_POP_B_f}
+cprop_lanes_init()  # the population kernel's instruction set: the best, capped by CPROP_ISA
+
+# The instruction sets of the population kernel, lowest first (x86-64 / aarch64 builds).
+POPULATION_ISAS = ("scalar", "sse2", "avx2", "avx512", "neon")
+
+
+def population_isa():
+    """The instruction set the population kernel uses now (``POPULATION_ISAS``): the best this
+    CPU has, or the one ``CPROP_ISA`` named at import if the CPU has it."""
+    return cprop_lanes_isa_name(cprop_lanes_isa).decode("ascii")
+
+
+def population_isas():
+    """Every instruction set the population kernel can run on this machine, lowest first."""
+    names = [cprop_lanes_isa_name(i).decode("ascii") for i in range(cprop_lanes_best + 1)]
+    if cprop_lanes_best == 4:  # aarch64: scalar and NEON
+        names = ["scalar", "neon"]
+    return tuple(names)
+
+
+def set_population_isa(name):
+    """Run the population kernel on ``name`` (one of :func:`population_isas`) from now on, and
+    return the set it used before; for tests and benchmarks (every set gives the same bits)."""
+    if not isinstance(name, str) or name not in population_isas():
+        raise ValueError(f"name: expected one of {population_isas()}, got {name!r}")
+    before = population_isa()
+    cprop_lanes_set(cprop_lanes_parse(name.encode("ascii")))
+    return before
+
+
+def population_block(dtype):
+    """Networks per kernel block (one per SIMD lane of four vectors) for ``dtype`` on the
+    current instruction set."""
+    return (cprop_pop_block_d(cprop_lanes_isa) if np.dtype(dtype) == np.float64
+            else cprop_pop_block_f(cprop_lanes_isa))
+
 
 _HIDDEN_CODES = (ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU)
 # loss -> the output activations it pairs with (MLP's pairings, cprop._registry.LOSS_OUTPUT)
@@ -174,7 +216,8 @@ cdef int _population_fit(floating[:, ::1] params, list sizes, list acts, int los
     # (trained and discarded).
     cdef Py_ssize_t L = len(sizes) - 1, l, k, q, b0, nb, n_nets = params.shape[0]
     cdef Py_ssize_t n_params = params.shape[1], n_rows = X.shape[0], n_units = 0, n_work
-    cdef Py_ssize_t B = CPROP_POP_B_d if floating is double else CPROP_POP_B_f
+    cdef int isa = cprop_lanes_isa  # once: B and the build must agree
+    cdef Py_ssize_t B = cprop_pop_block_d(isa) if floating is double else cprop_pop_block_f(isa)
     cdef cprop_pop_net net
     cdef Py_ssize_t* ints = <Py_ssize_t*>malloc(4 * (L + 1) * sizeof(Py_ssize_t))
     cdef int* act = <int*>malloc(L * sizeof(int))
@@ -210,7 +253,7 @@ cdef int _population_fit(floating[:, ::1] params, list sizes, list acts, int los
         net.loss = loss
         net.train_biases = train_biases
         net.slope = slope
-        n_work = (n_params + 2 * n_units + sizes[L]) * B + 3 * sizes[L]
+        n_work = cprop_pop_work(n_params, n_units, sizes[L], B)
         P = <floating*>malloc(n_params * B * sizeof(floating))
         work = <floating*>malloc(n_work * sizeof(floating))
         lanes_lr = <floating*>malloc(B * sizeof(floating))
@@ -225,10 +268,10 @@ cdef int _population_fit(floating[:, ::1] params, list sizes, list acts, int los
                     for k in range(n_params):
                         P[k * B + q] = params[b0 + q if q < nb else b0, k]
                 if floating is double:
-                    cprop_pop_train_block_d(&net, P, work, dwork, &X[0, 0], &T[0, 0], n_rows,
+                    cprop_pop_train_block_d(isa, &net, P, work, dwork, &X[0, 0], &T[0, 0], n_rows,
                                             epochs, lanes_lr, lane_losses, st)
                 else:
-                    cprop_pop_train_block_f(&net, P, work, dwork, &X[0, 0], &T[0, 0], n_rows,
+                    cprop_pop_train_block_f(isa, &net, P, work, dwork, &X[0, 0], &T[0, 0], n_rows,
                                             epochs, lanes_lr, lane_losses, st)
                 for q in range(nb):
                     for k in range(n_params):

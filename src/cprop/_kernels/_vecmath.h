@@ -43,12 +43,20 @@
 #define CPROP_EXP_f_XHI 89.0f                  /* e^89 > FLT_MAX: rounds to +inf */
 #define CPROP_EXP_f_MANT 23
 #define CPROP_EXP_f_SIGN 0x80000000u
-/* P(r) ~ (e^r - 1 - r) / r^2, Estrin's scheme (r2 = r^2, r4 = r^4, r8 = r^8): a short chain of
- * dependent operations, so that the out-of-order core overlaps many vectors. */
+/* P(r) ~ (e^r - 1 - r) / r^2 = C0 + C1 r + C2 r^2 + ..., Estrin's scheme (r2 = r^2, r4 = r^4,
+ * r8 = r^8): a short chain of dependent operations, so that the out-of-order core overlaps many
+ * vectors. The coefficients are named so that the population kernel's exp (_lanes.h) shares
+ * them. */
+#define CPROP_EXP_f_C0 0.5f
+#define CPROP_EXP_f_C1 1.66666657e-01f
+#define CPROP_EXP_f_C2 4.16662954e-02f
+#define CPROP_EXP_f_C3 8.33349675e-03f
+#define CPROP_EXP_f_C4 1.39446603e-03f
+#define CPROP_EXP_f_C5 1.97903457e-04f
 #define CPROP_EXP_f_POLY(V, r, r2, r4, r8)                                                     \
-    ((((V){0} + 1.66666657e-01f) * (r) + 0.5f)                                                 \
-     + (r2) * ((((V){0} + 8.33349675e-03f) * (r) + 4.16662954e-02f)                          \
-               + (r2) * (((V){0} + 1.97903457e-04f) * (r) + 1.39446603e-03f)))
+    ((((V){0} + CPROP_EXP_f_C1) * (r) + CPROP_EXP_f_C0)                                        \
+     + (r2) * ((((V){0} + CPROP_EXP_f_C3) * (r) + CPROP_EXP_f_C2)                              \
+               + (r2) * (((V){0} + CPROP_EXP_f_C5) * (r) + CPROP_EXP_f_C4)))
 
 #define CPROP_EXP_d_LOG2E 1.4426950408889634
 #define CPROP_EXP_d_SHIFT 6755399441055744.0   /* 1.5 * 2^52 */
@@ -59,13 +67,24 @@
 #define CPROP_EXP_d_XHI 710.0                  /* e^710 > DBL_MAX: rounds to +inf */
 #define CPROP_EXP_d_MANT 52
 #define CPROP_EXP_d_SIGN 0x8000000000000000ULL
+#define CPROP_EXP_d_C0 0.5
+#define CPROP_EXP_d_C1 0.16666666666666682
+#define CPROP_EXP_d_C2 0.041666666666666095
+#define CPROP_EXP_d_C3 0.008333333333317034
+#define CPROP_EXP_d_C4 0.0013888888889115637
+#define CPROP_EXP_d_C5 0.00019841269896384513
+#define CPROP_EXP_d_C6 2.4801586926620483e-05
+#define CPROP_EXP_d_C7 2.755723486130839e-06
+#define CPROP_EXP_d_C8 2.755758185735806e-07
+#define CPROP_EXP_d_C9 2.5112037030528525e-08
+#define CPROP_EXP_d_C10 2.0826624606190034e-09
 #define CPROP_EXP_d_POLY(V, r, r2, r4, r8)                                                     \
-    (((((V){0} + 0.16666666666666682) * (r) + 0.5)                                             \
-      + (r2) * (((V){0} + 0.008333333333317034) * (r) + 0.041666666666666095))                \
-     + (r4) * ((((V){0} + 0.00019841269896384513) * (r) + 0.0013888888889115637)              \
-               + (r2) * (((V){0} + 2.755723486130839e-06) * (r) + 2.4801586926620483e-05))    \
-     + (r8) * ((((V){0} + 2.5112037030528525e-08) * (r) + 2.755758185735806e-07)             \
-               + (r2) * ((V){0} + 2.0826624606190034e-09)))
+    (((((V){0} + CPROP_EXP_d_C1) * (r) + CPROP_EXP_d_C0)                                       \
+      + (r2) * (((V){0} + CPROP_EXP_d_C3) * (r) + CPROP_EXP_d_C2))                             \
+     + (r4) * ((((V){0} + CPROP_EXP_d_C5) * (r) + CPROP_EXP_d_C4)                              \
+               + (r2) * (((V){0} + CPROP_EXP_d_C7) * (r) + CPROP_EXP_d_C6))                    \
+     + (r8) * ((((V){0} + CPROP_EXP_d_C9) * (r) + CPROP_EXP_d_C8)                              \
+               + (r2) * ((V){0} + CPROP_EXP_d_C10)))
 
 #if CPROP_VECTORS
 
