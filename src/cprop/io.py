@@ -84,14 +84,17 @@ arrays - raises ValueError naming the file and saying what is wrong.
 from __future__ import annotations
 
 from cprop import _fileformat
-from cprop._fileformat import _HEADER_KEYS, FORMAT, VERSION  # noqa: F401 (documented here)
+from cprop._fileformat import (_HEADER_KEYS, FORMAT, POPULATION_FORMAT,  # noqa: F401 (documented)
+                               POPULATION_VERSION, VERSION)
 from cprop.mlp import MLP
+from cprop.population import Population
 
-__all__ = ["save", "load", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "FORMAT", "VERSION", "POPULATION_FORMAT", "POPULATION_VERSION"]
 
 
 def save(net, path) -> None:
-    """Write ``net`` to ``path`` atomically (see the module docstring for the format).
+    """Write ``net`` (a :class:`cprop.MLP` or :class:`cprop.Population`) to ``path``
+    atomically (see the module docstring for the formats).
 
     The same as ``net.save(path)``, which holds the network's lock while saving. ``path`` (str
     or os.PathLike) is used exactly as given. Raises ValueError, writing nothing, if the
@@ -101,23 +104,41 @@ def save(net, path) -> None:
     net.save(path)
 
 
-def load(path) -> MLP:
-    """Read a network written by ``net.save`` (see the module docstring for the format).
+def load(path) -> MLP | Population:
+    """Read a network written by ``net.save`` or a population written by ``pop.save`` (see the
+    module docstring for the formats).
 
     Returns a new :class:`cprop.MLP` equal to the saved one - parameters, generator state,
-    optimizer and its state - so training resumes exactly where it stopped. Raises
+    optimizer and its state - so training resumes exactly where it stopped; for a
+    ``cprop-population`` file a new :class:`cprop.Population` whose every member is so. Raises
     FileNotFoundError if ``path`` does not exist, and ValueError naming the file and the problem
     for anything that is not a valid cprop model file.
     """
-    label, values, arrays = _fileformat.read(path)
+    label, fmt, values, arrays = _fileformat.read(path)
+    if fmt == POPULATION_FORMAT:
+        return _population(label, values, arrays)
+    return _network(label, values, arrays)
+
+
+def _load_network(path) -> MLP:
+    """:func:`load` for callers that need one network (the command line): a population file
+    is refused with ValueError saying so."""
+    label, _, values, arrays = _fileformat.read(path, (FORMAT,))
+    return _network(label, values, arrays)
+
+
+def _build(label: str, values: dict, seed: int, what: str = "model") -> MLP:
     try:
-        net = MLP(values["layer_sizes"], hidden=values["hidden"], output=values["output"],
-                  loss=values["loss"], dtype=values["dtype"], seed=values["seed"],
-                  train_biases=values["train_biases"],
-                  negative_slope=values["negative_slope"])
+        return MLP(values["layer_sizes"], hidden=values["hidden"], output=values["output"],
+                   loss=values["loss"], dtype=values["dtype"], seed=seed,
+                   train_biases=values["train_biases"], negative_slope=values["negative_slope"])
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{label} is not a valid cprop model file: its header describes a "
+        raise ValueError(f"{label} is not a valid cprop {what} file: its header describes a "
                          f"network cprop cannot build ({exc})") from None
+
+
+def _network(label: str, values: dict, arrays: dict) -> MLP:
+    net = _build(label, values, values["seed"])
     net.load_state_dict({
         "params": arrays["params"],
         "optimizer": values["options"].to_dict(),
@@ -128,3 +149,21 @@ def load(path) -> MLP:
     net.init = values["init"]
     net.dataset = values["dataset"]
     return net
+
+
+def _population(label: str, values: dict, arrays: dict) -> Population:
+    n_params = values["n_params"]
+    members, offset = [], 0
+    for i, options in enumerate(values["options"]):
+        net = _build(label, values, int(arrays["seeds"][i]), "population")
+        size = options.slots * n_params
+        net.load_state_dict({
+            "params": arrays["params"][i],
+            "optimizer": options.to_dict(),
+            "optimizer_state": arrays["optimizer_state"][offset:offset + size],
+            "optimizer_steps": int(arrays["optimizer_steps"][i]),
+            "rng_state": int(arrays["rng_state"][i]),
+        })
+        offset += size
+        members.append(net)
+    return Population.from_nets(members)  # (each member's seed is its seed in the file)
