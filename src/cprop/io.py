@@ -1,4 +1,5 @@
-"""Saving and loading networks: ``net.save(path)`` and ``cprop.load(path)``.
+"""Saving and loading networks and populations: ``net.save(path)``, ``pop.save(path)`` and
+``cprop.load(path)``.
 
 File format: ``cprop-mlp`` version 1
 ------------------------------------
@@ -73,12 +74,64 @@ either), the exact data length, each member's CRC-32, every header field's type 
 consistency of the shapes with ``layer_sizes`` and of the optimizer state with the optimizer,
 and that every number is finite. Nothing in the file is ever executed or unpickled.
 
+File format: ``cprop-population`` version 1
+-------------------------------------------
+
+A saved :class:`cprop.Population` (``pop.save(path)``) is the same kind of archive (uncompressed
+:func:`numpy.savez`, a uint8 JSON ``header``, plain numeric arrays, written atomically, checked as
+strictly on loading) holding exactly seven ``.npy`` members; ``n`` is ``n_nets``, ``P``
+``n_params``:
+
+=====================  =================  =========================================================
+member                 dtype, shape       contents
+=====================  =================  =========================================================
+``header``             uint8 (1-D)        UTF-8 JSON object (below)
+``params``             as ``dtype``,      ``pop.params``: row ``i`` is net ``i``'s parameters in
+                       ``(n, P)``         ``cprop-mlp``'s layout
+``optimizer_options``  float64,           per net: ``momentum, beta1, beta2, eps, alpha`` (in this
+                       ``(n, 5)``         order), the options of the optimizer whose state net
+                                          ``i`` holds
+``optimizer_state``    as ``dtype``,      every net's optimizer state (as in ``cprop-mlp``), net
+                       1-D                after net: net ``i`` has ``slots_i * P`` values, where
+                                          ``slots_i`` follows from the optimizer and net ``i``'s
+                                          options (SGD: 1 with momentum, else 0; Adam, AdamW,
+                                          Rprop: 2), so the length is ``P * sum(slots_i)``
+``optimizer_steps``    int64, ``(n,)``    per net: optimizer steps taken
+``rng_state``          uint64, ``(n,)``   per net: its SplitMix64 generator state
+``seeds``              uint64, ``(n,)``   per net: the seed it was built with (``pop.seeds``)
+=====================  =================  =========================================================
+
+The header holds exactly these fields::
+
+    {"format": "cprop-population", "version": 1, "cprop_version": "0.1.0",
+     "layer_sizes": [2, 3, 1], "hidden": "sigmoid", "output": "sigmoid",
+     "loss": "squared_error", "dtype": "float64", "train_biases": true,
+     "negative_slope": 0.01, "init": "glorot_uniform", "n_nets": 100, "n_params": 13,
+     "optimizer": {"name": "adam", "nesterov": false}}
+
+The fields shared with ``cprop-mlp`` mean the same and are checked the same way; ``n_nets`` is
+an integer >= 1 that every array's shape must agree with; ``init`` is the members' initialiser if
+they share one, else ``"user"`` (information only). ``"optimizer"`` is the one optimizer kind of
+every net (its name and ``nesterov``); the values that may differ from net to net are the rows of
+``optimizer_options``, each checked as ``fit`` checks options. So a population whose members hold
+different optimizers (joined by :meth:`cprop.Population.from_nets`) is refused by ``pop.save``
+with ValueError; one ``pop.fit`` leaves every member with the same kind. A net's ``lr`` is not
+saved: it is not state (each ``fit`` gives it). ``pop.save`` first settles each member's
+optimizer bookkeeping (what ``pop.net(i)`` would return), so ``cprop.load`` gives a population
+whose ``net(i).state_dict()`` equals the saved one's and whose training resumes exactly.
+
+:func:`load` returns a :class:`cprop.Population` for such a file (there is no
+``Population.load``, as there is no ``MLP.load``); where one network is needed (the command
+line's ``predict``, ``evaluate`` and ``export``) a population file is refused with ValueError
+saying that it holds a population of networks. Errors name the problem net where there is one
+(``array 'params' contains NaN or infinity (net 3)``).
+
 Errors of :func:`load`: a path that does not exist raises FileNotFoundError (and one that may
-not be read, PermissionError); anything else that is not a valid cprop model - a directory, an
-empty or text file, a pickle, a lone ``.npy``, a truncated or corrupted archive, missing or
-extra arrays, a header that is not JSON or names another format or version, wrong types or
-unknown names in the header, shapes or dtypes that do not match it, NaN/inf values, object
-arrays - raises ValueError naming the file and saying what is wrong.
+not be read, PermissionError); anything else that is not a valid cprop model or population - a
+directory, an empty or text file, a pickle, a lone ``.npy``, a truncated or corrupted archive,
+missing or extra arrays, a header that is not JSON or names another format or version, wrong
+types or unknown names in the header, shapes or dtypes that do not match it, NaN/inf values,
+object arrays - raises ValueError naming the file and saying what is wrong.
 """
 
 from __future__ import annotations
