@@ -379,9 +379,9 @@ def _input_path(path: str, name: str) -> str:
 
 
 def _load_model(path):
-    from cprop.io import load
+    from cprop.io import _load_network  # a population file is refused, saying so
 
-    return load(_input_path(path, "model"))
+    return _load_network(_input_path(path, "model"))
 
 
 # -- demo, explain, info -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cprop import _fileformat
 from cprop._kernels import _mlp
 from cprop.mlp import MLP
 from cprop.optimizers import check_optimizer
@@ -234,6 +235,28 @@ class Population:
         state): what that net trained alone would be."""
         i = self._index(i)
         return _copy(self._member(i))
+
+    def save(self, path) -> None:
+        """Write the population to ``path`` (format ``cprop-population``; see
+        :func:`cprop.load`, which reads it back, and :mod:`cprop.io`), atomically.
+
+        Every member is saved as ``net(i)`` is: its parameters, generator state, optimizer and
+        optimizer state and steps, so a loaded population resumes training exactly. The file
+        holds one optimizer (name, nesterov) for all nets, each net with its own values of the
+        other options: members joined by :meth:`from_nets` with different optimizers are
+        refused. Raises ValueError, writing nothing, if a net's parameters or optimizer state
+        are not finite; OSError if the file cannot be written (an existing file is untouched).
+        """
+        path = _fileformat.fspath(path)
+        _fileformat.check_population_params(self._params)  # before _member refuses it
+        # _member(i) settles the optimizer bookkeeping the lanes route owes member i
+        states = [self._member(i).state_dict() for i in range(self.n_nets)]
+        inits = {m.init for m in self._members}
+        fields = {"layer_sizes": self.layer_sizes, "hidden": self.hidden, "output": self.output,
+                  "loss": self.loss_name, "dtype": self.dtype, "train_biases": self.train_biases,
+                  "negative_slope": self.negative_slope,
+                  "init": inits.pop() if len(inits) == 1 else "user"}
+        _fileformat.save_population(path, fields, self.seeds, states)
 
     def _index(self, i) -> int:
         if isinstance(i, bool) or not isinstance(i, numbers.Integral):
