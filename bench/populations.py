@@ -11,20 +11,26 @@ parameter; the -ffast-math C loops and JAX round differently). Throughput is mil
 (one net's update on one row) per second; every peer runs on 1 thread.
 
 Rows: cprop ``MLP.fit`` per net in a Python loop (what a user writes without populations);
-``cprop.Population.fit`` (nets seeded 0 .. n-1, the same starts; its lanes route here); the lanes
-kernel alone (``_mlp.population_sgd_fit``: blocks of nets in SIMD lanes, libm's exp per lane),
-to show what the Python layer around it costs; NumPy and PyTorch vectorised across the nets (one
-array op per layer per row, hand-written gradients); JAX
-``jit(vmap(fori_loop))``; C one net at a time (-O3 -march=native) and C with the nets in SIMD
-lanes (bench/c/population_peer.c: AVX2 only, and -march=native), compiled here with gcc.
+``cprop.Population.fit`` (nets seeded 0 .. n-1, the same starts; its lanes route here), in
+float64 and float32; the lanes kernel alone (``_mlp.population_sgd_fit``: blocks of nets in SIMD
+lanes) on every instruction set this CPU has (the first is the one cprop picks), to show what
+the Python layer around it costs and what each set gives; NumPy and PyTorch vectorised across
+the nets (one array op per layer per row, hand-written gradients); JAX ``jit(vmap(fori_loop))``;
+C one net at a time (-O3 -march=native) and C with the nets in SIMD lanes
+(bench/c/population_peer.c: AVX2 only, and -march=native), compiled here with gcc.
 
-    python bench/populations.py [--quick] [--nets N] [--skip jax,torch,...]
+Then the thread table: W4 at 10,000 nets through ``Population.fit(n_threads=1)`` and
+``(n_threads=2)`` (the results are bit-identical), and the issue's targets as ratios of this run.
+
+    python bench/populations.py [--quick] [--nets N] [--thread-nets N] [--skip jax,torch,...]
+                                [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import platform
 import shutil
@@ -123,24 +129,36 @@ def run_cprop(wl):
     return out
 
 
-def run_population(wl):
-    pop = cprop.Population(wl.sizes, wl.n_nets, hidden="sigmoid", output=wl.output,
-                           loss=wl.loss, seed=list(range(wl.n_nets)))
-    pop.fit(wl.X, wl.T, epochs=wl.epochs, lr=wl.lr, batch_size=1, shuffle=False)
-    return pop.params.copy()
+def population_runner(dtype="float64", n_threads=1):
+    def run(wl):
+        pop = cprop.Population(wl.sizes, wl.n_nets, hidden="sigmoid", output=wl.output,
+                               loss=wl.loss, seed=list(range(wl.n_nets)), dtype=dtype)
+        history = pop.fit(wl.X, wl.T, epochs=wl.epochs, lr=wl.lr, batch_size=1, shuffle=False,
+                          n_threads=n_threads)
+        assert history.route == "lanes"
+        return pop.params.astype(np.float64)
+    return run
 
 
-def run_cprop_lanes(wl):
+def lanes_runner(isa):
+    """The lanes kernel alone on instruction set ``isa``."""
     from cprop._kernels import _mlp
 
-    P = wl.start.copy()
-    codes = [_mlp.ACTIVATION_CODES["sigmoid"]] * (len(wl.sizes) - 2) + [
-        _mlp.ACTIVATION_CODES[wl.output]]
-    losses = np.empty((wl.n_nets, wl.epochs))
-    status = _mlp.population_sgd_fit(P, wl.sizes, codes, _mlp.LOSS_CODES[wl.loss], wl.X, wl.T,
-                                     np.full(wl.n_nets, wl.lr), wl.epochs, True, 0.01, losses)
-    assert not status.any()
-    return P
+    def run(wl):
+        before = _mlp.set_population_isa(isa)
+        try:
+            P = wl.start.copy()
+            codes = [_mlp.ACTIVATION_CODES["sigmoid"]] * (len(wl.sizes) - 2) + [
+                _mlp.ACTIVATION_CODES[wl.output]]
+            losses = np.empty((wl.n_nets, wl.epochs))
+            status = _mlp.population_sgd_fit(P, wl.sizes, codes, _mlp.LOSS_CODES[wl.loss],
+                                             wl.X, wl.T, np.full(wl.n_nets, wl.lr), wl.epochs,
+                                             True, 0.01, losses)
+            assert not status.any()
+            return P
+        finally:
+            _mlp.set_population_isa(before)
+    return run
 
 
 def run_numpy(wl):
@@ -273,23 +291,34 @@ def best_of(fn, wl, repeats):
 
 
 def main(argv=None) -> int:
+    from cprop._kernels import _mlp
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100 nets, one repeat (a smoke run)")
     ap.add_argument("--nets", type=int, default=1000)
+    ap.add_argument("--thread-nets", type=int, default=10000,
+                    help="nets of the thread table's W4 (default 10000)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated peers to leave out")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
     n_nets = 100 if args.quick else args.nets
+    thread_nets = 200 if args.quick else args.thread_nets
     repeats = 1 if args.quick else args.repeats
     skip = set(filter(None, args.skip.split(",")))
     flags = cpu_flags()
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); every peer on 1 thread; "
-          f"Python {platform.python_version()}, NumPy {np.__version__}, cprop {cprop.__version__}")
+    best_isa = _mlp.population_isa()
+    isas = [best_isa] + [i for i in reversed(_mlp.population_isas()) if i != best_isa]
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); every peer on 1 thread but the "
+          f"thread table's; Python {platform.python_version()}, NumPy {np.__version__}, cprop "
+          f"{cprop.__version__}; population kernel: {best_isa} (of {', '.join(isas)})")
+    report = {"cpu": cpu_name(), "isa": best_isa, "workloads": {}}
     for make in (w4, w4b):
         wl = make(n_nets)
         peers = [("cprop: MLP.fit per net, Python loop", run_cprop),
-                 ("cprop: Population.fit", run_population),
-                 ("cprop: the lanes kernel alone (_mlp.population_sgd_fit)", run_cprop_lanes)]
+                 ("cprop: Population.fit", population_runner()),
+                 ("cprop: Population.fit, float32", population_runner("float32"))]
+        peers += [(f"cprop: the lanes kernel alone, {isa}", lanes_runner(isa)) for isa in isas]
         if "numpy" not in skip:
             peers.append(("NumPy, vectorised across nets", run_numpy))
         if "torch" not in skip:
@@ -322,14 +351,56 @@ def main(argv=None) -> int:
               f"{wl.steps:,} net-steps, lr {wl.lr}, online SGD in a fixed order")
         print("| peer | seconds | million net-steps/s | x cprop | max diff from cprop |")
         print("|---|---:|---:|---:|---:|")
-        reference, base = None, None
+        reference, base, rows = None, None, {}
         for label, fn in peers:
             seconds, final = best_of(fn, wl, repeats)
             if reference is None:
                 reference, base = final, seconds
             diff = float(np.max(np.abs(final - reference)))
+            rows[label] = {"seconds": seconds, "rate": wl.steps / seconds / 1e6, "diff": diff}
             print(f"| {label} | {seconds:.3f} | {wl.steps / seconds / 1e6:.1f} | "
                   f"{base / seconds:.2f} | {diff:.1e} |", flush=True)
+        report["workloads"][wl.name] = rows
+
+    # the thread table: W4 at thread_nets nets, Population.fit on 1 and 2 threads
+    wl = w4(thread_nets)
+    print()
+    print(f"Threads: W4 at {thread_nets:,} nets ({wl.steps:,} net-steps), Population.fit, "
+          f"{best_isa}; the results are bit-identical")
+    print("| n_threads | seconds | million net-steps/s | speed-up |")
+    print("|---:|---:|---:|---:|")
+    threads, finals = {}, {}
+    for n in (1, 2):
+        seconds, finals[n] = best_of(population_runner(n_threads=n), wl, repeats)
+        threads[n] = seconds
+        print(f"| {n} | {seconds:.3f} | {wl.steps / seconds / 1e6:.1f} | "
+              f"{threads[1] / seconds:.2f} |", flush=True)
+    assert finals[1].tobytes() == finals[2].tobytes()
+    report["threads"] = {"nets": thread_nets, "seconds": threads}
+
+    # the issue's targets, as ratios of this run
+    w4r, w4br = report["workloads"]["W4 XOR 2-2-1"], report["workloads"]["W4b iris 4-8-3"]
+    pop = "cprop: Population.fit"
+    checks = [("W4 float32 / float64 (Population.fit)", w4r[pop + ", float32"]["rate"]
+               / w4r[pop]["rate"], 1.7),
+              ("W4 at 1 -> 2 threads", threads[1] / threads[2], 1.8)]
+    for label, target in (("C, nets in SIMD lanes (-mavx2 -mfma -ffast-math)", 0.9),
+                          ("C, nets in SIMD lanes (-march=native -ffast-math)", 0.9)):
+        if label in w4r:
+            checks.append((f"W4 Population.fit / {label}", w4r[pop]["rate"] / w4r[label]["rate"],
+                           target))
+    if "JAX, jit(vmap(fori_loop))" in w4br:
+        checks.append(("W4b Population.fit / JAX", w4br[pop]["rate"]
+                       / w4br["JAX, jit(vmap(fori_loop))"]["rate"], 1.5))
+    print()
+    print("| target | this run | wanted | |")
+    print("|---|---:|---:|---|")
+    for label, ratio, target in checks:
+        print(f"| {label} | {ratio:.2f} | >= {target} | {'met' if ratio >= target else 'MISSED'} |")
+    report["targets"] = [{"what": a, "ratio": b, "wanted": c} for a, b, c in checks]
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"JSON written to {args.json}")
     return 0
 
 

@@ -428,35 +428,25 @@ class Population:
                 + [_mlp.ACTIVATION_CODES[self.output]])
         lr = np.array(per_net["lr"], dtype=self.dtype)
         steps = epochs * X.shape[0]
-        # about 2e7 multiply-adds (~10-50 ms) per chunk, in whole blocks of 32 nets
-        chunk = int(min(n, max(32, 2e7 // max(1, steps * self.n_params)) // 32 * 32 or 32))
+        # about 2e7 multiply-adds (~10-50 ms) per chunk, in whole blocks of the kernel's width;
+        # with threads, at least one chunk per thread (as even as whole blocks allow)
+        block = _mlp.population_block(self.dtype)
+        chunk = max(block, int(2e7 // max(1, steps * self.n_params)) // block * block)
+        if n_threads > 1:
+            chunk = min(chunk, -(-n // (n_threads * block)) * block)
+        chunk = min(n, chunk)
         bounds = [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
         results: list = [None] * n
         sgd_options = {key: check_optimizer("sgd", 0.0, False, *key, 0.0).to_dict()
                        for key in set(zip(per_net["beta1"], per_net["beta2"], per_net["eps"]))}
 
-        def run(lo: int, hi: int) -> None:
-            status = _mlp.population_sgd_fit(
+        status = np.zeros(n, dtype=np.int32)
+
+        def run(lo: int, hi: int) -> None:  # the kernel alone: no Python work per net
+            status[lo:hi] = _mlp.population_sgd_fit(
                 self._params[lo:hi], self.layer_sizes, acts, _mlp.LOSS_CODES[self.loss_name],
                 X, T, lr[lo:hi], epochs, self.train_biases, self.negative_slope,
                 losses[lo:hi])
-            for i in range(lo, hi):
-                options = {k: v[i] for k, v in per_net.items()}
-                if status[i - lo]:  # MLP.fit runs it again from its start, and reports it
-                    self._params[i] = start[i]
-                    net = self._member(i)
-                    results[i] = _train_member(net, X, T, {**common, **options})
-                    self._params[i] = net.params
-                    continue
-                # what MLP.fit would leave in the member's engine, owed until it is next used
-                sgd = sgd_options[(options["beta1"], options["beta2"], options["eps"])]
-                if i in self._pending:
-                    opt, added, fresh = self._pending[i]
-                    self._pending[i] = ((sgd, added + steps, fresh) if opt == sgd
-                                        else (sgd, steps, True))
-                else:
-                    self._pending[i] = (sgd, steps, None)
-
 
         if n_threads == 1 or len(bounds) == 1:
             for lo, hi in bounds:
@@ -465,6 +455,24 @@ class Population:
             with ThreadPoolExecutor(max_workers=min(n_threads, len(bounds))) as pool:
                 for future in [pool.submit(run, lo, hi) for lo, hi in bounds]:
                     future.result()
+        for i in np.flatnonzero(status).tolist():  # MLP.fit runs it again, and reports it
+            self._params[i] = start[i]
+            net = self._member(i)
+            results[i] = _train_member(net, X, T,
+                                       {**common, **{k: v[i] for k, v in per_net.items()}})
+            self._params[i] = net.params
+        # what MLP.fit would leave in each other member's engine, owed until it is next used
+        pending = self._pending
+        for i, key in enumerate(zip(per_net["beta1"], per_net["beta2"], per_net["eps"])):
+            if results[i] is not None:
+                continue
+            sgd = sgd_options[key]
+            owed = pending.get(i)
+            if owed is None:
+                pending[i] = (sgd, steps, None)
+            else:
+                opt, added, fresh = owed
+                pending[i] = (sgd, added + steps, fresh) if opt == sgd else (sgd, steps, True)
         # every net the kernel trained ran all epochs; the others report as MLP.fit did
         history = PopulationHistory(loss=losses, val_loss=np.empty((n, 0)),
                                     epochs=np.full(n, epochs, dtype=np.int64),
