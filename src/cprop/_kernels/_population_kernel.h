@@ -115,20 +115,21 @@ static CPROP_ALWAYS_INLINE TGT V POP_FN(lane_derivative)(int act, V a, T slope)
     }
 }
 
-/* One SGD step of every lane on row (x, t), in place. Returns the bits of the lanes whose row
- * loss or any new value is not finite (their new values are then garbage: the caller replays);
- * rl[q] gets lane q's row loss. Z: the output logits, Y the output row (A's last layer). */
-static CPROP_ALWAYS_INLINE TGT unsigned long long POP_FN(step_row)(
+/* One SGD step of every lane on row (x, t), in place. bad[q] = 1 for the lanes whose row loss
+ * or any new value is not finite (their new values are then garbage: the caller replays), else
+ * 0; returns whether any is. rl[q] gets lane q's row loss. Z: the output logits, Y the output
+ * row (A's last layer). */
+static CPROP_ALWAYS_INLINE TGT int POP_FN(step_row)(
     const cprop_pop_net* net, T* CPROP_RESTRICT P, T* CPROP_RESTRICT A, T* CPROP_RESTRICT D,
     T* CPROP_RESTRICT Z, T* CPROP_RESTRICT lse, const V* lrv, const T* x, const T* t,
-    double* rl, T slope)
+    double* rl, T slope, unsigned char* bad)
 {
     const ptrdiff_t L = net->n_layers, NO = net->sizes[L];
     const int act_out = net->act[L - 1], loss = net->loss;
     T* Y = A + net->u_off[L] * POP_B;
     T* DY = D + net->u_off[L] * POP_B;
     V chk[NV];
-    unsigned long long bad = 0;
+    int any = 0;
     ptrdiff_t l, i, j, k, q, v;
     /* forward: z_j = b_j + a_0 W_0j + a_1 W_1j + ..., then f(z_j), lane-wise */
     for (l = 0; l < L; l++) {
@@ -203,8 +204,10 @@ static CPROP_ALWAYS_INLINE TGT unsigned long long POP_FN(step_row)(
                                                      Z + k * POP_B + q, t + k, lse + q, NULL, 1,
                                                      slope);
     }
-    for (q = 0; q < POP_B; q++)
-        if (!isfinite(rl[q])) bad |= 1ULL << q;
+    for (q = 0; q < POP_B; q++) {
+        bad[q] = !isfinite(rl[q]);
+        any |= bad[q];
+    }
     /* the output deltas dE/dz, lane-wise: (y - t) f'(z) for squared error, the softmax form
        y (g - sum_j g_j y_j) with g = y - t, and y - t for the matched losses */
     for (v = 0; v < NV; v++) {
@@ -273,8 +276,15 @@ static CPROP_ALWAYS_INLINE TGT unsigned long long POP_FN(step_row)(
                     LV_ST(b + j * POP_B + v * LANES, nb);
                 }
     }
-    for (v = 0; v < NV; v++) bad |= (unsigned long long)LV_BAD(chk[v]) << (v * LANES);
-    return bad;
+    for (v = 0; v < NV; v++) {
+        const int bits = LV_BAD(chk[v]);
+        if (bits) {
+            any = 1;
+            for (q = 0; q < LANES; q++)
+                if (bits >> q & 1) bad[v * LANES + q] = 1;
+        }
+    }
+    return any;
 }
 
 /* cprop_pop_train_block_SUF: see _population.h. */
@@ -285,7 +295,6 @@ static CPROP_NOINLINE TGT void POP_FN(cprop_pop_train_block)(
 {
     const ptrdiff_t NP = net->n_params, n0 = net->sizes[0], NO = net->sizes[net->n_layers];
     const T slope = (T)net->slope;
-    const unsigned long long all = POP_B == 64 ? ~0ULL : (1ULL << POP_B) - 1;
     T* Snap = work;
     T* F = Snap + NP * POP_B;
     T* A = F + NP * POP_B;
@@ -294,41 +303,51 @@ static CPROP_NOINLINE TGT void POP_FN(cprop_pop_train_block)(
     T* lse = Z + NO * POP_B;
     double* total = dwork;
     double* rl = dwork + POP_B;
-    unsigned long long alive = all;
+    unsigned char alive[POP_B], bad[POP_B];
+    ptrdiff_t n_alive = POP_B;
     V lrv[NV];
     ptrdiff_t e, r, rr, k, q, v;
     for (v = 0; v < NV; v++) lrv[v] = LV_LD(lr + v * LANES);
-    for (q = 0; q < POP_B; q++) status[q] = 0;
-    for (q = 0; q < POP_B; q++) lse[q] = 0;
-    for (e = 0; e < epochs && alive; e++) {
+    for (q = 0; q < POP_B; q++) {
+        status[q] = 0;
+        lse[q] = 0;
+        alive[q] = 1;
+    }
+    for (e = 0; e < epochs && n_alive; e++) {
         memcpy(Snap, P, (size_t)(NP * POP_B) * sizeof(T));
         for (q = 0; q < POP_B; q++) total[q] = 0.0;
         for (r = 0; r < n_rows; r++) {
-            unsigned long long fresh = POP_FN(step_row)(net, P, A, D, Z, lse, lrv, X + r * n0,
-                                                        Tg + r * NO, rl, slope) & alive;
+            int fresh = 0;
+            if (POP_FN(step_row)(net, P, A, D, Z, lse, lrv, X + r * n0, Tg + r * NO, rl, slope,
+                                 bad))
+                for (q = 0; q < POP_B; q++) fresh |= bad[q] & alive[q];
             if (fresh) {
                 /* a lane's step is refused: replay the epoch up to this row from its start
                    (the same bits for every lane), keep each such lane's parameters from
                    before the row in F, then take the row again; its lane runs on unused */
+                unsigned char refused[POP_B];
+                for (q = 0; q < POP_B; q++) refused[q] = bad[q] & alive[q];
                 memcpy(P, Snap, (size_t)(NP * POP_B) * sizeof(T));
                 for (q = 0; q < POP_B; q++) total[q] = 0.0;
                 for (rr = 0; rr < r; rr++) {
                     POP_FN(step_row)(net, P, A, D, Z, lse, lrv, X + rr * n0, Tg + rr * NO, rl,
-                                     slope);
+                                     slope, bad);
                     for (q = 0; q < POP_B; q++) total[q] += rl[q];
                 }
                 for (q = 0; q < POP_B; q++) {
-                    if (!(fresh >> q & 1)) continue;
+                    if (!refused[q]) continue;
                     for (k = 0; k < NP; k++) F[k * POP_B + q] = P[k * POP_B + q];
                     status[q] = (int)(e + 1);
+                    alive[q] = 0;
+                    n_alive--;
                 }
-                alive &= ~fresh;
-                POP_FN(step_row)(net, P, A, D, Z, lse, lrv, X + r * n0, Tg + r * NO, rl, slope);
+                POP_FN(step_row)(net, P, A, D, Z, lse, lrv, X + r * n0, Tg + r * NO, rl, slope,
+                                 bad);
             }
             for (q = 0; q < POP_B; q++) total[q] += rl[q];
         }
         for (q = 0; q < POP_B; q++)
-            losses[q * epochs + e] = alive >> q & 1 ? total[q] / (double)n_rows : (double)NAN;
+            losses[q * epochs + e] = alive[q] ? total[q] / (double)n_rows : (double)NAN;
     }
     for (; e < epochs; e++)
         for (q = 0; q < POP_B; q++) losses[q * epochs + e] = (double)NAN;
