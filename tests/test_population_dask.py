@@ -8,6 +8,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +44,14 @@ def client():
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
+
+
+def same_cprop_env() -> dict:
+    """The environment for a child Python that imports the cprop these tests import (a
+    relative PYTHONPATH would not survive another working directory)."""
+    here = str(Path(cprop.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
 
 
 def twins(*args, **kwargs):
@@ -200,5 +209,20 @@ def test_import_cprop_does_not_import_dask():
     code = ("import sys, cprop, cprop.population; cprop.Population([2, 2, 1], 2, seed=0); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ})
+                         check=True, env=same_cprop_env())
     assert out.stdout.strip() == "[]"
+
+
+def test_the_docs_example_runs(tmp_path):
+    """docs/populations.md's "On a dask cluster" example, run as the script it is (its own
+    LocalCluster of worker processes, which import it: hence a file, not exec)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "populations.md").read_text(
+        encoding="utf-8")
+    section = text.split("## On a dask cluster", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "populations_dask.py"
+    script.write_text(code, encoding="utf-8")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=tmp_path, env=same_cprop_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("of the nets solve XOR after 500 epochs")
