@@ -20,7 +20,9 @@ diverging step act per net: a net that stops does not stop the others, and the
 How: each member keeps an ``MLP`` as its engine (its generator and optimizer state), its
 parameters synchronised with the population's array around every call, and trains through
 ``MLP.fit``'s one compiled call. ``n_threads`` spreads the members over threads (the kernels
-release the GIL; the results do not depend on the thread count).
+release the GIL; the results do not depend on the thread count). ``client=`` (a
+``distributed.Client``) splits the nets into blocks trained on a dask cluster's workers by this
+same ``fit`` (:mod:`cprop.distributed`), with the same result.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from cprop._kernels import _mlp
 from cprop.mlp import MLP
 from cprop.optimizers import check_optimizer
 from cprop.oracle import SplitMix64
-from cprop._validation import check_learning_rate
+from cprop._validation import check_learning_rate, check_positive_int
 
 __all__ = ["Population", "PopulationHistory", "derive_seeds", "bootstrap_rows"]
 
@@ -316,7 +318,7 @@ class Population:
             beta2=0.999, eps=1e-8, alpha=0.0, lr_schedule="constant", validation_data=None,
             validation_fraction: float = 0.0, early_stopping: bool = False, patience: int = 10,
             min_delta: float = 0.0, subsets=None, bootstrap: bool = False,
-            n_threads: int = 1) -> PopulationHistory:
+            n_threads: int = 1, client=None, n_blocks=None) -> PopulationHistory:
         """Train every net on (X, T) as ``MLP.fit`` would train it alone (see the module).
 
         ``lr``, ``momentum``, ``beta1``, ``beta2``, ``eps``, ``alpha``: one value, or an array of
@@ -327,7 +329,18 @@ class Population:
         ``n_threads``: threads
         the nets are spread over (results do not depend on it). Everything is checked before
         any net changes.
+
+        ``client``: a ``distributed.Client`` (``pip install "cprop[dask]"``): the nets are split
+        into ``n_blocks`` contiguous blocks (default: one per worker thread of the cluster),
+        each trained on a worker by this same ``fit``, and gathered back; the result is the
+        local fit's (:mod:`cprop.distributed`). ``n_threads`` is then each block's threads.
         """
+        if client is not None:
+            from cprop import distributed  # imports dask: only when a cluster is asked for
+            distributed.check(client, n_blocks)
+        elif n_blocks is not None:
+            raise ValueError("n_blocks: only with client= (the blocks of nets sent to a dask "
+                             "cluster's workers)")
         n = self.n_nets
         per_net = {name: _per_net(value, name, n)
                    for name, value in (("lr", lr), ("momentum", momentum), ("beta1", beta1),
@@ -348,6 +361,7 @@ class Population:
                 if n > 1 and any(len(set(v)) > 1 for v in per_net.values()):
                     raise type(exc)(f"{exc} (net {i})") from None  # its own values' doing
                 raise
+        epochs = check_positive_int(epochs, "epochs")  # (the dry run below takes 1 epoch)
         if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
                 or n_threads < 1:
             raise ValueError(f"n_threads: expected an int >= 1, got {n_threads!r}")
@@ -370,6 +384,10 @@ class Population:
         except FloatingPointError:
             pass  # net 0 diverges: that is its own business, reported below
         lanes = self._lanes_route(X, T, common, per_net, subsets, bootstrap, optimizer)
+        if client is not None:  # everything is checked: send the blocks to the cluster
+            return distributed.fit(self, client, X, T, common, per_net, subsets=subsets,
+                                   bootstrap=bootstrap, n_threads=n_threads, n_blocks=n_blocks,
+                                   lanes=lanes is not None)
         if lanes is not None:
             return self._fit_lanes(lanes, per_net, common, epochs, n_threads)
         members = [self._member(i) for i in range(n)]
@@ -394,6 +412,33 @@ class Population:
         for i, net in enumerate(members):
             self._params[i] = net.params
         return _history(results, epochs)
+
+    # -- blocks of nets as plain data (cprop.distributed) ---------------------------------------
+
+    def _block(self, lo: int, hi: int) -> dict:
+        """Nets lo..hi-1 as plain data: the architecture's arguments, the seeds and each
+        member's ``state_dict`` (what :meth:`_from_block` rebuilds, here or on another host)."""
+        return {"layer_sizes": list(self.layer_sizes), "hidden": self.hidden,
+                "output": self.output, "loss": self.loss_name, "dtype": self.dtype.name,
+                "train_biases": self.train_biases, "negative_slope": self.negative_slope,
+                "seeds": self.seeds[lo:hi].copy(),
+                "states": [self._member(i).state_dict() for i in range(lo, hi)]}
+
+    @classmethod
+    def _from_block(cls, block: dict) -> Population:
+        arch = {k: v for k, v in block.items() if k not in ("layer_sizes", "seeds", "states")}
+        pop = cls(block["layer_sizes"], len(block["seeds"]), seed=block["seeds"], **arch)
+        pop._load_states(0, block["states"])
+        return pop
+
+    def _load_states(self, lo: int, states) -> None:
+        """Members lo, lo + 1, ... take these ``state_dict``\\ s (parameters, optimizer state,
+        steps, generator)."""
+        for k, state in enumerate(states):
+            net = self._members[lo + k]
+            net.load_state_dict(state)
+            self._pending.pop(lo + k, None)
+            self._params[lo + k] = net.params
 
     # -- the lanes route -----------------------------------------------------------------------
 
