@@ -192,6 +192,22 @@ def validation_split(n_samples: int, fraction: float, *, shuffle: bool = True,
     return _split_indices(n, fraction, shuffle, np.array([seed], dtype=np.uint64), "fraction")
 
 
+def initial_params(net: MLP, seeds) -> np.ndarray:
+    """The parameters a net of ``net``'s architecture and initialiser starts with for each of
+    ``seeds``: row k is ``MLP(..., seed=seeds[k]).params`` (bit for bit), drawn by the same
+    compiled initialiser without building the nets. For cprop.Population."""
+    if net.init not in INITS:
+        raise ValueError(f"net: initialised by {net.init!r}, not by a named initialiser")
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    out = np.zeros((len(seeds), net.n_params), dtype=net.dtype)
+    code = _mlp.INIT_CODES[net.init]
+    rng = np.zeros(1, dtype=np.uint64)
+    for k in range(len(seeds)):
+        rng[0] = seeds[k]
+        net._plan.init_params(code, out[k], rng)
+    return out
+
+
 def _check_split_args(n_samples, fraction, shuffle) -> tuple[int, float, bool]:
     n = check_positive_int(n_samples, "n_samples")
     if isinstance(fraction, (bool, np.bool_)) or not isinstance(

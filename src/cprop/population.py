@@ -37,7 +37,7 @@ import numpy as np
 
 from cprop import _fileformat
 from cprop._kernels import _mlp
-from cprop.mlp import MLP
+from cprop.mlp import MLP, initial_params
 from cprop.optimizers import check_optimizer
 from cprop.oracle import SplitMix64
 from cprop._validation import check_learning_rate, check_positive_int
@@ -97,10 +97,15 @@ class Population:
         if isinstance(init, (list, tuple)):
             raise TypeError("init: a Population takes an initialiser's name; give each net its "
                             "own weights through Population.from_nets(nets) or pop.params")
-        members = [MLP(layer_sizes, hidden=hidden, output=output, loss=loss, dtype=dtype,
-                       seed=int(s), init=init, train_biases=train_biases,
-                       negative_slope=negative_slope) for s in seeds]
-        self._adopt(members, seeds)
+        make = dict(layer_sizes=layer_sizes, hidden=hidden, output=output, loss=loss,
+                    dtype=dtype, init=init, train_biases=train_biases,
+                    negative_slope=negative_slope)
+        # Net 0 is built (it checks every argument); the others' engines are built when first
+        # used (_engine), their starting parameters drawn here from their own seeds, as
+        # MLP(..., seed=s) draws them: 10,000 nets in milliseconds instead of a second.
+        first = MLP(**make, seed=int(seeds[0]))
+        params = initial_params(first, seeds)
+        self._adopt([first] + [None] * (n_nets - 1), seeds, params=params, make=make)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -148,9 +153,12 @@ class Population:
                                                           dtype=np.uint64))
         return pop
 
-    def _adopt(self, members: list, seeds: np.ndarray) -> None:
+    def _adopt(self, members: list, seeds: np.ndarray, params=None, make=None) -> None:
+        """Take ``members`` (MLPs, or None for an engine built when first used from ``make``,
+        MLP's arguments but the seed) and their parameters (``params``, else theirs)."""
         first = members[0]
         self._members = members
+        self._make = make
         # Optimizer bookkeeping the lanes route owes each member's engine, applied when the
         # member is next used: i -> (SGD options, steps to add, start the count afresh?)
         self._pending: dict = {}
@@ -161,7 +169,8 @@ class Population:
         self.train_biases = first.train_biases
         self.negative_slope = first.negative_slope
         self.n_params = first.n_params
-        self._params = np.ascontiguousarray(np.stack([m.params for m in members]))
+        self._params = (np.ascontiguousarray(params) if params is not None
+                        else np.ascontiguousarray(np.stack([m.params for m in members])))
         weights, biases, offset = [], [], 0
         for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             W = self._params[:, offset:offset + n_in * n_out]
@@ -210,9 +219,17 @@ class Population:
         return (f"Population({self.layer_sizes}, n_nets={self.n_nets}, hidden={self.hidden!r}, "
                 f"output={self.output!r}, loss={self.loss_name!r}, dtype={self.dtype.name!r})")
 
+    def _engine(self, i: int) -> MLP:
+        """Member i's MLP object, built now if it was not yet (it starts from its seed, as the
+        population did: the same parameters, generator state and optimizer)."""
+        net = self._members[i]
+        if net is None:
+            net = self._members[i] = MLP(**self._make, seed=int(self.seeds[i]))
+        return net
+
     def _member(self, i: int) -> MLP:
         """Member i's engine, holding the population's current parameters for it."""
-        net = self._members[i]
+        net = self._engine(i)
         row = self._params[i]
         if not np.isfinite(row).all():
             raise ValueError(f"params[{i}]: net {i} has non-finite parameters")
@@ -253,7 +270,7 @@ class Population:
         _fileformat.check_population_params(self._params)  # before _member refuses it
         # _member(i) settles the optimizer bookkeeping the lanes route owes member i
         states = [self._member(i).state_dict() for i in range(self.n_nets)]
-        inits = {m.init for m in self._members}
+        inits = {self._engine(i).init for i in range(self.n_nets)}
         fields = {"layer_sizes": self.layer_sizes, "hidden": self.hidden, "output": self.output,
                   "loss": self.loss_name, "dtype": self.dtype, "train_biases": self.train_biases,
                   "negative_slope": self.negative_slope,
@@ -435,7 +452,7 @@ class Population:
         """Members lo, lo + 1, ... take these ``state_dict``\\ s (parameters, optimizer state,
         steps, generator)."""
         for k, state in enumerate(states):
-            net = self._members[lo + k]
+            net = self._engine(lo + k)
             net.load_state_dict(state)
             self._pending.pop(lo + k, None)
             self._params[lo + k] = net.params
