@@ -362,12 +362,24 @@ class Population:
         per_net = {name: _per_net(value, name, n)
                    for name, value in (("lr", lr), ("momentum", momentum), ("beta1", beta1),
                                        ("beta2", beta2), ("eps", eps), ("alpha", alpha))}
-        for i in range(n):  # each net's options, checked as MLP.fit checks them, named per net
-            values = {k: v[i] for k, v in per_net.items()}
-            try:
-                check_learning_rate(values["lr"], self.dtype)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(_per_net_message("lr", i, exc)) from None
+        # each net's options, checked as MLP.fit checks them and named by the first net that
+        # has them: each distinct value (of lr) or combination (of the optimizer's) once
+        seen_lr: set = set()
+        seen_opt: set = set()
+        for i, (lr_i, *opt_i) in enumerate(zip(per_net["lr"], per_net["momentum"],
+                                               per_net["beta1"], per_net["beta2"],
+                                               per_net["eps"], per_net["alpha"])):
+            if lr_i not in seen_lr:
+                seen_lr.add(lr_i)
+                try:
+                    check_learning_rate(lr_i, self.dtype)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(_per_net_message("lr", i, exc)) from None
+            key = tuple(opt_i)
+            if key in seen_opt:
+                continue
+            seen_opt.add(key)
+            values = dict(zip(("momentum", "beta1", "beta2", "eps", "alpha"), opt_i))
             try:
                 check_optimizer(optimizer, values["momentum"], nesterov, values["beta1"],
                                 values["beta2"], values["eps"], values["alpha"])
@@ -485,7 +497,7 @@ class Population:
         X, T = data
         n = self.n_nets
         start = self._params.copy()
-        losses = np.full((n, epochs), np.nan)
+        losses = np.empty((n, epochs))  # the kernel writes every entry (NaN after a stop)
         acts = ([_mlp.ACTIVATION_CODES[self.hidden]] * (len(self.layer_sizes) - 2)
                 + [_mlp.ACTIVATION_CODES[self.output]])
         lr = np.array(per_net["lr"], dtype=self.dtype)
