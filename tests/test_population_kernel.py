@@ -209,6 +209,16 @@ def test_cprop_isa_caps_the_set_at_import():
         assert out == (ISAS[-1] if want == "bogus" else want)
 
 
+def test_cprop_info_names_the_set():
+    import json
+    env = dict(os.environ, CPROP_ISA=ISAS[1] if len(ISAS) > 1 else "scalar")
+    out = subprocess.run([sys.executable, "-m", "cprop", "info", "--json"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    simd = json.loads(out)["simd"]
+    assert simd["population"] == env["CPROP_ISA"]
+    assert tuple(simd["population_sets"]) == ISAS
+
+
 @pytest.mark.parametrize("dtype,ulps", [("float64", 2.0), ("float32", 1.1)])
 def test_lane_sigmoid_and_exp_accuracy(each_isa, dtype, ulps):
     # Through the kernel: nets 1-1-1 with W2 = 0 and b2 = z, so the output's logit is exactly

@@ -145,6 +145,13 @@ def config() -> dict:
             "row_kernels": _mlp.simd_isa(),
             "note": "x86-64 picks AVX2 at run time where the CPU has it, else SSE2 (set "
                     "CPROP_NO_AVX2=1 to force SSE2); both give the same bits",
+            # _population.h: the lanes kernel of cprop.Population, chosen at import from the CPU
+            # and CPROP_ISA (which caps it).
+            "population": _mlp.population_isa(),
+            "population_sets": list(_mlp.population_isas()),
+            "population_note": "the best set this CPU has (scalar, SSE2, AVX2, AVX-512F on "
+                               "x86-64; NEON on arm64), capped by CPROP_ISA=scalar|sse2|avx2|"
+                               "avx512|neon; every set gives the same bits",
         },
         "dtypes": list(_SUPPORTED_DTYPES),
         "python": {
