@@ -414,9 +414,10 @@ class Population:
             pass  # net 0 diverges: that is its own business, reported below
         lanes = self._lanes_route(X, T, common, per_net, subsets, bootstrap, optimizer)
         if client is not None:  # everything is checked: send the blocks to the cluster
-            return distributed.fit(self, client, X, T, common, per_net, subsets=subsets,
-                                   bootstrap=bootstrap, n_threads=n_threads, n_blocks=n_blocks,
-                                   lanes=lanes is not None)
+            return self._fit_on_cluster(distributed, client, X, T, common, per_net,
+                                        subsets=subsets, bootstrap=bootstrap,
+                                        n_threads=n_threads, n_blocks=n_blocks,
+                                        lanes=lanes is not None)
         if lanes is not None:
             return self._fit_lanes(lanes, per_net, common, epochs, n_threads)
         members = [self._member(i) for i in range(n)]
@@ -443,6 +444,33 @@ class Population:
         return _history(results, epochs)
 
     # -- blocks of nets as plain data (cprop.distributed) ---------------------------------------
+
+    def _fit_on_cluster(self, distributed, client, X, T, common: dict, per_net: dict, *,
+                        subsets, bootstrap, n_threads, n_blocks, lanes: bool):
+        """``fit``'s work on a dask cluster (every argument already checked): the nets in
+        contiguous blocks (whole kernel blocks on the lanes route), each trained on a worker by
+        the local ``fit`` (:func:`_fit_block`), gathered, then written back in order; returns
+        the history the local fit would."""
+        if n_blocks is None:
+            n_blocks = distributed.worker_threads(client)
+        lane = _mlp.population_block(self.dtype) if lanes else 1
+        bounds = distributed.block_bounds(self.n_nets, n_blocks, lane)
+        shared = {k: v for k, v in common.items() if k != "validation_data"}
+        rows = None if subsets is None else np.asarray(subsets)
+        blocks = []
+        for lo, hi in bounds:
+            options = {**shared, **{k: np.array(v[lo:hi]) for k, v in per_net.items()},
+                       "subsets": None if rows is None else rows[lo:hi], "bootstrap": bootstrap,
+                       "n_threads": n_threads}
+            block = self._block(lo, hi)
+            block["states"] = _pack_states(block["states"])
+            blocks.append({"population": block, "options": options})
+        results = distributed.run_blocks(
+            client, (X, T, common["validation_data"]), blocks, _fit_block,
+            [f"cprop-population-fit-{lo}-{hi}" for lo, hi in bounds])
+        for (lo, _), (states, _) in zip(bounds, results):
+            self._load_states(lo, _unpack_states(states))
+        return _merge_histories([history for _, history in results], [lo for lo, _ in bounds])
 
     def _block(self, lo: int, hi: int) -> dict:
         """Nets lo..hi-1 as plain data: the architecture's arguments, the seeds and each
@@ -689,3 +717,62 @@ def _history(results: list, epochs: int) -> PopulationHistory:
             reasons.append(h.stop_reason)
     return PopulationHistory(loss=loss, val_loss=val, epochs=ran, stop_reason=reasons,
                              best_epoch=best, errors=errors)
+
+
+def _fit_block(data, block: dict) -> tuple:
+    """On a dask worker: one block of nets trained by the local ``Population.fit``; returns
+    each member's ``state_dict`` (packed) and the block's history."""
+    X, T, validation_data = data
+    sub = Population._from_block({**block["population"],
+                                  "states": _unpack_states(block["population"]["states"])})
+    history = sub.fit(X, T, validation_data=validation_data, **block["options"])
+    return _pack_states([sub._member(k).state_dict() for k in range(sub.n_nets)]), history
+
+
+def _pack_states(states: list) -> dict:
+    """A list of ``MLP.state_dict()``\\ s as a few arrays (dask sends a handful of large arrays
+    far faster than thousands of small ones): parameters ``(k, n_params)``; the optimizer
+    states end to end with their lengths; steps; generator states; each net's optimizer as an
+    index into the distinct optimizers."""
+    kinds: list = []
+    which = np.empty(len(states), dtype=np.int64)
+    for k, state in enumerate(states):
+        if state["optimizer"] not in kinds:
+            kinds.append(state["optimizer"])
+        which[k] = kinds.index(state["optimizer"])
+    return {"params": np.stack([s["params"] for s in states]),
+            "optimizer_state": np.concatenate([s["optimizer_state"] for s in states]),
+            "optimizer_state_sizes": np.array([s["optimizer_state"].size for s in states],
+                                              dtype=np.int64),
+            "optimizer_steps": np.array([s["optimizer_steps"] for s in states], dtype=np.int64),
+            "rng_state": np.array([s["rng_state"] for s in states], dtype=np.uint64),
+            "optimizers": kinds, "optimizer_index": which}
+
+
+def _unpack_states(packed: dict) -> list:
+    """:func:`_pack_states`'s input back."""
+    ends = np.cumsum(packed["optimizer_state_sizes"])
+    return [{"params": packed["params"][k],
+             "optimizer": dict(packed["optimizers"][packed["optimizer_index"][k]]),
+             "optimizer_state": packed["optimizer_state"][ends[k] - size:ends[k]],
+             "optimizer_steps": int(packed["optimizer_steps"][k]),
+             "rng_state": int(packed["rng_state"][k])}
+            for k, size in enumerate(packed["optimizer_state_sizes"])]
+
+
+def _merge_histories(histories: list, starts: list):
+    """The blocks' histories as one, as the local fit reports it: a block whose nets recorded no
+    validation loss (they all diverged in their first epoch) gets NaN rows when another did."""
+    width = max(h.val_loss.shape[1] for h in histories)
+    val = [h.val_loss if h.val_loss.shape[1] == width
+           else np.full((h.loss.shape[0], width), np.nan) for h in histories]
+    routes = {h.route for h in histories}
+    return PopulationHistory(
+        loss=np.concatenate([h.loss for h in histories]),
+        val_loss=np.concatenate(val),
+        epochs=np.concatenate([h.epochs for h in histories]),
+        stop_reason=[r for h in histories for r in h.stop_reason],
+        best_epoch=np.concatenate([h.best_epoch for h in histories]),
+        errors={lo + i: msg for h, lo in zip(histories, starts) for i, msg in h.errors.items()},
+        # the workers' route (they agree when they run the same cprop build)
+        route=routes.pop() if len(routes) == 1 else "mixed")
