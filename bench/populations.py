@@ -21,7 +21,9 @@ C one net at a time (-O3 -march=native) and C with the nets in SIMD lanes
 (bench/c/population_peer.c: AVX2 only, and -march=native), compiled here with gcc.
 
 Then the thread table: W4 at 10,000 nets through ``Population.fit(n_threads=1)`` and
-``(n_threads=2)`` (the results are bit-identical), and the issue's targets as ratios of this run.
+``(n_threads=2)`` (the results are bit-identical); the crossover table: wider and wider nets on
+the lanes route and one at a time (where ``cprop.population.LANES_MAX_PARAMS`` comes from); and
+the issue's targets as ratios of this run.
 
     python bench/populations.py [--quick] [--nets N] [--thread-nets N] [--skip jax,torch,...]
                                 [--json PATH]
@@ -49,6 +51,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import cprop  # noqa: E402
+from cprop import population  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -287,6 +290,31 @@ def c_runner(lib, name):
     return run
 
 
+def crossover_rate(sizes, route, epochs, repeats, n_nets=128, rows=32):
+    """Million net-steps/s of Population.fit on ``route`` ("lanes" or "per_net", the other one
+    switched off) for ``n_nets`` nets of ``sizes``."""
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(rows, sizes[0])), rng.uniform(size=(rows, sizes[-1]))
+    saved = population._DISABLED_ROUTES
+    population._DISABLED_ROUTES = frozenset({"lanes"} if route == "per_net" else ())
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            pop = cprop.Population(sizes, n_nets, seed=1)
+            # LANES_MAX_PARAMS is the choice measured here: lift it for the lanes rows
+            limit, population.LANES_MAX_PARAMS = population.LANES_MAX_PARAMS, 1 << 62
+            try:
+                t0 = time.perf_counter()
+                history = pop.fit(X, T, epochs=epochs, lr=0.05, shuffle=False)
+                best = min(best, time.perf_counter() - t0)
+            finally:
+                population.LANES_MAX_PARAMS = limit
+            assert history.route == route
+    finally:
+        population._DISABLED_ROUTES = saved
+    return n_nets * rows * epochs / best / 1e6
+
+
 def best_of(fn, wl, repeats):
     """The best time of ``repeats`` runs of fn(wl) (fn(wl, fn.setup(wl)) if fn has a setup,
     run before the clock starts) and the last run's result."""
@@ -387,6 +415,26 @@ def main(argv=None) -> int:
               f"{threads[1] / seconds:.2f} |", flush=True)
     assert finals[1].tobytes() == finals[2].tobytes()
     report["threads"] = {"nets": thread_nets, "seconds": threads}
+
+    # the crossover: growing nets, the lanes route against one net at a time (the per-net route)
+    print()
+    print(f"Crossover: 128 nets k-H-m, 32 random rows, plain SGD in order, {best_isa}; "
+          f"Population.fit takes the lanes route up to {population.LANES_MAX_PARAMS:,} "
+          f"parameters a net")
+    print("| net | parameters | lanes | per-net | lanes / per-net | Population.fit takes |")
+    print("|---|---:|---:|---:|---:|---|")
+    report["crossover"] = []
+    for sizes in ([16, 32, 4], [32, 64, 8], [40, 64, 8], [56, 64, 8], [64, 64, 10],
+                  [64, 128, 10]):
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        epochs = 1 if args.quick else max(1, int(4e6 / (n_params * 32 * 128)))
+        rates = {route: crossover_rate(sizes, route, epochs, 1 if args.quick else repeats)
+                 for route in ("lanes", "per_net")}
+        takes = "lanes" if n_params <= population.LANES_MAX_PARAMS else "per-net"
+        print(f"| {'-'.join(map(str, sizes))} | {n_params:,} | {rates['lanes']:.2f} | "
+              f"{rates['per_net']:.2f} | {rates['lanes'] / rates['per_net']:.2f} | {takes} |",
+              flush=True)
+        report["crossover"].append({"sizes": sizes, "n_params": n_params, **rates})
 
     # the issue's targets, as ratios of this run
     w4r, w4br = report["workloads"]["W4 XOR 2-2-1"], report["workloads"]["W4b iris 4-8-3"]

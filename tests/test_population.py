@@ -325,7 +325,7 @@ def test_lanes_route_hands_a_diverging_net_to_mlp_fit():
 
 @pytest.mark.skipif(not LANES, reason="this build has no lanes kernel")
 def test_lanes_route_in_chunks_and_threads_gives_the_same_bits():
-    # enough work per net that the nets go to the kernel in several chunks of 32
+    # enough work per net that the nets go to the kernel in several chunks of whole blocks
     X, T = blobs(n=40, n_in=6, n_out=3, seed=2)
     a = cprop.Population([6, 12, 3], 100, seed=6)
     b = cprop.Population([6, 12, 3], 100, seed=6)
@@ -336,3 +336,20 @@ def test_lanes_route_in_chunks_and_threads_gives_the_same_bits():
     np.testing.assert_array_equal(ha.loss, hb.loss)
     net, h = alone(a, 99, X, T, epochs=200, lr=0.3, shuffle=False)
     np.testing.assert_allclose(a.params[99], net.params, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.skipif(not LANES, reason="this build has no lanes kernel")
+def test_wide_nets_take_the_per_net_route():
+    # the lanes route up to LANES_MAX_PARAMS parameters a net, one net at a time beyond
+    from cprop.population import LANES_MAX_PARAMS
+
+    rng = np.random.default_rng(4)
+    for sizes, route in (([40, 64, 8], "lanes"), ([60, 64, 8], "per_net")):
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        assert (n_params <= LANES_MAX_PARAMS) == (route == "lanes")
+        X, T = rng.normal(size=(5, sizes[0])), rng.uniform(size=(5, sizes[-1]))
+        pop = cprop.Population(sizes, 3, seed=2)
+        h = pop.fit(X, T, epochs=2, lr=0.05, shuffle=False)
+        assert h.route == route
+        net, _ = alone(pop, 2, X, T, epochs=2, lr=0.05, shuffle=False)
+        np.testing.assert_allclose(pop.params[2], net.params, rtol=1e-12, atol=1e-15)

@@ -504,6 +504,8 @@ class Population:
         SGD, one row per step, in order, nothing per epoch), else None (the per-net route)."""
         if not hasattr(_mlp, "population_sgd_fit") or "lanes" in _DISABLED_ROUTES:
             return None
+        if self.n_params > LANES_MAX_PARAMS:
+            return None  # a wide net: one net at a time is faster (LANES_MAX_PARAMS)
         if (optimizer != "sgd" or common["batch_size"] != 1 or common["shuffle"] is not False
                 or common["nesterov"] or common["lr_schedule"] != "constant"
                 or common["validation_data"] is not None or common["validation_fraction"]
@@ -617,6 +619,16 @@ class Population:
 
 # Routes switched off (tests and benchmarks compare the lanes route with the per-net one).
 _DISABLED_ROUTES: frozenset = frozenset()
+
+#: The widest nets (parameters per net) the lanes route takes. A block of the lanes kernel holds
+#: n_params x B values (B nets, 512 bytes per parameter with AVX-512); once that outgrows the
+#: core's L2 cache, training the nets one at a time (each net's parameters in L1) is faster.
+#: Measured with bench/populations.py's crossover table (Intel Xeon, 2 MiB L2, 128 nets, 32
+#: rows): lanes / per-net 1.17 at 3,144 parameters (40-64-8), 1.11 at 3,656, 0.97 at 4,168,
+#: 0.75 at 4,810 (64-64-10) with AVX-512; with AVX2 (256 bytes a parameter) still 1.04 at
+#: 7,210 and 0.75 at 9,610. A fixed count rather than the cache size, so that one machine's
+#: choice does not depend on what it reports.
+LANES_MAX_PARAMS = 4096
 
 
 
