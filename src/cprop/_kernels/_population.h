@@ -81,6 +81,10 @@ typedef struct {
 #define POP_NV_NEON 8
 #endif
 
+/* ---- The builds. Each one: the set's macros (POP_ISA, TGT, NV, its types and lanes, the LV_*
+ * operations), then _population_build.h once for float64 and once for float32 (POP_DOUBLE),
+ * which includes the kernel; then the set's macros are undefined. ---- */
+
 /* scalar: plain C on one value (any compiler) */
 static CPROP_ALWAYS_INLINE double cprop_lane_pow2_d(double k)
 {
@@ -98,6 +102,18 @@ static CPROP_ALWAYS_INLINE float cprop_lane_pow2_f(float k)
     memcpy(&k, &b, sizeof b);
     return k;
 }
+#ifndef POP_NV_SCALAR
+#define POP_NV_SCALAR 8
+#endif
+#define POP_ISA scalar
+#define TGT
+#define NV POP_NV_SCALAR
+#define POP_VD double
+#define POP_VF float
+#define POP_MD int
+#define POP_MF int
+#define POP_LANES_D 1
+#define POP_LANES_F 1
 #define LV_LD(p) (*(p))
 #define LV_ST(p, v) (*(p) = (v))
 #define LV_SET1(x) ((T)(x))
@@ -111,387 +127,124 @@ static CPROP_ALWAYS_INLINE float cprop_lane_pow2_f(float k)
 #define LV_GT(a, b) ((a) > (b))
 #define LV_GE(a, b) ((a) >= (b))
 #define LV_SEL(m, a, b) ((m) ? (a) : (b))
+#define LV_POW2(k) POP_CAT(cprop_lane_pow2, K)(k)
 #define LV_BAD(v) ((v) != (v))
-#define TGT
-#define LANES 1
-#ifndef POP_NV_SCALAR
-#define POP_NV_SCALAR 8
-#endif
-#define NV POP_NV_SCALAR
-#define M int
-#define T double
-#define V double
-#define K d
-#define S d
-#define IS_DOUBLE 1
-#define SUF d_scalar
-#define LV_POW2(k) cprop_lane_pow2_d(k)
-#include "_population_kernel.h"
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_POW2
-#define T float
-#define V float
-#define K f
-#define S f
-#define IS_DOUBLE 0
-#define SUF f_scalar
-#define LV_POW2(k) cprop_lane_pow2_f(k)
-#include "_population_kernel.h"
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_POW2
-#undef LANES
-#undef NV
-#undef M
-#undef TGT
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
+#define POP_DOUBLE 1
+#include "_population_build.h"
+#define POP_DOUBLE 0
+#include "_population_build.h"
+#define POP_UNSET_OPS
+#include "_population_unset.h"
 
 #if defined(CPROP_LANES_X86)
-/* sse2, double */
+/* x86-64: the operations every width shares, spelled from the width's prefix (LVP: _mm,
+ * _mm256, _mm512), its integer type (LVI: si128, ...) and the type's suffixes (LVS: pd / ps,
+ * LVE: epi64 / epi32), e.g. LV_ADD -> _mm256_add_pd. */
+#define POP_X86_(p, n, s) p##_##n##_##s
+#define POP_X86(p, n, s) POP_X86_(p, n, s)
+#define POP_PASTE_(a, b) a##b
+#define POP_PASTE(a, b) POP_PASTE_(a, b)
+#define POP_SFX_D pd
+#define POP_SFX_F ps
+#define POP_INT_D epi64
+#define POP_INT_F epi32
+#define LV_LD(p) POP_X86(LVP, loadu, LVS)(p)
+#define LV_ST(p, v) POP_X86(LVP, storeu, LVS)(p, v)
+#define LV_SET1(x) POP_X86(LVP, set1, LVS)(x)
+#define LV_ZERO() POP_X86(LVP, setzero, LVS)()
+#define LV_ADD(a, b) POP_X86(LVP, add, LVS)(a, b)
+#define LV_SUB(a, b) POP_X86(LVP, sub, LVS)(a, b)
+#define LV_MUL(a, b) POP_X86(LVP, mul, LVS)(a, b)
+#define LV_DIV(a, b) POP_X86(LVP, div, LVS)(a, b)
+#define LV_MIN(a, b) POP_X86(LVP, min, LVS)(a, b)
+#define LV_MAX(a, b) POP_X86(LVP, max, LVS)(a, b)
+#define LV_POW2(k)                                                                             \
+    POP_X86(LVP, POP_PASTE(cast, LVI), LVS)(                                                   \
+        POP_X86(LVP, slli, LVE)(POP_X86(LVP, POP_PASTE(cast, LVS), LVI)(k), POP_EXPC(_MANT)))
+
+/* SSE2: 2 doubles / 4 floats; masks are vectors; no blend (SSE4.1), so and / andnot / or */
+#define POP_ISA sse2
+#define TGT
 #define NV POP_NV_SSE2
-#define M __m128d
-#define TGT 
-#define LANES 2
-#define T double
-#define V __m128d
-#define K d
-#define S d
-#define IS_DOUBLE 1
-#define SUF d_sse2
-#define LV_LD(p) _mm_loadu_pd(p)
-#define LV_ST(p, v) _mm_storeu_pd(p, v)
-#define LV_SET1(x) _mm_set1_pd(x)
-#define LV_ZERO() _mm_setzero_pd()
-#define LV_ADD(a, b) _mm_add_pd(a, b)
-#define LV_SUB(a, b) _mm_sub_pd(a, b)
-#define LV_MUL(a, b) _mm_mul_pd(a, b)
-#define LV_DIV(a, b) _mm_div_pd(a, b)
-#define LV_MIN(a, b) _mm_min_pd(a, b)
-#define LV_MAX(a, b) _mm_max_pd(a, b)
-#define LV_POW2(k) _mm_castsi128_pd(_mm_slli_epi64(_mm_castpd_si128(k), 52))
-#define LV_GT(a, b) _mm_cmpgt_pd(a, b)
-#define LV_GE(a, b) _mm_cmpge_pd(a, b)
-#define LV_SEL(m, a, b) _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b))
-#define LV_BAD(v) _mm_movemask_pd(_mm_cmpunord_pd(v, v))
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_POW2
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
+#define LVP _mm
+#define LVI si128
+#define POP_VD __m128d
+#define POP_VF __m128
+#define POP_MD __m128d
+#define POP_MF __m128
+#define POP_LANES_D 2
+#define POP_LANES_F 4
+#define LV_GT(a, b) POP_X86(_mm, cmpgt, LVS)(a, b)
+#define LV_GE(a, b) POP_X86(_mm, cmpge, LVS)(a, b)
+#define LV_SEL(m, a, b)                                                                        \
+    POP_X86(_mm, or, LVS)(POP_X86(_mm, and, LVS)(m, a), POP_X86(_mm, andnot, LVS)(m, b))
+#define LV_BAD(v) POP_X86(_mm, movemask, LVS)(POP_X86(_mm, cmpunord, LVS)(v, v))
+#define POP_DOUBLE 1
+#include "_population_build.h"
+#define POP_DOUBLE 0
+#include "_population_build.h"
+#undef LVP
+#undef LVI
+#include "_population_unset.h"
 
-/* sse2, float */
-#define NV POP_NV_SSE2
-#define M __m128
-#define TGT 
-#define LANES 4
-#define T float
-#define V __m128
-#define K f
-#define S f
-#define IS_DOUBLE 0
-#define SUF f_sse2
-#define LV_LD(p) _mm_loadu_ps(p)
-#define LV_ST(p, v) _mm_storeu_ps(p, v)
-#define LV_SET1(x) _mm_set1_ps(x)
-#define LV_ZERO() _mm_setzero_ps()
-#define LV_ADD(a, b) _mm_add_ps(a, b)
-#define LV_SUB(a, b) _mm_sub_ps(a, b)
-#define LV_MUL(a, b) _mm_mul_ps(a, b)
-#define LV_DIV(a, b) _mm_div_ps(a, b)
-#define LV_MIN(a, b) _mm_min_ps(a, b)
-#define LV_MAX(a, b) _mm_max_ps(a, b)
-#define LV_POW2(k) _mm_castsi128_ps(_mm_slli_epi32(_mm_castps_si128(k), 23))
-#define LV_GT(a, b) _mm_cmpgt_ps(a, b)
-#define LV_GE(a, b) _mm_cmpge_ps(a, b)
-#define LV_SEL(m, a, b) _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b))
-#define LV_BAD(v) _mm_movemask_ps(_mm_cmpunord_ps(v, v))
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_POW2
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
-
-/* avx2, double */
-#define NV POP_NV_AVX2
-#define M __m256d
+/* AVX2: 4 doubles / 8 floats; masks are vectors */
+#define POP_ISA avx2
 #define TGT CPROP_TARGET_AVX2
-#define LANES 4
-#define T double
-#define V __m256d
-#define K d
-#define S d
-#define IS_DOUBLE 1
-#define SUF d_avx2
-#define LV_LD(p) _mm256_loadu_pd(p)
-#define LV_ST(p, v) _mm256_storeu_pd(p, v)
-#define LV_SET1(x) _mm256_set1_pd(x)
-#define LV_ZERO() _mm256_setzero_pd()
-#define LV_ADD(a, b) _mm256_add_pd(a, b)
-#define LV_SUB(a, b) _mm256_sub_pd(a, b)
-#define LV_MUL(a, b) _mm256_mul_pd(a, b)
-#define LV_DIV(a, b) _mm256_div_pd(a, b)
-#define LV_MIN(a, b) _mm256_min_pd(a, b)
-#define LV_MAX(a, b) _mm256_max_pd(a, b)
-#define LV_POW2(k) _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(k), 52))
-#define LV_GT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
-#define LV_GE(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
-#define LV_SEL(m, a, b) _mm256_blendv_pd(b, a, m)
-#define LV_BAD(v) _mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q))
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_POW2
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
-
-/* avx2, float */
 #define NV POP_NV_AVX2
-#define M __m256
-#define TGT CPROP_TARGET_AVX2
-#define LANES 8
-#define T float
-#define V __m256
-#define K f
-#define S f
-#define IS_DOUBLE 0
-#define SUF f_avx2
-#define LV_LD(p) _mm256_loadu_ps(p)
-#define LV_ST(p, v) _mm256_storeu_ps(p, v)
-#define LV_SET1(x) _mm256_set1_ps(x)
-#define LV_ZERO() _mm256_setzero_ps()
-#define LV_ADD(a, b) _mm256_add_ps(a, b)
-#define LV_SUB(a, b) _mm256_sub_ps(a, b)
-#define LV_MUL(a, b) _mm256_mul_ps(a, b)
-#define LV_DIV(a, b) _mm256_div_ps(a, b)
-#define LV_MIN(a, b) _mm256_min_ps(a, b)
-#define LV_MAX(a, b) _mm256_max_ps(a, b)
-#define LV_POW2(k) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(k), 23))
-#define LV_GT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
-#define LV_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
-#define LV_SEL(m, a, b) _mm256_blendv_ps(b, a, m)
-#define LV_BAD(v) _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_POW2
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
+#define LVP _mm256
+#define LVI si256
+#define POP_VD __m256d
+#define POP_VF __m256
+#define POP_MD __m256d
+#define POP_MF __m256
+#define POP_LANES_D 4
+#define POP_LANES_F 8
+#define LV_GT(a, b) POP_X86(_mm256, cmp, LVS)(a, b, _CMP_GT_OQ)
+#define LV_GE(a, b) POP_X86(_mm256, cmp, LVS)(a, b, _CMP_GE_OQ)
+#define LV_SEL(m, a, b) POP_X86(_mm256, blendv, LVS)(b, a, m)
+#define LV_BAD(v) POP_X86(_mm256, movemask, LVS)(POP_X86(_mm256, cmp, LVS)(v, v, _CMP_UNORD_Q))
+#define POP_DOUBLE 1
+#include "_population_build.h"
+#define POP_DOUBLE 0
+#include "_population_build.h"
+#undef LVP
+#undef LVI
+#include "_population_unset.h"
 
-/* avx512, double */
-#define NV POP_NV_AVX512
-#define M __mmask8
+/* AVX-512F: 8 doubles / 16 floats; masks are mask registers (__mmask8 / __mmask16) */
+#define POP_ISA avx512
 #define TGT CPROP_TARGET_AVX512
-#define LANES 8
-#define T double
-#define V __m512d
-#define K d
-#define S d
-#define IS_DOUBLE 1
-#define SUF d_avx512
-#define LV_LD(p) _mm512_loadu_pd(p)
-#define LV_ST(p, v) _mm512_storeu_pd(p, v)
-#define LV_SET1(x) _mm512_set1_pd(x)
-#define LV_ZERO() _mm512_setzero_pd()
-#define LV_ADD(a, b) _mm512_add_pd(a, b)
-#define LV_SUB(a, b) _mm512_sub_pd(a, b)
-#define LV_MUL(a, b) _mm512_mul_pd(a, b)
-#define LV_DIV(a, b) _mm512_div_pd(a, b)
-#define LV_MIN(a, b) _mm512_min_pd(a, b)
-#define LV_MAX(a, b) _mm512_max_pd(a, b)
-#define LV_POW2(k) _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(k), 52))
-#define LV_GT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
-#define LV_GE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
-#define LV_SEL(m, a, b) _mm512_mask_blend_pd(m, b, a)
-#define LV_BAD(v) ((int)_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q))
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_POW2
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
-
-/* avx512, float */
 #define NV POP_NV_AVX512
-#define M __mmask16
-#define TGT CPROP_TARGET_AVX512
-#define LANES 16
-#define T float
-#define V __m512
-#define K f
-#define S f
-#define IS_DOUBLE 0
-#define SUF f_avx512
-#define LV_LD(p) _mm512_loadu_ps(p)
-#define LV_ST(p, v) _mm512_storeu_ps(p, v)
-#define LV_SET1(x) _mm512_set1_ps(x)
-#define LV_ZERO() _mm512_setzero_ps()
-#define LV_ADD(a, b) _mm512_add_ps(a, b)
-#define LV_SUB(a, b) _mm512_sub_ps(a, b)
-#define LV_MUL(a, b) _mm512_mul_ps(a, b)
-#define LV_DIV(a, b) _mm512_div_ps(a, b)
-#define LV_MIN(a, b) _mm512_min_ps(a, b)
-#define LV_MAX(a, b) _mm512_max_ps(a, b)
-#define LV_POW2(k) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(k), 23))
-#define LV_GT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
-#define LV_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
-#define LV_SEL(m, a, b) _mm512_mask_blend_ps(m, b, a)
-#define LV_BAD(v) ((int)_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q))
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_POW2
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_BAD
-
-#endif
+#define LVP _mm512
+#define LVI si512
+#define POP_VD __m512d
+#define POP_VF __m512
+#define POP_MD __mmask8
+#define POP_MF __mmask16
+#define POP_LANES_D 8
+#define POP_LANES_F 16
+#define LV_GT(a, b) POP_X86(_mm512, cmp, POP_PASTE(LVS, _mask))(a, b, _CMP_GT_OQ)
+#define LV_GE(a, b) POP_X86(_mm512, cmp, POP_PASTE(LVS, _mask))(a, b, _CMP_GE_OQ)
+#define LV_SEL(m, a, b) POP_X86(_mm512, mask_blend, LVS)(m, b, a)
+#define LV_BAD(v) ((int)POP_X86(_mm512, cmp, POP_PASTE(LVS, _mask))(v, v, _CMP_UNORD_Q))
+#define POP_DOUBLE 1
+#include "_population_build.h"
+#define POP_DOUBLE 0
+#include "_population_build.h"
+#undef LVP
+#undef LVI
+#define POP_UNSET_OPS
+#include "_population_unset.h"
+#undef POP_SFX_D
+#undef POP_SFX_F
+#undef POP_INT_D
+#undef POP_INT_F
+#endif /* CPROP_LANES_X86 */
 
 #if defined(CPROP_LANES_NEON)
-/* lanes whose value is NaN, as bits */
-static CPROP_ALWAYS_INLINE int cprop_lane_bad_f64(float64x2_t v)
+/* NEON (aarch64): 2 doubles / 4 floats; masks are unsigned vectors; LVS f64 / f32, LVE (the
+ * unsigned lanes) u64 / u32 */
+static CPROP_ALWAYS_INLINE int cprop_lane_bad_f64(float64x2_t v)  /* NaN lanes, as bits */
 {
     uint64x2_t ok = vceqq_f64(v, v);
     return (vgetq_lane_u64(ok, 0) ? 0 : 1) | (vgetq_lane_u64(ok, 1) ? 0 : 2);
@@ -502,114 +255,49 @@ static CPROP_ALWAYS_INLINE int cprop_lane_bad_f32(float32x4_t v)
     return (vgetq_lane_u32(ok, 0) ? 0 : 1) | (vgetq_lane_u32(ok, 1) ? 0 : 2)
            | (vgetq_lane_u32(ok, 2) ? 0 : 4) | (vgetq_lane_u32(ok, 3) ? 0 : 8);
 }
-/* neon, double */
+#define POP_NEON_(n, s) n##_##s
+#define POP_NEON(n, s) POP_NEON_(n, s)
+#define POP_SFX_D f64
+#define POP_SFX_F f32
+#define POP_INT_D u64
+#define POP_INT_F u32
+#define POP_ISA neon
+#define TGT
 #define NV POP_NV_NEON
-#define M uint64x2_t
-#define TGT 
-#define LANES 2
-#define T double
-#define V float64x2_t
-#define K d
-#define S d
-#define IS_DOUBLE 1
-#define SUF d_neon
-#define LV_LD(p) vld1q_f64(p)
-#define LV_ST(p, v) vst1q_f64(p, v)
-#define LV_SET1(x) vdupq_n_f64(x)
-#define LV_ZERO() vdupq_n_f64(0)
-#define LV_ADD(a, b) vaddq_f64(a, b)
-#define LV_SUB(a, b) vsubq_f64(a, b)
-#define LV_MUL(a, b) vmulq_f64(a, b)
-#define LV_DIV(a, b) vdivq_f64(a, b)
-#define LV_MIN(a, b) vbslq_f64(vcltq_f64(a, b), a, b)
-#define LV_MAX(a, b) vbslq_f64(vcgtq_f64(a, b), a, b)
-#define LV_GT(a, b) vcgtq_f64(a, b)
-#define LV_GE(a, b) vcgeq_f64(a, b)
-#define LV_SEL(m, a, b) vbslq_f64(m, a, b)
-#define LV_POW2(k) vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(k), 52))
-#define LV_BAD(v) cprop_lane_bad_f64(v)
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_POW2
-#undef LV_BAD
-
-/* neon, float */
-#define NV POP_NV_NEON
-#define M uint32x4_t
-#define TGT 
-#define LANES 4
-#define T float
-#define V float32x4_t
-#define K f
-#define S f
-#define IS_DOUBLE 0
-#define SUF f_neon
-#define LV_LD(p) vld1q_f32(p)
-#define LV_ST(p, v) vst1q_f32(p, v)
-#define LV_SET1(x) vdupq_n_f32(x)
-#define LV_ZERO() vdupq_n_f32(0)
-#define LV_ADD(a, b) vaddq_f32(a, b)
-#define LV_SUB(a, b) vsubq_f32(a, b)
-#define LV_MUL(a, b) vmulq_f32(a, b)
-#define LV_DIV(a, b) vdivq_f32(a, b)
-#define LV_MIN(a, b) vbslq_f32(vcltq_f32(a, b), a, b)
-#define LV_MAX(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
-#define LV_GT(a, b) vcgtq_f32(a, b)
-#define LV_GE(a, b) vcgeq_f32(a, b)
-#define LV_SEL(m, a, b) vbslq_f32(m, a, b)
-#define LV_POW2(k) vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(k), 23))
-#define LV_BAD(v) cprop_lane_bad_f32(v)
-#include "_population_kernel.h"
-#undef NV
-#undef M
-#undef TGT
-#undef LANES
-#undef T
-#undef V
-#undef K
-#undef S
-#undef IS_DOUBLE
-#undef SUF
-#undef LV_LD
-#undef LV_ST
-#undef LV_SET1
-#undef LV_ZERO
-#undef LV_ADD
-#undef LV_SUB
-#undef LV_MUL
-#undef LV_DIV
-#undef LV_MIN
-#undef LV_MAX
-#undef LV_GT
-#undef LV_GE
-#undef LV_SEL
-#undef LV_POW2
-#undef LV_BAD
-
-#endif
-
+#define POP_VD float64x2_t
+#define POP_VF float32x4_t
+#define POP_MD uint64x2_t
+#define POP_MF uint32x4_t
+#define POP_LANES_D 2
+#define POP_LANES_F 4
+#define LV_LD(p) POP_NEON(vld1q, LVS)(p)
+#define LV_ST(p, v) POP_NEON(vst1q, LVS)(p, v)
+#define LV_SET1(x) POP_NEON(vdupq_n, LVS)(x)
+#define LV_ZERO() POP_NEON(vdupq_n, LVS)(0)
+#define LV_ADD(a, b) POP_NEON(vaddq, LVS)(a, b)
+#define LV_SUB(a, b) POP_NEON(vsubq, LVS)(a, b)
+#define LV_MUL(a, b) POP_NEON(vmulq, LVS)(a, b)
+#define LV_DIV(a, b) POP_NEON(vdivq, LVS)(a, b)
+#define LV_MIN(a, b) POP_NEON(vbslq, LVS)(POP_NEON(vcltq, LVS)(a, b), a, b)
+#define LV_MAX(a, b) POP_NEON(vbslq, LVS)(POP_NEON(vcgtq, LVS)(a, b), a, b)
+#define LV_GT(a, b) POP_NEON(vcgtq, LVS)(a, b)
+#define LV_GE(a, b) POP_NEON(vcgeq, LVS)(a, b)
+#define LV_SEL(m, a, b) POP_NEON(vbslq, LVS)(m, a, b)
+#define LV_POW2(k)                                                                             \
+    POP_NEON(vreinterpretq, POP_NEON(LVS, LVE))(                                               \
+        POP_NEON(vshlq_n, LVE)(POP_NEON(vreinterpretq, POP_NEON(LVE, LVS))(k), POP_EXPC(_MANT)))
+#define LV_BAD(v) POP_NEON(cprop_lane_bad, LVS)(v)
+#define POP_DOUBLE 1
+#include "_population_build.h"
+#define POP_DOUBLE 0
+#include "_population_build.h"
+#define POP_UNSET_OPS
+#include "_population_unset.h"
+#undef POP_SFX_D
+#undef POP_SFX_F
+#undef POP_INT_D
+#undef POP_INT_F
+#endif /* CPROP_LANES_NEON */
 
 /* The dispatch: the build of the set `isa` names (the caller reads cprop_lanes_isa once, so
  * that B and the build agree even if the set changes meanwhile). */
