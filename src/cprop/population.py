@@ -160,8 +160,15 @@ class Population:
         self._members = members
         self._make = make
         # Optimizer bookkeeping the lanes route owes each member's engine, applied when the
-        # member is next used: i -> (SGD options, steps to add, start the count afresh?)
-        self._pending: dict = {}
+        # member is next used (_member): for net i, the SGD options (an index into _owed_kinds,
+        # -1: nothing owed), the steps to add, and whether to start the count afresh (1), not
+        # (0) or to decide when it is applied (-1). Arrays, so that a fit of 10,000 nets updates
+        # them in a few vector operations.
+        n = len(members)
+        self._owed_kinds: list = []
+        self._owed_opt = np.full(n, -1, dtype=np.int64)
+        self._owed_steps = np.zeros(n, dtype=np.int64)
+        self._owed_fresh = np.full(n, -1, dtype=np.int8)
         self.seeds = seeds
         self.layer_sizes = list(first.layer_sizes)
         self.hidden, self.output, self.loss_name = first.hidden, first.output, first.loss_name
@@ -227,19 +234,28 @@ class Population:
             net = self._members[i] = MLP(**self._make, seed=int(self.seeds[i]))
         return net
 
+    def _owed_kind(self, options: dict) -> int:
+        """The index of ``options`` (an optimizer's to_dict) in _owed_kinds, added if new."""
+        for k, known in enumerate(self._owed_kinds):
+            if known == options:
+                return k
+        self._owed_kinds.append(options)
+        return len(self._owed_kinds) - 1
+
     def _member(self, i: int) -> MLP:
         """Member i's engine, holding the population's current parameters for it."""
         net = self._engine(i)
         row = self._params[i]
         if not np.isfinite(row).all():
             raise ValueError(f"params[{i}]: net {i} has non-finite parameters")
-        if i in self._pending:
+        if self._owed_opt[i] >= 0:
             # the state MLP.fit would have left: its SGD options, the steps counted (afresh
             # when the optimizer changed), no optimizer state, the generator untouched
-            opt, added, fresh = self._pending.pop(i)
+            opt = self._owed_kinds[self._owed_opt[i]]
+            added, owed_fresh = int(self._owed_steps[i]), int(self._owed_fresh[i])
+            self._owed_opt[i] = -1
             state = net.state_dict()
-            if fresh is None:
-                fresh = state["optimizer"] != opt
+            fresh = state["optimizer"] != opt if owed_fresh < 0 else bool(owed_fresh)
             net.load_state_dict({"params": row, "optimizer": opt,
                                  "optimizer_state": np.empty(0, dtype=self.dtype),
                                  "optimizer_steps": added + (0 if fresh
@@ -364,22 +380,20 @@ class Population:
                                        ("beta2", beta2), ("eps", eps), ("alpha", alpha))}
         # each net's options, checked as MLP.fit checks them and named by the first net that
         # has them: each distinct value (of lr) or combination (of the optimizer's) once
-        seen_lr: set = set()
-        seen_opt: set = set()
-        for i, (lr_i, *opt_i) in enumerate(zip(per_net["lr"], per_net["momentum"],
-                                               per_net["beta1"], per_net["beta2"],
-                                               per_net["eps"], per_net["alpha"])):
-            if lr_i not in seen_lr:
-                seen_lr.add(lr_i)
-                try:
-                    check_learning_rate(lr_i, self.dtype)
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(_per_net_message("lr", i, exc)) from None
-            key = tuple(opt_i)
-            if key in seen_opt:
-                continue
-            seen_opt.add(key)
-            values = dict(zip(("momentum", "beta1", "beta2", "eps", "alpha"), opt_i))
+        for lr_i in dict.fromkeys(per_net["lr"]):  # distinct values, in order
+            try:
+                check_learning_rate(lr_i, self.dtype)
+            except (TypeError, ValueError) as exc:
+                i = per_net["lr"].index(lr_i)
+                raise type(exc)(_per_net_message("lr", i, exc)) from None
+        columns = [per_net[k] for k in ("momentum", "beta1", "beta2", "eps", "alpha")]
+        if all(len(dict.fromkeys(c)) == 1 for c in columns):  # one combination (the usual)
+            combos = [tuple(c[0] for c in columns)]
+        else:
+            combos = list(zip(*columns))
+        for key in dict.fromkeys(combos):
+            i = combos.index(key)
+            values = dict(zip(("momentum", "beta1", "beta2", "eps", "alpha"), key))
             try:
                 check_optimizer(optimizer, values["momentum"], nesterov, values["beta1"],
                                 values["beta2"], values["eps"], values["alpha"])
@@ -494,7 +508,7 @@ class Population:
         for k, state in enumerate(states):
             net = self._engine(lo + k)
             net.load_state_dict(state)
-            self._pending.pop(lo + k, None)
+            self._owed_opt[lo + k] = -1
             self._params[lo + k] = net.params
 
     # -- the lanes route -----------------------------------------------------------------------
@@ -541,8 +555,11 @@ class Population:
         chunk = min(n, chunk)
         bounds = [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
         results: list = [None] * n
+        columns = [per_net["beta1"], per_net["beta2"], per_net["eps"]]
+        distinct = ([tuple(c[0] for c in columns)]
+                    if all(len(dict.fromkeys(c)) == 1 for c in columns) else set(zip(*columns)))
         sgd_options = {key: check_optimizer("sgd", 0.0, False, *key, 0.0).to_dict()
-                       for key in set(zip(per_net["beta1"], per_net["beta2"], per_net["eps"]))}
+                       for key in distinct}
 
         status = np.zeros(n, dtype=np.int32)
 
@@ -565,18 +582,22 @@ class Population:
             results[i] = _train_member(net, X, T,
                                        {**common, **{k: v[i] for k, v in per_net.items()}})
             self._params[i] = net.params
-        # what MLP.fit would leave in each other member's engine, owed until it is next used
-        pending = self._pending
-        for i, key in enumerate(zip(per_net["beta1"], per_net["beta2"], per_net["eps"])):
-            if results[i] is not None:
-                continue
-            sgd = sgd_options[key]
-            owed = pending.get(i)
-            if owed is None:
-                pending[i] = (sgd, steps, None)
-            else:
-                opt, added, fresh = owed
-                pending[i] = (sgd, added + steps, fresh) if opt == sgd else (sgd, steps, True)
+        # what MLP.fit would leave in each other member's engine, owed until it is next used:
+        # each net's SGD options (one per distinct beta1, beta2, eps), vector by vector
+        if len(sgd_options) == 1:
+            kind = np.full(n, self._owed_kind(next(iter(sgd_options.values()))), dtype=np.int64)
+        else:
+            keys, which = np.unique(np.column_stack([per_net["beta1"], per_net["beta2"],
+                                                     per_net["eps"]]), axis=0,
+                                    return_inverse=True)
+            kind = np.array([self._owed_kind(sgd_options[tuple(float(v) for v in key)])
+                             for key in keys], dtype=np.int64)[which.ravel()]
+        ok = status == 0
+        had = self._owed_opt >= 0
+        same = had & (self._owed_opt == kind)
+        self._owed_steps[ok] = np.where(same, self._owed_steps + steps, steps)[ok]
+        self._owed_fresh[ok] = np.where(~had, -1, np.where(same, self._owed_fresh, 1))[ok]
+        self._owed_opt[ok] = kind[ok]
         # every net the kernel trained ran all epochs; the others report as MLP.fit did
         history = PopulationHistory(loss=losses, val_loss=np.empty((n, 0)),
                                     epochs=np.full(n, epochs, dtype=np.int64),
