@@ -351,6 +351,23 @@ def main(argv=None) -> int:
           f"thread table's; Python {platform.python_version()}, NumPy {np.__version__}, cprop "
           f"{cprop.__version__}; population kernel: {best_isa} (of {', '.join(isas)})")
     report = {"cpu": cpu_name(), "isa": best_isa, "workloads": {}}
+    # the thread table first, before PyTorch and JAX are loaded (their thread pools idle in the
+    # background): W4 at thread_nets nets, Population.fit on 1 and 2 threads
+    wl = w4(thread_nets)
+    print()
+    print(f"Threads: W4 at {thread_nets:,} nets ({wl.steps:,} net-steps), Population.fit, "
+          f"{best_isa}; the results are bit-identical")
+    print("| n_threads | seconds | million net-steps/s | speed-up |")
+    print("|---:|---:|---:|---:|")
+    threads, finals = {}, {}
+    for n in (1, 2):
+        seconds, finals[n] = best_of(population_runner(n_threads=n), wl, repeats)
+        threads[n] = seconds
+        print(f"| {n} | {seconds:.3f} | {wl.steps / seconds / 1e6:.1f} | "
+              f"{threads[1] / seconds:.2f} |", flush=True)
+    assert finals[1].tobytes() == finals[2].tobytes()
+    report["threads"] = {"nets": thread_nets, "seconds": threads}
+
     for make in (w4, w4b):
         wl = make(n_nets)
         peers = [("cprop: MLP.fit per net, Python loop", run_cprop),
@@ -399,22 +416,6 @@ def main(argv=None) -> int:
             print(f"| {label} | {seconds:.3f} | {wl.steps / seconds / 1e6:.1f} | "
                   f"{base / seconds:.2f} | {diff:.1e} |", flush=True)
         report["workloads"][wl.name] = rows
-
-    # the thread table: W4 at thread_nets nets, Population.fit on 1 and 2 threads
-    wl = w4(thread_nets)
-    print()
-    print(f"Threads: W4 at {thread_nets:,} nets ({wl.steps:,} net-steps), Population.fit, "
-          f"{best_isa}; the results are bit-identical")
-    print("| n_threads | seconds | million net-steps/s | speed-up |")
-    print("|---:|---:|---:|---:|")
-    threads, finals = {}, {}
-    for n in (1, 2):
-        seconds, finals[n] = best_of(population_runner(n_threads=n), wl, repeats)
-        threads[n] = seconds
-        print(f"| {n} | {seconds:.3f} | {wl.steps / seconds / 1e6:.1f} | "
-              f"{threads[1] / seconds:.2f} |", flush=True)
-    assert finals[1].tobytes() == finals[2].tobytes()
-    report["threads"] = {"nets": thread_nets, "seconds": threads}
 
     # the crossover: growing nets, the lanes route against one net at a time (the per-net route)
     print()
