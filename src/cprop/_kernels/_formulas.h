@@ -146,6 +146,38 @@ static CPROP_ALWAYS_INLINE double cprop_softplus_d(double z)
     return (z > 0 ? z : 0.0) + log1p(exp(-fabs(z)));
 }
 
+/* d[k] <- d[k] * (a[k] > 0 ? 1 : below): the relu (below = 0) and leaky relu (below = slope)
+ * derivative times the delta, without a branch. As a branch (what the compiler makes of the
+ * plain loop: it may not turn d * 0 into a select, which could trap) it mispredicts on every
+ * other unit of a relu layer and took two thirds of W5's training loop outside the GEMMs;
+ * d * 1 and d * below are the same products either way, so the bits are the same. */
+#if CPROP_VECTORS
+#define CPROP_TIMES_STEP(T, V, VU, LANES, SUFFIX)                                              \
+static CPROP_ALWAYS_INLINE void cprop_times_step_##SUFFIX(T* d, const T* a, ptrdiff_t n,      \
+                                                          T below)                             \
+{                                                                                              \
+    const V one = (V){0} + (T)1, low = (V){0} + below, zero = (V){0};                          \
+    ptrdiff_t k = 0;                                                                           \
+    for (; k + LANES <= n; k += LANES) {                                                       \
+        VU pos = (VU)(CPROP_LD(V, a + k) > zero);                                              \
+        CPROP_ST(d + k, CPROP_LD(V, d + k) * (V)((pos & (VU)one) | (~pos & (VU)low)));        \
+    }                                                                                          \
+    for (; k < n; k++) d[k] = d[k] * (a[k] > 0 ? (T)1 : below);                                \
+}
+CPROP_TIMES_STEP(double, cprop_vd, cprop_vul, 2, d)
+CPROP_TIMES_STEP(float, cprop_vf, cprop_vu, 4, f)
+#else
+#define CPROP_TIMES_STEP(T, SUFFIX)                                                            \
+static CPROP_ALWAYS_INLINE void cprop_times_step_##SUFFIX(T* d, const T* a, ptrdiff_t n,      \
+                                                          T below)                             \
+{                                                                                              \
+    ptrdiff_t k;                                                                               \
+    for (k = 0; k < n; k++) d[k] = d[k] * (a[k] > 0 ? (T)1 : below);                           \
+}
+CPROP_TIMES_STEP(double, d)
+CPROP_TIMES_STEP(float, f)
+#endif
+
 /* CPROP_FORMULAS(T, SUFFIX, TANH): the formulas for element type T (TANH: tanh or tanhf).
  *
  * Derivatives are taken from the activation's output a = f(z), as backprop has a at hand:
@@ -242,13 +274,10 @@ static CPROP_ALWAYS_INLINE void cprop_times_derivative_##SUFFIX(T* d, const T* a
             d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_TANH, a[k], slope);   \
         return;                                                                                \
     case CPROP_ACT_RELU:                                                                       \
-        for (k = 0; k < n; k++)                                                                \
-            d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_RELU, a[k], slope);   \
+        cprop_times_step_##SUFFIX(d, a, n, (T)0);                                              \
         return;                                                                                \
     case CPROP_ACT_LEAKY_RELU:                                                                 \
-        for (k = 0; k < n; k++)                                                                \
-            d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_LEAKY_RELU, a[k],     \
-                                                               slope);                         \
+        cprop_times_step_##SUFFIX(d, a, n, slope);                                             \
         return;                                                                                \
     case CPROP_ACT_EXP:                                                                        \
         for (k = 0; k < n; k++)                                                                \
