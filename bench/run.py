@@ -1,7 +1,7 @@
 """cprop's benchmark suite: cprop against its peers, in one run, on one machine, as ratios.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py [--quick]
-                                                 [--only W1,W2,W3,W4] [--threads 1,2]
+                                                 [--only W1,W2,W3,W4,W5] [--threads 1,2]
 
 W1  seed net: 2-2-2 sigmoid, 100,000 single-sample SGD steps (lr 0.5): cprop ``fit`` and
     ``train_step``, the oracle, NumPy, PyTorch (manual tensors; autograd + optim.SGD) and a
@@ -14,6 +14,9 @@ W4  populations: 1,000 XOR nets 2-2-1 (W4) and 1,000 iris nets 4-8-3 (W4b) train
     W4 at 10,000 nets on 1 and 2 threads: cprop's Population against a Python loop of MLP.fit,
     NumPy, PyTorch, JAX and C loops (bench/populations.py, run as its own process; its tables
     are printed as they are). Million net-steps/s.
+W5  "scikit-learn's defaults": 50,000 x 50 make_classification, 50-100-3 relu / softmax, Adam,
+    batch 200, 10 epochs: scikit-learn, cprop.sklearn, cprop MLP.fit, PyTorch and the same steps'
+    GEMMs alone (bench/w5.py, its own process, 1 thread). Seconds and the share of the GEMM time.
 
 Each thread count runs in its own worker process started with OPENBLAS_NUM_THREADS,
 OMP_NUM_THREADS and MKL_NUM_THREADS set to it; inside, threadpoolctl (if installed) limits every
@@ -42,7 +45,7 @@ from _common import (  # noqa: E402
     worker_env,
 )
 
-WORKLOADS = ("W1", "W2", "W3", "W4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 # Agreement tolerances (largest |parameter difference| from cprop): beyond them a WARNING line is
 # printed. The C loop with FMA contraction, NumPy/BLAS, PyTorch and scikit-learn round
 # differently from cprop, so float64 agrees to ~1e-12 over these runs, float32 to ~1e-4.
@@ -414,20 +417,21 @@ def chart(report: dict, path: Path) -> str:
 # Main
 # ------------------------------------------------------------------------------------------------
 
-def run_populations(args) -> dict:
-    """W4: bench/populations.py in its own process (its tables straight to stdout); its JSON."""
-    with tempfile.TemporaryDirectory(prefix="cprop-bench-w4-") as tmp:
-        out = Path(tmp) / "w4.json"
-        cmd = [sys.executable, str(BENCH_DIR / "populations.py"), "--json", str(out)]
+def run_script(args, script: str, title: str, quick_args: list) -> dict:
+    """A workload's own script (bench/populations.py, bench/w5.py) in its own process at 1
+    thread, its tables straight to stdout; returns its JSON."""
+    with tempfile.TemporaryDirectory(prefix="cprop-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, str(BENCH_DIR / script), "--json", str(out)]
         if args.quick:
-            cmd += ["--quick", "--nets", "50"]
+            cmd += ["--quick", *quick_args]
         if args.repeats:
             cmd += ["--repeats", str(args.repeats)]
-        print("## W4 — populations (bench/populations.py)\n", flush=True)
+        print(f"## {title} (bench/{script})\n", flush=True)
         done = subprocess.run(cmd, env=worker_env(1))
         print()
         if done.returncode != 0 or not out.exists():
-            return {"error": f"bench/populations.py exited with status {done.returncode}"}
+            return {"error": f"bench/{script} exited with status {done.returncode}"}
         return json.loads(out.read_text())
 
 
@@ -435,8 +439,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer steps/epochs and a smaller W3 (the whole run < ~60 s)")
-    ap.add_argument("--only", default="W1,W2,W3,W4",
-                    help="comma-separated subset of W1,W2,W3,W4")
+    ap.add_argument("--only", default="W1,W2,W3,W4,W5",
+                    help="comma-separated subset of W1,W2,W3,W4,W5")
     ap.add_argument("--threads", default="1,2",
                     help="thread counts for W3 (W1 and W2 run at the smallest)")
     ap.add_argument("--repeats", type=int, default=None,
@@ -452,7 +456,7 @@ def parse_args(argv=None):
     only = [w.strip().upper() for w in args.only.split(",") if w.strip()]
     bad = [w for w in only if w not in WORKLOADS]
     if bad or not only:
-        ap.error(f"--only: expected a subset of W1,W2,W3,W4, got {args.only!r}")
+        ap.error(f"--only: expected a subset of W1,W2,W3,W4,W5, got {args.only!r}")
     args.only = [w for w in WORKLOADS if w in only]
     try:
         threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
@@ -512,7 +516,9 @@ def main(argv=None) -> int:
         if report["W3"]:
             warnings += print_w3(report["W3"])
     if "W4" in args.only:
-        report["W4"] = run_populations(args)
+        report["W4"] = run_script(args, "populations.py", "W4 — populations", ["--nets", "50"])
+    if "W5" in args.only:
+        report["W5"] = run_script(args, "w5.py", "W5 — scikit-learn's defaults, 50-100-3", [])
     for line in warnings:
         print(f"WARNING: {line}")
     if warnings:
