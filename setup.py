@@ -59,7 +59,11 @@ SRC = HERE / "src"
 # -ffp-contract=off: never fuse a * b + c into an FMA (GCC and Clang do by default where the
 # target has FMA, e.g. every aarch64 build), so float64 results stay bit-identical to
 # cprop.oracle on every platform. MSVC does not contract without /fp:contract.
-OPT_FLAGS = ((["-O3", "-ffp-contract=off"] + ([] if DEBUG else ["-g0"])) if os.name != "nt"
+# -fno-math-errno: cprop never reads errno, and without the flag every sqrt() carries a branch
+# that may set it, which keeps GCC from vectorising the loops that call it (Adam's update: W5's
+# optimizer step 2.5x faster with it). The results do not change: sqrt is correctly rounded
+# either way, and libm's exp / log are still the functions called.
+OPT_FLAGS = ((["-O3", "-ffp-contract=off", "-fno-math-errno"] + ([] if DEBUG else ["-g0"])) if os.name != "nt"
              else ["/O2"])
 
 

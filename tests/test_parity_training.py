@@ -818,6 +818,42 @@ def test_refused_train_step(opt_name, kind):
     assert_same_state(net, o, "float64", f"{opt_name}: after a refused step")
 
 
+@pytest.mark.parametrize("opt_name", ["adam", "adamw"])
+def test_adam_steps_near_the_overflow_bound_take_the_checked_pass(opt_name):
+    # Adam's one-pass update runs only when bounds on |params|, |grad| and the moments prove
+    # that no value can overflow; parameters near 1e300 fail that test, so those steps go
+    # through the checked two-pass update, which must still give the oracle's bits (and then,
+    # back at ordinary sizes, the one-pass update the same bits as the oracle again).
+    sizes = [2, 3, 1]
+    opts = OPTIMIZER_CONFIGS[opt_name]
+    X = [[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0]]
+    T = [[0.2], [0.9], [0.4]]
+    net = cprop.MLP(sizes, hidden="tanh", output="identity", seed=9)
+    o = oracle.MLP(sizes, hidden="tanh", output="identity", seed=9)
+    for _ in range(2):  # moments that are not zero
+        net.train_step(X, T, 0.01, **opts)
+        o.train_step(X, T, 0.01, **opts)
+    big = np.array(o.params_flat())
+    big[-1] = 5e300  # the output bias, over the bound; the outputs are then exactly 5e300, so
+    net.params[:] = big  # with that target the loss is 0 and finite, and the moments move p
+    o.set_params_flat(big.tolist())
+    for _ in range(2):
+        net.train_step(X, [[5e300]] * 3, 0.01, **opts)
+        o.train_step(X, [[5e300]] * 3, 0.01, **opts)
+        assert_same_params(net, o, "float64", f"{opt_name}: near the bound")
+        assert_same_state(net, o, "float64", f"{opt_name}: near the bound")
+    assert net.params[-1] != 5e300 or net.params[0] != big[0]  # the step did move something
+    small = np.array(o.params_flat())
+    small[-1] = 0.1
+    net.params[:] = small
+    o.set_params_flat(small.tolist())
+    for _ in range(3):
+        net.train_step(X, T, 0.01, **opts)
+        o.train_step(X, T, 0.01, **opts)
+    assert_same_params(net, o, "float64", f"{opt_name}: back to ordinary sizes")
+    assert_same_state(net, o, "float64", f"{opt_name}: back to ordinary sizes")
+
+
 @pytest.mark.parametrize("opt_name", list(OPTIMIZER_CONFIGS))
 def test_refused_step_in_fit_names_the_epoch(opt_name):
     # The loss becomes non-finite in epoch 2: a callback writes huge weights after epoch 1.

@@ -10,7 +10,7 @@
 # decoupled decay is applied to `p` instead (adamw_decayed), and its `g` is the plain gradient.
 
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf, pow, isfinite
+from libc.math cimport sqrt, sqrtf, pow, isfinite, fabs
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
@@ -156,6 +156,63 @@ cdef inline bint plain_sgd_step(
     return True
 
 
+cdef inline bint adam_is_safe(
+    const Layout* lay, const OptConfig* opt, const floating* params, const floating* grad,
+    const floating* state, double step_size, double decay, bint l2, bint decoupled,
+) noexcept nogil:
+    # True if one Adam / AdamW step (adam_value) cannot make any value or partial result
+    # non-finite, from bounds on |params|, |grad| and the moments (abs_max: NaN fails every
+    # test), so that the step may skip checking each new value: |g'| <= G + alpha P (L2 on the
+    # weights), |m_new| <= max(|m|, |g'|) (a convex combination), v_new <= V + g'^2, the
+    # denominator sqrt(v_new) / bc2 + eps >= eps (> 0), so |p_new| <= P |decay| + step_size
+    # max(|m|, |g'|) / eps. The limit is far below DBL_MAX / FLT_MAX, as update_is_safe's.
+    cdef Py_ssize_t n = lay.n_params
+    cdef double limit = 1e36 if floating is float else 1e300
+    cdef double P = abs_max(params, n), G = abs_max(grad, n)
+    cdef double M = abs_max(state, n), V = abs_max(state + n, n)
+    cdef double eps = <double><floating>opt.eps
+    cdef double gp = G + opt.alpha * P if l2 else G
+    cdef double mb = M if M > gp else gp
+    cdef double pb = P * fabs(decay) if decoupled and fabs(decay) > 1 else P
+    if not (P <= limit and G <= limit and M <= limit and V <= limit and gp <= limit
+            and eps > 0):
+        return False
+    return (gp * gp <= limit and V + gp * gp <= limit and mb / eps <= limit
+            and step_size * (mb / eps) <= limit and pb + step_size * (mb / eps) <= limit)
+
+
+cdef inline void adam_commit(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* grad,
+    floating* state, floating step_size, floating bc2_sqrt, floating alpha, floating decay,
+    bint l2, bint decoupled,
+) noexcept nogil:
+    # One Adam / AdamW step written in place, one pass, after adam_is_safe: the same
+    # arithmetic as optimizer_step's general loop (adam_value), in branch-free loops per range
+    # (weights with their L2 term or decoupled decay, then the biases) that the compiler can
+    # vectorise.
+    cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
+    cdef floating* m = state
+    cdef floating* v = state + n
+    for l in range(lay.n_layers):
+        w_end = lay.b_off[l]
+        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
+        if l2:
+            for k in range(lay.w_off[l], w_end):
+                params[k] = adam_value(opt, params[k], grad[k] + alpha * params[k], &m[k],
+                                       &v[k], step_size, bc2_sqrt, True)
+        elif decoupled:
+            for k in range(lay.w_off[l], w_end):
+                params[k] = adam_value(opt, adamw_decayed(params[k], decay), grad[k], &m[k],
+                                       &v[k], step_size, bc2_sqrt, True)
+        else:
+            for k in range(lay.w_off[l], w_end):
+                params[k] = adam_value(opt, params[k], grad[k], &m[k], &v[k], step_size,
+                                       bc2_sqrt, True)
+        for k in range(w_end, b_end):
+            params[k] = adam_value(opt, params[k], grad[k], &m[k], &v[k], step_size, bc2_sqrt,
+                                   True)
+
+
 cdef inline bint optimizer_step(
     const Layout* lay, const OptConfig* opt, floating* params, floating* grad,
     floating* state, int64_t* step_count, double lr, double* p_bound,
@@ -192,6 +249,12 @@ cdef inline bint optimizer_step(
             scaled = opt[0]
             scaled.eps = opt.eps / sqrt(1.0 - pow(opt.beta2, t))
             opt = &scaled
+        if adam_is_safe(lay, opt, params, grad, state, <double>step_size, <double>decay, l2,
+                        decoupled):
+            adam_commit(lay, opt, params, grad, state, step_size, bc2_sqrt, alpha, decay, l2,
+                        decoupled)
+            step_count[0] += 1
+            return True
     for pass_ in range(2):
         commit = pass_ == 1
         for l in range(lay.n_layers):
