@@ -63,8 +63,8 @@ SRC = HERE / "src"
 # that may set it, which keeps GCC from vectorising the loops that call it (Adam's update: W5's
 # optimizer step 2.5x faster with it). The results do not change: sqrt is correctly rounded
 # either way, and libm's exp / log are still the functions called.
-OPT_FLAGS = ((["-O3", "-ffp-contract=off", "-fno-math-errno"] + ([] if DEBUG else ["-g0"])) if os.name != "nt"
-             else ["/O2"])
+OPT_FLAGS = ((["-O3", "-ffp-contract=off", "-fno-math-errno"] + ([] if DEBUG else ["-g0"]))
+             if os.name != "nt" else ["/O2"])
 
 
 def extensions():
