@@ -185,19 +185,25 @@ cdef double batch_gradient(
     # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
     cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
+    cdef const floating* x_in
     if want_grad:
         memset(grad, 0, lay.n_params * sizeof(floating))
     c0 = 0
     while c0 < count:
         rows = min(chunk, count - c0)
-        load_rows(lay, X, idx, start + c0, rows, A)
-        loss_sum = forward_loss_delta(lay, params, A, A, D if want_grad else NULL, T, sw, idx,
-                                      start + c0, rows, loss_sum)
+        if idx == NULL:  # rows in order: read them in place, no copy
+            x_in = X + (start + c0) * lay.sizes[0]
+        else:  # shuffled: gathered into A's layer-0 slot, contiguous for every layer
+            load_rows(lay, X, idx, start + c0, rows, A)
+            x_in = A
+        loss_sum = forward_loss_delta(lay, params, x_in, A, D if want_grad else NULL, T, sw,
+                                      idx, start + c0, rows, loss_sum)
         if want_grad:
             l = L - 1
             while l >= 0:
                 backprop_layer(
-                    lay, A + rows * lay.a_off[l], D + rows * lay.a_off[l + 1],
+                    lay, x_in if l == 0 else A + rows * lay.a_off[l],
+                    D + rows * lay.a_off[l + 1],
                     params + lay.w_off[l],
                     grad + lay.w_off[l], grad + lay.b_off[l], D + rows * lay.a_off[l],
                     rows, lay.sizes[l], lay.sizes[l + 1],
