@@ -386,13 +386,8 @@ class Population:
             except (TypeError, ValueError) as exc:
                 i = per_net["lr"].index(lr_i)
                 raise type(exc)(_per_net_message("lr", i, exc)) from None
-        columns = [per_net[k] for k in ("momentum", "beta1", "beta2", "eps", "alpha")]
-        if all(len(dict.fromkeys(c)) == 1 for c in columns):  # one combination (the usual)
-            combos = [tuple(c[0] for c in columns)]
-        else:
-            combos = list(zip(*columns))
-        for key in dict.fromkeys(combos):
-            i = combos.index(key)
+        for key, i in _first_nets([per_net[k] for k in ("momentum", "beta1", "beta2", "eps",
+                                                        "alpha")]).items():
             values = dict(zip(("momentum", "beta1", "beta2", "eps", "alpha"), key))
             try:
                 check_optimizer(optimizer, values["momentum"], nesterov, values["beta1"],
@@ -555,11 +550,9 @@ class Population:
         chunk = min(n, chunk)
         bounds = [(i, min(i + chunk, n)) for i in range(0, n, chunk)]
         results: list = [None] * n
-        columns = [per_net["beta1"], per_net["beta2"], per_net["eps"]]
-        distinct = ([tuple(c[0] for c in columns)]
-                    if all(len(dict.fromkeys(c)) == 1 for c in columns) else set(zip(*columns)))
         sgd_options = {key: check_optimizer("sgd", 0.0, False, *key, 0.0).to_dict()
-                       for key in distinct}
+                       for key in _first_nets([per_net["beta1"], per_net["beta2"],
+                                               per_net["eps"]])}
 
         status = np.zeros(n, dtype=np.int32)
 
@@ -717,6 +710,18 @@ def _per_net(value, name: str, n: int) -> list:
         if not math.isfinite(v):
             raise ValueError(f"{name}[{i}]: expected a finite number for net {i}, got {v}")
     return out
+
+
+def _first_nets(columns: list) -> dict:
+    """The distinct rows of per-net option lists (one list per option, one value per net), in
+    order, each mapped to the first net that has it. C-speed when every list holds one value
+    (the usual case), so that 10,000 nets cost no Python loop."""
+    if all(len(dict.fromkeys(c)) == 1 for c in columns):
+        return {tuple(c[0] for c in columns): 0}
+    first: dict = {}
+    for i, key in enumerate(zip(*columns)):
+        first.setdefault(key, i)
+    return first
 
 
 def _per_net_message(name: str, i: int, exc: Exception) -> str:
