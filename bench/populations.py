@@ -51,19 +51,10 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import cprop  # noqa: E402
+from _common import cpu_model  # noqa: E402
 from cprop import population  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set:
@@ -347,10 +338,10 @@ def main(argv=None) -> int:
     flags = cpu_flags()
     best_isa = _mlp.population_isa()
     isas = [best_isa] + [i for i in reversed(_mlp.population_isas()) if i != best_isa]
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); every peer on 1 thread but the "
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); every peer on 1 thread but the "
           f"thread table's; Python {platform.python_version()}, NumPy {np.__version__}, cprop "
           f"{cprop.__version__}; population kernel: {best_isa} (of {', '.join(isas)})")
-    report = {"cpu": cpu_name(), "isa": best_isa, "workloads": {}}
+    report = {"cpu": cpu_model(), "isa": best_isa, "workloads": {}}
     # the thread table first, before PyTorch and JAX are loaded (their thread pools idle in the
     # background): W4 at thread_nets nets, Population.fit on 1 and 2 threads
     wl = w4(thread_nets)

@@ -40,21 +40,12 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import cprop  # noqa: E402
+from _common import cpu_model  # noqa: E402
 
 N_IN, N_HID, N_OUT = 50, 100, 3
 BATCH, LR = 200, 1e-3
 FULL = {"n": 50_000, "epochs": 10}
 QUICK = {"n": 5_000, "epochs": 2}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def data(n: int):
@@ -155,7 +146,7 @@ def main(argv=None) -> int:
     repeats = 1 if args.quick else args.repeats
     X, y = data(size["n"])
     epochs = size["epochs"]
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); Python "
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); Python "
           f"{platform.python_version()}, NumPy {np.__version__}, cprop {cprop.__version__}; "
           f"cprop's BLAS: {cprop._kernels._mlp.blas_library()['library']}")
     print()
@@ -207,7 +198,7 @@ def main(argv=None) -> int:
                   f"{'met' if value >= wanted else 'MISSED'} |")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"cpu": cpu_name(), "rows": rows, "loss_curve_gap": gap,
+            {"cpu": cpu_model(), "rows": rows, "loss_curve_gap": gap,
              "n": size["n"], "epochs": epochs}, indent=2) + "\n")
         print(f"JSON written to {args.json}")
     return 0
