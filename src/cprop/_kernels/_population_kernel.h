@@ -115,11 +115,13 @@ static CPROP_ALWAYS_INLINE TGT V POP_FN(lane_derivative)(int act, V a, T slope)
     }
 }
 
-/* One SGD step of every lane on row (x, t), in place. bad[q] = 1 for the lanes whose row loss
+/* (Out of line: called once a row for a whole block, from three places; inlined, it tripled the
+ * code of each of the ten builds.)
+ * One SGD step of every lane on row (x, t), in place. bad[q] = 1 for the lanes whose row loss
  * or any new value is not finite (their new values are then garbage: the caller replays), else
  * 0; returns whether any is. rl[q] gets lane q's row loss. Z: the output logits, Y the output
  * row (A's last layer). */
-static CPROP_ALWAYS_INLINE TGT int POP_FN(step_row)(
+static CPROP_NOINLINE TGT int POP_FN(step_row)(
     const cprop_pop_net* net, T* CPROP_RESTRICT P, T* CPROP_RESTRICT A, T* CPROP_RESTRICT D,
     T* CPROP_RESTRICT Z, T* CPROP_RESTRICT lse, const V* lrv, const T* x, const T* t,
     double* rl, T slope, unsigned char* bad)
