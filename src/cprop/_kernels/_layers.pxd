@@ -163,15 +163,12 @@ cdef inline void dense_forward(
     floating* lse_out,       # OUT (rows,) log-sum-exp of each row's z (softmax only), or NULL
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope, bint use_blas,
 ) noexcept nogil:
-    cdef Py_ssize_t r, j
+    cdef Py_ssize_t r
     cdef floating* z
     if use_blas:
         # Wide layers: z = b, then z += a_in @ W in one gemm (the sum's order is BLAS's own).
-        # The bias rows as one loop (a memcpy call per row of a few hundred bytes cost more).
         for r in range(rows):
-            z = a_out + r * n_out
-            for j in range(n_out):
-                z[j] = b[j]
+            memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
         gemm_rowmajor(lay, False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 1, a_out,
                       n_out)
         if z_out != NULL:
