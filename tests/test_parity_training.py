@@ -785,19 +785,25 @@ REFUSALS = [(opt_name, kind) for opt_name in OPTIMIZER_CONFIGS for kind in ("los
             if not (opt_name == "rprop" and kind == "update")]  # Rprop's steps are <= 50
 
 
+def stepped_twins(opts: dict):
+    """A 2-3-1 tanh/identity net and its oracle twin after two ordinary steps with ``opts`` (so
+    that the optimizer state is not fresh), and the rows they took."""
+    X = [[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0]]
+    T = [[0.2], [0.9], [0.4]]
+    net = cprop.MLP([2, 3, 1], hidden="tanh", output="identity", seed=9)
+    o = oracle.MLP([2, 3, 1], hidden="tanh", output="identity", seed=9)
+    for _ in range(2):
+        net.train_step(X, T, 0.01, **opts)
+        o.train_step(X, T, 0.01, **opts)
+    return net, o, X, T
+
+
 @pytest.mark.parametrize("opt_name,kind", REFUSALS)
 def test_refused_train_step(opt_name, kind):
     # A step whose loss is not finite, or whose update would overflow, is refused whole by both:
     # FloatingPointError; parameters, optimizer state and step counter unchanged.
-    sizes = [2, 3, 1]
     opts = OPTIMIZER_CONFIGS[opt_name]
-    X = [[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0]]
-    T = [[0.2], [0.9], [0.4]]
-    net = cprop.MLP(sizes, hidden="tanh", output="identity", seed=9)
-    o = oracle.MLP(sizes, hidden="tanh", output="identity", seed=9)
-    for _ in range(2):  # ordinary steps first, so that the state is not fresh
-        net.train_step(X, T, 0.01, **opts)
-        o.train_step(X, T, 0.01, **opts)
+    net, o, X, T = stepped_twins(opts)
     params, state, steps = net.params.copy(), net._opt_state.copy(), int(net._opt_steps[0])
     oparams, ostate = o.params_flat(), list(o.opt_state)
     if kind == "loss":  # (t - y)^2 / 2 overflows
@@ -824,15 +830,8 @@ def test_adam_steps_near_the_overflow_bound_take_the_checked_pass(opt_name):
     # that no value can overflow; parameters near 1e300 fail that test, so those steps go
     # through the checked two-pass update, which must still give the oracle's bits (and then,
     # back at ordinary sizes, the one-pass update the same bits as the oracle again).
-    sizes = [2, 3, 1]
     opts = OPTIMIZER_CONFIGS[opt_name]
-    X = [[0.5, -1.0], [1.5, 0.25], [-0.5, 2.0]]
-    T = [[0.2], [0.9], [0.4]]
-    net = cprop.MLP(sizes, hidden="tanh", output="identity", seed=9)
-    o = oracle.MLP(sizes, hidden="tanh", output="identity", seed=9)
-    for _ in range(2):  # moments that are not zero
-        net.train_step(X, T, 0.01, **opts)
-        o.train_step(X, T, 0.01, **opts)
+    net, o, X, T = stepped_twins(opts)
     big = np.array(o.params_flat())
     big[-1] = 5e300  # the output bias, over the bound; the outputs are then exactly 5e300, so
     net.params[:] = big  # with that target the loss is 0 and finite, and the moments move p
