@@ -204,6 +204,24 @@ def check_positive_int(value, name: str) -> int:
     return n
 
 
+def check_n_threads(n_threads, name: str = "n_threads") -> int:
+    """``fit``'s ``n_threads``: an int >= 1, or None for the ``CPROP_NUM_THREADS`` environment
+    variable (an int >= 1), else 1."""
+    if n_threads is not None:
+        return check_positive_int(n_threads, name)
+    value = os.environ.get("CPROP_NUM_THREADS", "").strip()
+    if not value:
+        return 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name}: None reads the CPROP_NUM_THREADS environment variable, which "
+                         f"must be an integer >= 1, got {value!r}")
+    return n
+
+
 def check_bool(value, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)

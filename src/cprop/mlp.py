@@ -28,6 +28,7 @@ from cprop._validation import (
     check_dtype,
     check_inputs,
     check_learning_rate,
+    check_n_threads,
     check_positive_int,
     check_sample_weight,
     check_seed,
@@ -539,14 +540,16 @@ class MLP:
             raise ValueError("params: the network's parameters contain NaN or infinity")
 
     def _workspace(self, rows: int):
-        """(A, D, grad) for blocks of `rows` samples, allocated once and reused."""
+        """(A, D, grad) for blocks of `rows` samples, allocated once and reused. grad has a slot
+        of n_params for each part a batch of that block size is cut into (``Plan.grad_slots``;
+        batches of more than BLOCK_ROWS rows are cut into no more parts than one block)."""
         ws = self._workspaces.get(rows)
         if ws is None:
             width = self._plan.total_width
             ws = (
                 np.empty(rows * width, dtype=self.dtype),
                 np.empty(rows * width, dtype=self.dtype),
-                np.empty(self.n_params, dtype=self.dtype),
+                np.empty(self.n_params * self._plan.grad_slots(rows), dtype=self.dtype),
             )
             if len(self._workspaces) > 8:
                 self._workspaces.clear()
@@ -812,12 +815,13 @@ class MLP:
         """
         X2, T2 = self._xt(X, T)
         sw = self._weights_of(sample_weight, X2)
-        grad = np.empty(self.n_params, dtype=self.dtype)
+        grad = np.empty(self.n_params * self._plan.grad_slots(X2.shape[0]), dtype=self.dtype)
         with self._lock:
             self._check_params_finite()
             A, D, _ = self._workspace(min(X2.shape[0], _BLOCK_ROWS))
             loss = self._plan.gradient(self._params, X2, T2, grad, A, D, sw)
-        return float(loss), grad
+        # (a batch cut into parts leaves the other parts' sums behind the gradient: drop them)
+        return float(loss), grad[:self.n_params] if grad.shape[0] > self.n_params else grad
 
     def check_params(self) -> None:
         """Raise ValueError if a parameter is NaN or infinity (for code that writes into
@@ -997,7 +1001,7 @@ class MLP:
             beta2: float = 0.999, eps: float = 1e-8, alpha: float = 0.0,
             lr_schedule="constant", validation_data=None, validation_fraction: float = 0.0,
             early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
-            callbacks=(), progress=None, sample_weight=None) -> History:
+            callbacks=(), progress=None, sample_weight=None, n_threads=None) -> History:
         """Train on (X, T); each epoch runs in compiled code without the GIL.
 
         Batches of ``batch_size`` rows in epoch order (the last may be smaller and uses its own
@@ -1026,6 +1030,14 @@ class MLP:
         value stops training.
         ``progress=True`` shows a tqdm bar with the loss (``None``: only on a terminal).
 
+        ``n_threads``: threads that share each large batch (None: the ``CPROP_NUM_THREADS``
+        environment variable, else 1, so nothing oversubscribes under scikit-learn's
+        ``n_jobs``). A batch of 128 rows or more whose layers all go through BLAS gemm is cut
+        into 2 or 4 fixed parts of at least 64 rows, whatever ``n_threads`` is; the parts'
+        gradients are added in a fixed order, so every thread count gives the same bits. More
+        threads than parts add nothing; smaller networks and batches run on one thread. BLAS's
+        own threads are not changed: with ``n_threads`` > 1 set them to 1 (threadpoolctl).
+
         Returns a :class:`History`. A step whose loss is not finite or whose update would
         overflow stops training with FloatingPointError (naming the epoch and the learning
         rate); that step is not applied. Ctrl-C raises KeyboardInterrupt at the next batch
@@ -1042,6 +1054,7 @@ class MLP:
         seed = check_seed(seed)
         opt = check_optimizer(optimizer, momentum, nesterov, beta1, beta2, eps, alpha)
         schedule = check_schedule(lr_schedule)
+        n_threads = check_n_threads(n_threads)
         early_stopping = check_bool(early_stopping, "early_stopping")
         if progress is not None:
             progress = check_bool(progress, "progress")
@@ -1104,13 +1117,18 @@ class MLP:
             # Python between epochs only when something needs it; else all epochs in one call.
             per_epoch = bool(callbacks) or bar is not None or X_val is not None or early_stopping
             starts = range(len(lrs)) if per_epoch else range(min(1, len(lrs)))
+            threads = min(n_threads, self._plan.parts(batch_size))
+            team = (_mlp.Team(self._plan, threads, A.shape[0] // self._plan.total_width,
+                              self.dtype) if threads > 1 else None)
             try:
+                if team is not None:
+                    team.__enter__()
                 for e0 in starts:
                     e1 = e0 + 1 if per_epoch else len(lrs)
                     failure, done, batch_loss, _ = self._plan.fit(
                         self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
                         self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
-                        losses[e0:e1], sample_weight=sw)
+                        losses[e0:e1], sample_weight=sw, team=team)
                     history.loss.extend(losses[e0:e0 + done].tolist())
                     history.lr.extend(lrs[e0:e0 + done].tolist())
                     if failure:
@@ -1149,6 +1167,8 @@ class MLP:
                 if not per_epoch and lr_error is not None:
                     raise lr_error
             finally:
+                if team is not None:
+                    team.__exit__(None, None, None)
                 if bar is not None:
                     bar.close()
             if early_stopping and best[2] is not None:

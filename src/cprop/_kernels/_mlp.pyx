@@ -86,6 +86,7 @@ cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
 # Included rather than separate extensions: each extension would carry its own copy of
 # Cython's memoryview support (~200 KB each).
 include "_blas.pxi"
+include "_team.pxi"
 
 ACTIVATION_CODES = {
     "identity": ACT_IDENTITY,
@@ -171,18 +172,17 @@ cdef double weight_sum(const floating* sw, const Py_ssize_t* idx, Py_ssize_t sta
     return s
 
 
-cdef double batch_gradient(
+cdef double rows_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
-    const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
-    Py_ssize_t count, floating* grad, floating* A, floating* D, Py_ssize_t chunk,
-    bint want_grad, Py_ssize_t* work,
+    const floating* sw, const Py_ssize_t* idx, Py_ssize_t start, Py_ssize_t count,
+    floating* grad, floating* A, floating* D, Py_ssize_t chunk, bint want_grad,
+    Py_ssize_t* work, long* abort,
 ) noexcept nogil:
-    # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
-    # gradient of that mean loss. Polls for Ctrl-C between blocks (poll_signals; work NULL: no
-    # polling). Processed in blocks of `chunk` rows: gradients are sums over
-    # samples, so blocks just keep adding, in sample order, before the one division at the end.
-    # sw (or NULL): sample weights, whose sum over these rows is sw_sum (> 0): the weighted mean
-    # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
+    # The loss summed over rows start .. start+count-1 (through idx if given; weighted by sw if
+    # not NULL) and, if want_grad, grad set to the sum of their gradients. Processed in blocks
+    # of `chunk` rows: gradients are sums over samples, so blocks just keep adding, in sample
+    # order. Polls for Ctrl-C between blocks (poll_signals; work NULL: no polling), and returns
+    # NaN once interrupted or once *abort (a team's leader was interrupted) is set.
     cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
     cdef const floating* x_in
@@ -214,6 +214,34 @@ cdef double batch_gradient(
         c0 += rows
         if poll_signals(work, rows * lay.n_params):
             return NAN  # interrupted: the caller sees *work == INTERRUPTED
+        if abort != NULL and CPROP_LOAD_ACQ(abort):
+            return NAN
+    return loss_sum
+
+
+cdef double batch_gradient(
+    const Layout* lay, const floating* params, const floating* X, const floating* T,
+    const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
+    Py_ssize_t count, floating* grad, floating* A, floating* D, Py_ssize_t chunk,
+    bint want_grad, Py_ssize_t* work, ThreadTeam* team,
+) noexcept nogil:
+    # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
+    # gradient of that mean loss. Polls for Ctrl-C between blocks (poll_signals; work NULL: no
+    # polling).
+    # sw (or NULL): sample weights, whose sum over these rows is sw_sum (> 0): the weighted mean
+    # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
+    # A batch the plan cuts into parts (batch_parts, for any thread count) is summed part by
+    # part, each part's gradient in its own slot of grad, and the parts added in order
+    # (parted_gradient, _team.pxi); team (or NULL: this thread alone) runs the parts.
+    cdef double loss_sum
+    cdef Py_ssize_t n_parts = batch_parts(lay, count)
+    if n_parts > 1:
+        return parted_gradient(lay, params, X, T, sw, sw_sum, idx, start, count, n_parts, grad,
+                               A, D, chunk, want_grad, work, team)
+    loss_sum = rows_gradient(lay, params, X, T, sw, idx, start, count, grad, A, D, chunk,
+                             want_grad, work, NULL)
+    if work != NULL and work[0] == INTERRUPTED:
+        return NAN
     if sw != NULL:
         if want_grad:
             divide_by_weight_sum(grad, lay.n_params, sw_sum)
@@ -273,7 +301,7 @@ cdef int train_rows(
     const floating* T, const floating* sw, const Py_ssize_t* order, bint in_order, Py_ssize_t n,
     Py_ssize_t batch_size, double lr, floating* grad, floating* A, floating* D,
     Py_ssize_t chunk, floating* state, int64_t* step_count, double* total, double* batch_loss,
-    double* p_bound, double* l2_total, Py_ssize_t* work,
+    double* p_bound, double* l2_total, Py_ssize_t* work, ThreadTeam* team,
 ) noexcept nogil:
     # The one driver: minibatches of `batch_size` rows over positions 0 .. n-1 of `order` (NULL:
     # the rows in order; in_order: order is the identity, so inputs may be read in place), each
@@ -290,6 +318,8 @@ cdef int train_rows(
     # batch whose weights sum to 0 is refused with FIT_WEIGHTS_SUM_TO_ZERO before anything of
     # it is computed. scikit-learn's L2 (l2_per_row) then divides alpha by the weight sum, and
     # l2_total gets 1/2 alpha ||W||^2 times rows / weight sum.
+    # team (or NULL): threads for the batches the plan cuts into parts (batch_gradient); grad
+    # then has a slot for each part.
     cdef Py_ssize_t start = 0, count, end
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef Route route
@@ -362,15 +392,20 @@ cdef int train_rows(
         # The general route (polls between its blocks of rows, so a large batch is interrupted
         # part-way, before its update: params keep the last completed step).
         batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, order, start, count, grad,
-                                       A, D, chunk, True, work)
+                                       A, D, chunk, True, work, team)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED
         if not isfinite(batch_loss[0]):
             return FIT_LOSS_NOT_FINITE
         if opt.kind == OPT_SGD and state == NULL and p_bound[0] < 0:
             p_bound[0] = abs_max(params, lay.n_params)
-        if not optimizer_step(lay, opt, params, grad, state, step_count, lr, p_bound):
-            return FIT_UPDATE_NOT_FINITE
+        # (a team shares Adam's unchecked pass of a batch it shared; any other step, and a
+        # step the bounds do not prove safe, is optimizer_step's on this thread)
+        if not (team != NULL and (opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
+                and batch_parts(lay, count) > 1
+                and team_adam_step(lay, opt, params, grad, state, step_count, lr, team)):
+            if not optimizer_step(lay, opt, params, grad, state, step_count, lr, p_bound):
+                return FIT_UPDATE_NOT_FINITE
         total[0] += batch_loss[0] * count
         start += count
     return FIT_OK
@@ -382,7 +417,7 @@ cdef int fit_epochs(
     Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, bint given_order,
     floating* grad, floating* A, floating* D, Py_ssize_t chunk, floating* state,
     int64_t* step_count, double* epoch_losses, double* batch_loss, double* l2_total,
-    Py_ssize_t* epochs_done,
+    Py_ssize_t* epochs_done, ThreadTeam* team,
 ) noexcept nogil:
     # `epochs` epochs of MLP.fit in one call: each a fresh shuffle (if `shuffle`) drawn from
     # rng, then train_rows over it at that epoch's rate lrs[e]. epoch_losses[e] gets the mean
@@ -407,7 +442,7 @@ cdef int fit_epochs(
         failure = train_rows(lay, opt, params, X, T, sw, order, not (shuffle or given_order), n,
                              batch_size, lrs[e],
                              grad, A, D, chunk, state, step_count, &total, batch_loss, &p_bound,
-                             l2_total, &work)
+                             l2_total, &work, team)
         if failure != FIT_OK:
             return failure
         epoch_losses[e] = total / n
@@ -573,7 +608,7 @@ cdef class Plan:
                 raise ValueError("sample_weight: the weights sum to 0")
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], sw, sw_sum, NULL,
-                                    0, X.shape[0], NULL, &A[0], NULL, chunk, False, &work)
+                                    0, X.shape[0], NULL, &A[0], NULL, chunk, False, &work, NULL)
         if work == INTERRUPTED:
             raise_interrupt()
         return result
@@ -591,16 +626,37 @@ cdef class Plan:
         cdef double result, sw_sum = 0.0
         cdef Py_ssize_t work = 0
         cdef const floating* sw = weights_pointer(sample_weight, X.shape[0])
+        self.check_grad(grad.shape[0], X.shape[0])
         if sw != NULL:
             sw_sum = weight_sum(sw, NULL, 0, X.shape[0])
             if not sw_sum > 0:
                 raise ValueError("sample_weight: the weights sum to 0")
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], sw, sw_sum, NULL,
-                                    0, X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work)
+                                    0, X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work,
+                                    NULL)
         if work == INTERRUPTED:
             raise_interrupt()
         return result
+
+    def parts(self, Py_ssize_t rows):
+        """How many parts a batch of ``rows`` rows is cut into (1: whole); see _team.pxi."""
+        return batch_parts(&self.lay, rows)
+
+    def grad_slots(self, Py_ssize_t rows):
+        """The gradient slots (of ``n_params`` values each) a workspace for batches of up to
+        ``rows`` rows needs: one per part of the largest such batch."""
+        return batch_parts(&self.lay, max(rows, 1))
+
+    def check_grad(self, Py_ssize_t size, Py_ssize_t rows):
+        """Raise ValueError unless a grad buffer of ``size`` values holds ``grad_slots(rows)``
+        slots (the kernels write that many; with bounds checks off this is what keeps them in
+        bounds)."""
+        cdef Py_ssize_t need = batch_parts(&self.lay, max(rows, 1)) * self.n_params
+        if size < need:
+            raise ValueError(f"grad: expected at least {need} values ({need // self.n_params} "
+                             f"slot(s) of {self.n_params}) for batches of {rows} rows, "
+                             f"got {size}")
 
     def route(self, Py_ssize_t rows, options, bint stateless, bint is_double,
               Py_ssize_t chunk=BLOCK_ROWS):
@@ -625,10 +681,11 @@ cdef class Plan:
         cdef double total = 0.0, loss = 0.0, p_bound = -1.0
         cdef int failure
         cdef const floating* sw = weights_pointer(sample_weight, rows)
+        self.check_grad(grad.shape[0], rows)
         with nogil:
             failure = train_rows(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, NULL, True,
                                  rows, rows, lr, &grad[0], &A[0], &D[0], chunk, state_ptr,
-                                 &step_count[0], &total, &loss, &p_bound, NULL, &work)
+                                 &step_count[0], &total, &loss, &p_bound, NULL, &work, NULL)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
         return loss, failure  # (one batch: its mean loss, before the step)
@@ -638,7 +695,7 @@ cdef class Plan:
             options, bint train_biases, floating[::1] state, int64_t[::1] step_count,
             Py_ssize_t[::1] order, floating[::1] grad, floating[::1] A, floating[::1] D,
             double[::1] epoch_losses, bint sklearn_conventions=False, bint given_order=False,
-            const floating[::1] sample_weight=None):
+            const floating[::1] sample_weight=None, Team team=None):
         """``len(lrs)`` epochs of minibatch training (epoch e at rate lrs[e]) in one nogil call.
 
         Returns (failure code, epochs completed, the last batch loss computed, the sum over
@@ -650,9 +707,13 @@ cdef class Plan:
         ``sample_weight``: one weight per row of X (checked by the caller: finite, >= 0), or
         None; each batch's step follows its weighted mean loss (see ``train_rows``); a batch
         whose weights sum to 0 returns ``FAILURE_ZERO_WEIGHT``.
+        ``team``: a started :class:`Team` (built for this workspace) whose threads share the
+        batches cut into parts; the result is the same bits without it. grad holds
+        ``grad_slots(batch_size)`` slots.
         """
         cdef Py_ssize_t chunk = A.shape[0] // self.total_width
         cdef Py_ssize_t done = 0
+        cdef ThreadTeam* threads = NULL
         cdef double batch_loss = 0.0, l2_total = 0.0
         cdef int failure
         cdef OptConfig opt = make_opt_config(options, train_biases, sklearn_conventions)
@@ -663,13 +724,16 @@ cdef class Plan:
             raise ValueError("epoch_losses is shorter than lrs")
         if order.shape[0] < n or n < 1:
             raise ValueError("order must have a position for every row")
+        self.check_grad(grad.shape[0], min(batch_size, n))
+        if team is not None:
+            threads = team.for_call(self, chunk, floating is double)
         with nogil:
             failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, n,
                                  &lrs[0], lrs.shape[0], batch_size, shuffle, &rng[0], &order[0],
                                  given_order, &grad[0], &A[0], &D[0], chunk, state_ptr,
                                  &step_count[0],
                                  &epoch_losses[0], &batch_loss,
-                                 &l2_total if sklearn_conventions else NULL, &done)
+                                 &l2_total if sklearn_conventions else NULL, &done, threads)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
         return failure, done, batch_loss, l2_total

@@ -156,59 +156,97 @@ cdef inline bint plain_sgd_step(
     return True
 
 
-cdef inline bint adam_is_safe(
-    const Layout* lay, const OptConfig* opt, const floating* params, const floating* grad,
-    const floating* state, double step_size, double decay, bint l2, bint decoupled,
+ctypedef struct AdamStep:
+    # One Adam / AdamW step's constants (adam_prepare), rounded to the parameters' type as the
+    # update uses them (stored in double: exact for float too).
+    OptConfig opt              # eps scaled for scikit-learn's convention
+    double step_size           # lr / (1 - beta1^t)
+    double bc2_sqrt            # sqrt(1 - beta2^t)
+    double alpha
+    double decay               # AdamW's 1 - lr * alpha
+    bint l2                    # alpha * W added to the weights' gradient (Adam)
+    bint decoupled             # the weights decayed before the step (AdamW)
+
+
+cdef inline void adam_prepare(
+    const OptConfig* opt, const floating* params, int64_t step_count, double lr, AdamStep* s,
 ) noexcept nogil:
+    # The constants of step step_count + 1 (params: only to pick the type).
+    cdef double t = <double>(step_count + 1)
+    cdef floating alpha = <floating>opt.alpha
+    s.opt = opt[0]
+    s.alpha = alpha
+    s.decay = <floating>decay_factor(lr, opt.alpha)
+    s.l2 = alpha != 0 and opt.kind != OPT_ADAMW
+    s.decoupled = opt.alpha != 0 and opt.kind == OPT_ADAMW
+    # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
+    # which differs from beta ** t (torch, the oracle) in the last bit at some t.
+    s.step_size = <floating>(lr / (1.0 - pow(opt.beta1, t)))
+    s.bc2_sqrt = <floating>sqrt(1.0 - pow(opt.beta2, t))
+    if opt.adam_eps_unscaled:
+        s.opt.eps = opt.eps / sqrt(1.0 - pow(opt.beta2, t))
+
+
+cdef inline bint adam_bounds_safe(const AdamStep* s, double P, double G, double M, double V,
+                                  bint single) noexcept nogil:
     # True if one Adam / AdamW step (adam_value) cannot make any value or partial result
-    # non-finite, from bounds on |params|, |grad| and the moments (abs_max: NaN fails every
-    # test), so that the step may skip checking each new value: |g'| <= G + alpha P (L2 on the
+    # non-finite, given P, G, M, V >= max |params|, |grad|, |m|, v (NaN fails every test), so
+    # that the step may skip checking each new value: |g'| <= G + alpha P (L2 on the
     # weights), |m_new| <= max(|m|, |g'|) (a convex combination), v_new <= V + g'^2, the
     # denominator sqrt(v_new) / bc2 + eps >= eps (> 0), so |p_new| <= P |decay| + step_size
     # max(|m|, |g'|) / eps. The limit is far below DBL_MAX / FLT_MAX, as update_is_safe's.
-    cdef Py_ssize_t n = lay.n_params
-    cdef double limit = 1e36 if floating is float else 1e300
-    cdef double P = abs_max(params, n), G = abs_max(grad, n)
-    cdef double M = abs_max(state, n), V = abs_max(state + n, n)
-    cdef double eps = <double><floating>opt.eps
-    cdef double gp = G + opt.alpha * P if l2 else G
+    cdef double limit = 1e36 if single else 1e300
+    cdef double eps = <double><float>s.opt.eps if single else s.opt.eps
+    cdef double gp = G + s.opt.alpha * P if s.l2 else G
     cdef double mb = M if M > gp else gp
-    cdef double pb = P * fabs(decay) if decoupled and fabs(decay) > 1 else P
+    cdef double pb = P * fabs(s.decay) if s.decoupled and fabs(s.decay) > 1 else P
     if not (P <= limit and G <= limit and M <= limit and V <= limit and gp <= limit
             and eps > 0):
         return False
     return (gp * gp <= limit and V + gp * gp <= limit and mb / eps <= limit
-            and step_size * (mb / eps) <= limit and pb + step_size * (mb / eps) <= limit)
+            and s.step_size * (mb / eps) <= limit and pb + s.step_size * (mb / eps) <= limit)
+
+
+cdef inline bint adam_is_safe(const Layout* lay, const AdamStep* s, const floating* params,
+                              const floating* grad, const floating* state) noexcept nogil:
+    # adam_bounds_safe from the exact maxima (abs_max) of the whole network.
+    cdef Py_ssize_t n = lay.n_params
+    return adam_bounds_safe(s, abs_max(params, n), abs_max(grad, n), abs_max(state, n),
+                            abs_max(state + n, n), floating is float)
 
 
 cdef inline void adam_commit(
-    const Layout* lay, const OptConfig* opt, floating* params, const floating* grad,
-    floating* state, floating step_size, floating bc2_sqrt, floating alpha, floating decay,
-    bint l2, bint decoupled,
+    const Layout* lay, const AdamStep* s, floating* params, const floating* grad,
+    floating* state, Py_ssize_t k0, Py_ssize_t k1,
 ) noexcept nogil:
-    # One Adam / AdamW step written in place, one pass, after adam_is_safe: the same
-    # arithmetic as optimizer_step's general loop (adam_value), in branch-free loops per range
-    # (weights with their L2 term or decoupled decay, then the biases) that the compiler can
-    # vectorise.
-    cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
+    # One Adam / AdamW step of parameters k0 .. k1-1 written in place, one pass, after
+    # adam_is_safe: the same arithmetic as optimizer_step's general loop (adam_value), in
+    # branch-free loops per range (weights with their L2 term or decoupled decay, then the
+    # biases) that the compiler can vectorise. Element by element, so any cut of 0 .. n_params
+    # into ranges (the threads of _team.pxi) gives the same bits.
+    cdef Py_ssize_t l, k, w0, w_end, b_end, n = lay.n_params
     cdef floating* m = state
     cdef floating* v = state + n
+    cdef const OptConfig* opt = &s.opt
+    cdef floating step_size = <floating>s.step_size, bc2_sqrt = <floating>s.bc2_sqrt
+    cdef floating alpha = <floating>s.alpha, decay = <floating>s.decay
     for l in range(lay.n_layers):
-        w_end = lay.b_off[l]
-        b_end = lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else w_end
-        if l2:
-            for k in range(lay.w_off[l], w_end):
+        w0 = max(lay.w_off[l], k0)
+        w_end = min(lay.b_off[l], k1)
+        b_end = min(lay.b_off[l] + lay.sizes[l + 1] if opt.train_biases else lay.b_off[l], k1)
+        if s.l2:
+            for k in range(w0, w_end):
                 params[k] = adam_value(opt, params[k], grad[k] + alpha * params[k], &m[k],
                                        &v[k], step_size, bc2_sqrt, True)
-        elif decoupled:
-            for k in range(lay.w_off[l], w_end):
+        elif s.decoupled:
+            for k in range(w0, w_end):
                 params[k] = adam_value(opt, adamw_decayed(params[k], decay), grad[k], &m[k],
                                        &v[k], step_size, bc2_sqrt, True)
         else:
-            for k in range(lay.w_off[l], w_end):
+            for k in range(w0, w_end):
                 params[k] = adam_value(opt, params[k], grad[k], &m[k], &v[k], step_size,
                                        bc2_sqrt, True)
-        for k in range(w_end, b_end):
+        for k in range(max(lay.b_off[l], k0), b_end):
             params[k] = adam_value(opt, params[k], grad[k], &m[k], &v[k], step_size, bc2_sqrt,
                                    True)
 
@@ -232,29 +270,21 @@ cdef inline bint optimizer_step(
     cdef floating decay = <floating>decay_factor(lr, opt.alpha)
     cdef bint l2 = alpha != 0 and opt.kind != OPT_ADAMW
     cdef bint decoupled = opt.alpha != 0 and opt.kind == OPT_ADAMW
-    cdef double t
-    cdef OptConfig scaled
+    cdef AdamStep adam
     if opt.kind == OPT_SGD and state == NULL:
         if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound):
             return False
         step_count[0] += 1
         return True
     if opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW:
-        t = <double>(step_count[0] + 1)
-        # libc pow, not `**`: Cython 3 compiles double ** double as a complex power (cpow),
-        # which differs from beta ** t (torch, the oracle) in the last bit at some t.
-        step_size = <floating>(lr / (1.0 - pow(opt.beta1, t)))
-        bc2_sqrt = <floating>sqrt(1.0 - pow(opt.beta2, t))
-        if opt.adam_eps_unscaled:
-            scaled = opt[0]
-            scaled.eps = opt.eps / sqrt(1.0 - pow(opt.beta2, t))
-            opt = &scaled
-        if adam_is_safe(lay, opt, params, grad, state, <double>step_size, <double>decay, l2,
-                        decoupled):
-            adam_commit(lay, opt, params, grad, state, step_size, bc2_sqrt, alpha, decay, l2,
-                        decoupled)
+        adam_prepare(opt, params, step_count[0], lr, &adam)
+        if adam_is_safe(lay, &adam, params, grad, state):
+            adam_commit(lay, &adam, params, grad, state, 0, n)
             step_count[0] += 1
             return True
+        opt = &adam.opt
+        step_size = <floating>adam.step_size
+        bc2_sqrt = <floating>adam.bc2_sqrt
     for pass_ in range(2):
         commit = pass_ == 1
         for l in range(lay.n_layers):

@@ -134,11 +134,13 @@ cdef class Stepper:
             if (cnp.PyArray_TYPE(arr) != cnp.NPY_INT64 or not cnp.PyArray_ISCARRAY(arr)
                     or cnp.PyArray_SIZE(arr) != 1):
                 raise ValueError("Stepper: steps and generation must be one int64 each")
-        if (cnp.PyArray_SIZE(params) != plan.n_params or cnp.PyArray_SIZE(grad) != plan.n_params
+        if (cnp.PyArray_SIZE(params) != plan.n_params
                 or cnp.PyArray_SIZE(A) != cnp.PyArray_SIZE(D)
                 or cnp.PyArray_SIZE(A) < plan.total_width
                 or cnp.PyArray_SIZE(A) % plan.total_width != 0):
             raise ValueError("Stepper: buffer sizes do not match the plan")
+        # A call's rows r have min(r, BLOCK_ROWS) == chunk, so at most grad_slots(chunk) parts.
+        plan.check_grad(cnp.PyArray_SIZE(grad), cnp.PyArray_SIZE(A) // plan.total_width)
         self.plan = plan
         self.arrays = (params, A, D, grad, state, steps, generation)
         self.lock = lock
@@ -184,11 +186,11 @@ cdef class Stepper:
         for arr in (state, A, D, grad):
             if cnp.PyArray_TYPE(arr) != self.typenum or not cnp.PyArray_ISCARRAY(arr):
                 raise ValueError("Stepper: buffers must share params' dtype, C-contiguous")
-        if (cnp.PyArray_SIZE(grad) != self.plan.n_params
-                or cnp.PyArray_SIZE(A) != cnp.PyArray_SIZE(D)
+        if (cnp.PyArray_SIZE(A) != cnp.PyArray_SIZE(D)
                 or cnp.PyArray_SIZE(A) < self.plan.total_width
                 or cnp.PyArray_SIZE(A) % self.plan.total_width != 0):
             raise ValueError("Stepper: buffer sizes do not match the plan")
+        self.plan.check_grad(cnp.PyArray_SIZE(grad), cnp.PyArray_SIZE(A) // self.plan.total_width)
         if (cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_ISCARRAY(steps)
                 or cnp.PyArray_SIZE(steps) != 1):
             raise ValueError("Stepper: steps must be one int64")
@@ -319,5 +321,5 @@ cdef class Stepper:
         failure[0] = train_rows(lay, &self.opt, params, X, T, NULL, NULL, True, rows, rows, lr,
                                 <floating*>self.grad, <floating*>self.A, <floating*>self.D,
                                 self.chunk, <floating*>self.state, self.steps, &total, loss,
-                                &p_bound, NULL, work)
+                                &p_bound, NULL, work, NULL)
         return True  # loss: the batch's mean loss (one batch), as train_rows left it

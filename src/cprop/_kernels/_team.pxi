@@ -1,0 +1,347 @@
+# One network's batch on several threads: MLP.fit(n_threads=...).
+#
+# A large batch through gemm is cut into fixed parts (batch_parts: it depends on the network and
+# the batch's rows, never on the thread count). Each part's loss and gradient sum go to slots of
+# their own, and the parts are added in part order (((g0 + g1) + g2) + g3), then divided by the
+# batch's rows: what the threads change is only who computes a part, so every thread count gives
+# the same bits. With one thread (team NULL) the leader computes the parts one after the other.
+#
+# The rule leaves every batch that does not go through gemm whole, so the loop routes stay
+# bit-identical to cprop.oracle; the gemm routes never were (gemm's own blocking), and a part of
+# 64+ rows keeps gemm efficient. Parts cost at most MAX_PARTS - 1 extra gradient buffers (the
+# workspace's grad holds MAX_PARTS slots when the network can be cut: Plan.grad_slots).
+#
+# (Included into _mlp.pyx: one extension module.)
+
+import threading
+
+from cprop._kernels._optimizers cimport AdamStep, adam_prepare, adam_bounds_safe, adam_commit
+from cprop._kernels._team cimport (
+    ThreadTeam, cprop_team_init, cprop_team_work, cprop_team_run, cprop_team_stop,
+    CPROP_LOAD_ACQ, CPROP_STORE_REL,
+)
+
+cdef enum:
+    MAX_PARTS_C = 4      # parts of one batch at most (so at most 4 threads help one network)
+    PART_ROWS_C = 64     # rows of a part at least
+
+MAX_PARTS = MAX_PARTS_C
+PART_ROWS = PART_ROWS_C
+
+
+cdef Py_ssize_t batch_parts(const Layout* lay, Py_ssize_t rows) noexcept nogil:
+    # The parts a batch of `rows` rows is cut into: the largest power of two <= MAX_PARTS that
+    # leaves each part PART_ROWS rows or more, if every layer of such a part goes through gemm;
+    # else 1 (the batch whole).
+    cdef Py_ssize_t l, parts = 1
+    if rows < 2 * PART_ROWS_C:
+        return 1
+    for l in range(lay.n_layers):
+        if PART_ROWS_C * lay.sizes[l] * lay.sizes[l + 1] < lay.blas_min_work:
+            return 1
+    while parts < MAX_PARTS_C and 2 * parts * PART_ROWS_C <= rows:
+        parts *= 2
+    return parts
+
+
+ctypedef struct PartsJob:
+    const Layout* lay
+    const void* params
+    const void* X
+    const void* T
+    const void* sw
+    const Py_ssize_t* idx
+    Py_ssize_t start, count, n_parts, chunk
+    Py_ssize_t n_threads       # the team's threads (part k is thread k % n_threads's)
+    void* grad                 # n_parts slots of n_params
+    void** A                   # a workspace per thread
+    void** D
+    bint want_grad, is_double
+    Py_ssize_t* work           # the leader's signal-poll counter
+    long abort                 # set when the leader was interrupted: the others stop early
+    double divisor             # the batch's rows, or its sample-weight sum
+    bint weighted
+    double loss[MAX_PARTS_C]
+
+
+cdef void part_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
+    # Thread tid's parts: tid, tid + n_threads, ... (typed: NULL, only to pick the dtype).
+    cdef Py_ssize_t k, n_threads = job.n_threads
+    cdef Py_ssize_t b0, b1, n = job.lay.n_params
+    cdef floating* grad = <floating*>job.grad
+    k = tid
+    while k < job.n_parts:
+        b0 = job.start + k * job.count // job.n_parts
+        b1 = job.start + (k + 1) * job.count // job.n_parts
+        job.loss[k] = rows_gradient(
+            job.lay, <const floating*>job.params, <const floating*>job.X,
+            <const floating*>job.T, <const floating*>job.sw, job.idx, b0, b1 - b0,
+            grad + k * n if job.want_grad else NULL, <floating*>job.A[tid], <floating*>job.D[tid], job.chunk,
+            job.want_grad, job.work if tid == 0 else NULL, &job.abort)
+        if tid == 0 and job.work != NULL and job.work[0] == INTERRUPTED:
+            CPROP_STORE_REL(&job.abort, 1)
+            return
+        k += n_threads
+
+
+cdef inline void thread_slice(Py_ssize_t n, Py_ssize_t tid, Py_ssize_t n_threads,
+                              Py_ssize_t* i0, Py_ssize_t* i1) noexcept nogil:
+    # Thread tid's share of 0 .. n-1 for elementwise work (cut at multiples of 8 values, so no
+    # two threads write one cache line).
+    i0[0] = (n * tid // n_threads) & ~<Py_ssize_t>7
+    i1[0] = n if tid == n_threads - 1 else (n * (tid + 1) // n_threads) & ~<Py_ssize_t>7
+
+
+cdef void reduce_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
+    # Thread tid's slice of the parameters: slot 0 <- ((g0 + g1) + g2) + ..., then / divisor.
+    cdef Py_ssize_t k, i, n = job.lay.n_params, i0, i1
+    cdef floating* g = <floating*>job.grad
+    cdef const floating* part
+    thread_slice(n, tid, job.n_threads, &i0, &i1)
+    if i1 <= i0:
+        return
+    for k in range(1, job.n_parts):
+        part = g + k * n
+        for i in range(i0, i1):
+            g[i] = g[i] + part[i]
+    if job.weighted:
+        divide_by_weight_sum(g + i0, i1 - i0, job.divisor)
+    else:
+        divide_by_count(g + i0, i1 - i0, <Py_ssize_t>job.divisor)
+
+
+ctypedef struct AdamJob:
+    const Layout* lay
+    AdamStep step
+    void* params
+    const void* grad
+    void* state
+    bint is_double
+    Py_ssize_t n_threads
+    double maxima[MAX_PARTS_C][4]   # per thread: max |params|, |grad|, |m|, v of its slice
+
+
+cdef void adam_share(AdamJob* job, int tid, bint commit, floating* typed) noexcept nogil:
+    # Thread tid's slice: its maxima (commit off), or its part of the step (commit on).
+    cdef Py_ssize_t n = job.lay.n_params, i0, i1
+    cdef floating* params = <floating*>job.params
+    cdef const floating* grad = <const floating*>job.grad
+    cdef floating* state = <floating*>job.state
+    thread_slice(n, tid, job.n_threads, &i0, &i1)
+    if commit:
+        if i1 > i0:
+            adam_commit(job.lay, &job.step, params, grad, state, i0, i1)
+        return
+    if i1 <= i0:
+        job.maxima[tid][0] = job.maxima[tid][1] = job.maxima[tid][2] = job.maxima[tid][3] = 0
+        return
+    job.maxima[tid][0] = abs_max(params + i0, i1 - i0)
+    job.maxima[tid][1] = abs_max(grad + i0, i1 - i0)
+    job.maxima[tid][2] = abs_max(state + i0, i1 - i0)
+    job.maxima[tid][3] = abs_max(state + n + i0, i1 - i0)
+
+
+cdef void adam_bounds_job(void* ctx, int tid) noexcept nogil:
+    cdef AdamJob* job = <AdamJob*>ctx
+    if job.is_double:
+        adam_share(job, tid, False, <double*>NULL)
+    else:
+        adam_share(job, tid, False, <float*>NULL)
+
+
+cdef void adam_commit_job(void* ctx, int tid) noexcept nogil:
+    cdef AdamJob* job = <AdamJob*>ctx
+    if job.is_double:
+        adam_share(job, tid, True, <double*>NULL)
+    else:
+        adam_share(job, tid, True, <float*>NULL)
+
+
+cdef bint team_adam_step(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* grad,
+    floating* state, int64_t* step_count, double lr, ThreadTeam* team,
+) noexcept nogil:
+    # optimizer_step's unchecked Adam / AdamW pass with the team's threads: the same maxima
+    # (max is exact in any order) and the same elementwise update, so the same bits. False if
+    # the bounds do not prove the step safe: the caller then takes optimizer_step's checked
+    # passes, on this thread.
+    cdef AdamJob job
+    cdef Py_ssize_t t, q
+    cdef double m[4]
+    job.lay = lay
+    job.params = params
+    job.grad = grad
+    job.state = state
+    job.is_double = floating is double
+    job.n_threads = team.sync.n_threads
+    adam_prepare(opt, params, step_count[0], lr, &job.step)
+    cprop_team_run(&team.sync, adam_bounds_job, &job)
+    for q in range(4):
+        m[q] = job.maxima[0][q]
+        for t in range(1, job.n_threads):
+            # (a NaN anywhere must reach the test: NaN > x is false, so test it explicitly)
+            if job.maxima[t][q] > m[q] or job.maxima[t][q] != job.maxima[t][q]:
+                m[q] = job.maxima[t][q]
+    if m[0] != m[0] or not adam_bounds_safe(&job.step, m[0], m[1], m[2], m[3],
+                                            floating is float):
+        return False
+    cprop_team_run(&team.sync, adam_commit_job, &job)
+    step_count[0] += 1
+    return True
+
+
+cdef void parts_job(void* ctx, int tid) noexcept nogil:
+    cdef PartsJob* job = <PartsJob*>ctx
+    if job.is_double:
+        part_share(job, tid, <double*>NULL)
+    else:
+        part_share(job, tid, <float*>NULL)
+
+
+cdef void reduce_job(void* ctx, int tid) noexcept nogil:
+    cdef PartsJob* job = <PartsJob*>ctx
+    if job.is_double:
+        reduce_share(job, tid, <double*>NULL)
+    else:
+        reduce_share(job, tid, <float*>NULL)
+
+
+cdef double parted_gradient(
+    const Layout* lay, const floating* params, const floating* X, const floating* T,
+    const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
+    Py_ssize_t count, Py_ssize_t n_parts, floating* grad, floating* A, floating* D,
+    Py_ssize_t chunk, bint want_grad, Py_ssize_t* work, ThreadTeam* team,
+) noexcept nogil:
+    # batch_gradient for a batch cut into n_parts parts (grad: n_parts slots if want_grad).
+    cdef PartsJob job
+    cdef void* own_A[1]
+    cdef void* own_D[1]
+    cdef Py_ssize_t k
+    cdef double loss_sum
+    job.lay = lay
+    job.params = params
+    job.X = X
+    job.T = T
+    job.sw = sw
+    job.idx = idx
+    job.start = start
+    job.count = count
+    job.n_parts = n_parts
+    job.chunk = chunk
+    job.grad = grad
+    job.want_grad = want_grad
+    job.is_double = floating is double
+    job.work = work
+    job.abort = 0
+    job.weighted = sw != NULL
+    job.divisor = sw_sum if sw != NULL else <double>count
+    if team == NULL:
+        own_A[0] = A
+        own_D[0] = D
+        job.A = own_A
+        job.D = own_D
+        job.n_threads = 1
+        parts_job(&job, 0)
+    else:
+        team.A[0] = A
+        team.D[0] = D
+        job.A = team.A
+        job.D = team.D
+        job.n_threads = team.sync.n_threads
+        cprop_team_run(&team.sync, parts_job, &job)
+    if work != NULL and work[0] == INTERRUPTED:
+        return NAN
+    loss_sum = 0.0
+    for k in range(n_parts):
+        loss_sum += job.loss[k]
+    if want_grad:
+        if team == NULL:
+            reduce_job(&job, 0)
+        else:
+            cprop_team_run(&team.sync, reduce_job, &job)
+    return loss_sum / job.divisor
+
+
+cdef class Team:
+    """Threads that share one network's batches during a fit (``MLP.fit(n_threads=...)``).
+
+    ``Team(plan, n_threads, chunk, dtype)``: the caller's thread and ``n_threads - 1`` workers,
+    each worker with its own workspaces of ``chunk`` rows. Use it as a context manager: the
+    workers start on entry and are stopped and joined on exit. One fit at a time.
+    """
+
+    cdef ThreadTeam c
+    cdef readonly int n_threads
+    cdef readonly Py_ssize_t chunk
+    cdef readonly Py_ssize_t total_width
+    cdef readonly object dtype
+    cdef object _buffers
+    cdef object _threads
+
+    def __cinit__(self, Plan plan, int n_threads, Py_ssize_t chunk, dtype):
+        cdef int t
+        cdef cnp.ndarray a, d
+        if not 1 <= n_threads <= MAX_PARTS_C:
+            raise ValueError(f"n_threads: expected 1 to {MAX_PARTS_C} (a batch has at most "
+                             f"{MAX_PARTS_C} parts), got {n_threads}")
+        if chunk < 1:
+            raise ValueError(f"chunk: expected >= 1 rows, got {chunk}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype != np.float64 and self.dtype != np.float32:
+            raise ValueError(f"dtype: expected float64 or float32, got {self.dtype}")
+        self.n_threads = n_threads
+        self.chunk = chunk
+        self.total_width = plan.total_width
+        self._threads = []
+        self._buffers = []
+        self.c.A = <void**>malloc(n_threads * sizeof(void*))
+        self.c.D = <void**>malloc(n_threads * sizeof(void*))
+        if self.c.A == NULL or self.c.D == NULL:
+            raise MemoryError()
+        cprop_team_init(&self.c.sync, n_threads)
+        self.c.A[0] = NULL
+        self.c.D[0] = NULL
+        for t in range(1, n_threads):
+            a = np.empty(chunk * plan.total_width, dtype=self.dtype)
+            d = np.empty(chunk * plan.total_width, dtype=self.dtype)
+            self._buffers.append((a, d))
+            self.c.A[t] = cnp.PyArray_DATA(a)
+            self.c.D[t] = cnp.PyArray_DATA(d)
+
+    def __dealloc__(self):
+        free(self.c.A)
+        free(self.c.D)
+
+    def _work(self, int tid):
+        with nogil:
+            cprop_team_work(&self.c.sync, tid)
+
+    def __enter__(self):
+        if self._threads:
+            raise RuntimeError("this Team is already running")
+        for t in range(1, self.n_threads):
+            thread = threading.Thread(target=self._work, args=(t,), daemon=True,
+                                      name=f"cprop-team-{t}")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc):
+        if self._threads:
+            cprop_team_stop(&self.c.sync)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
+            cprop_team_init(&self.c.sync, self.n_threads)
+        return False
+
+    cdef ThreadTeam* for_call(self, Plan plan, Py_ssize_t chunk, bint is_double) except NULL:
+        # The team for one Plan call, after the checks that keep its workspaces in bounds.
+        if chunk != self.chunk or plan.total_width != self.total_width:
+            raise ValueError(f"team: built for workspaces of {self.chunk} rows x "
+                             f"{self.total_width}, the call has {chunk} x {plan.total_width}")
+        if is_double != (self.dtype == np.float64):
+            raise ValueError(f"team: built for {self.dtype}, the call is not")
+        if self.n_threads > 1 and len(self._threads) != self.n_threads - 1:
+            raise RuntimeError("team: not started (use it as a context manager)")
+        return &self.c
