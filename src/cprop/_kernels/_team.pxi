@@ -76,8 +76,9 @@ cdef void part_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
         job.loss[k] = rows_gradient(
             job.lay, <const floating*>job.params, <const floating*>job.X,
             <const floating*>job.T, <const floating*>job.sw, job.idx, b0, b1 - b0,
-            grad + k * n if job.want_grad else NULL, <floating*>job.A[tid], <floating*>job.D[tid], job.chunk,
-            job.want_grad, job.work if tid == 0 else NULL, &job.abort)
+            grad + k * n if job.want_grad else NULL, <floating*>job.A[tid],
+            <floating*>job.D[tid], job.chunk, job.want_grad, job.work if tid == 0 else NULL,
+            &job.abort)
         if tid == 0 and job.work != NULL and job.work[0] == INTERRUPTED:
             CPROP_STORE_REL(&job.abort, 1)
             return
