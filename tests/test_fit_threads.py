@@ -304,3 +304,26 @@ def test_team_and_grad_checks_keep_the_kernels_in_bounds():
         plan.fit(*args(grad, None), team=team)
     assert team_threads() == []
     assert not same_bits(net.params, p0)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_sklearn_estimators_follow_cprop_num_threads_with_the_same_bits(monkeypatch):
+    from cprop.sklearn import MLPClassifier
+
+    teams = []
+    real_team = _mlp.Team
+    monkeypatch.setattr(_mlp, "Team", lambda *a: teams.append(a[1]) or real_team(*a))
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(700, 20))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)
+    fits = []
+    for value in ("1", "2"):
+        monkeypatch.setenv("CPROP_NUM_THREADS", value)
+        clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=5, random_state=0, batch_size=256,
+                            tol=0.0)
+        clf.fit(X, y)
+        fits.append((clf.loss_curve_, [c.copy() for c in clf.coefs_]))
+    assert teams == [2] * 5  # one team of two threads per epoch with CPROP_NUM_THREADS=2
+    assert fits[0][0] == fits[1][0]
+    assert all(same_bits(a, b) for a, b in zip(fits[0][1], fits[1][1]))

@@ -10,6 +10,7 @@ call. ``train_step`` and ``stepper`` take single steps through the same kernel d
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import os
@@ -932,7 +933,7 @@ class MLP:
 
     def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
                   state: np.ndarray, steps: np.ndarray, *, order=None,
-                  sklearn_conventions: bool = False, sample_weight=None):
+                  sklearn_conventions: bool = False, sample_weight=None, n_threads=None):
         """One pass over (X, T) in order, in minibatches, with an optimizer state the caller
         keeps (``cprop.sklearn`` keeps scikit-learn's), through the driver :meth:`fit` uses, in
         one kernel call. ``state`` is ``optimizer.fresh_state(...)`` and ``steps`` a
@@ -947,6 +948,9 @@ class MLP:
 
         ``sample_weight``: one weight per row of X (indexed like X, whatever ``order`` is), as
         in :meth:`fit`: each batch's step follows its weighted mean loss.
+
+        ``n_threads``: as :meth:`fit`'s (None: ``CPROP_NUM_THREADS``, else 1; any value gives
+        the same bits).
 
         Returns ``(failure, epoch_loss, batch_loss, l2)``: failure 0, or why a step was refused
         (``cprop.mlp.FAILURE_LOSS``, ``FAILURE_UPDATE``, or ``FAILURE_ZERO_WEIGHT`` for a batch
@@ -981,13 +985,25 @@ class MLP:
         batch_size = min(check_positive_int(batch_size, "batch_size"), n)
         lrs = np.array([check_learning_rate(lr, self.dtype)], dtype=np.float64)
         losses = np.empty(1, dtype=np.float64)
+        sklearn_conventions = check_bool(sklearn_conventions, "sklearn_conventions")
+        n_threads = check_n_threads(n_threads)
         with self._lock:
             A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
-            failure, _, batch_loss, l2 = self._plan.fit(
-                self._params, X2, T2, lrs, batch_size, False, self._rng, optimizer,
-                self.train_biases, state, steps, order, grad, A, D, losses,
-                check_bool(sklearn_conventions, "sklearn_conventions"), given, sw)
+            with self._team(n_threads, batch_size, A) as team:
+                failure, _, batch_loss, l2 = self._plan.fit(
+                    self._params, X2, T2, lrs, batch_size, False, self._rng, optimizer,
+                    self.train_biases, state, steps, order, grad, A, D, losses,
+                    sklearn_conventions, given, sw, team)
         return failure, float(losses[0]), batch_loss, l2
+
+    def _team(self, n_threads: int, batch_size: int, A: np.ndarray):
+        """A context giving the Team that shares batches of ``batch_size`` rows on
+        ``n_threads`` threads (workspace A), or None when one thread does it all: a batch has
+        ``Plan.parts`` parts, and more threads than parts would only wait."""
+        threads = min(n_threads, self._plan.parts(batch_size))
+        if threads <= 1:
+            return contextlib.nullcontext(None)
+        return _mlp.Team(self._plan, threads, A.shape[0] // self._plan.total_width, self.dtype)
 
     def _restore_optimizer(self, previous) -> None:
         if self._opt_state is not previous[1]:
@@ -1117,12 +1133,9 @@ class MLP:
             # Python between epochs only when something needs it; else all epochs in one call.
             per_epoch = bool(callbacks) or bar is not None or X_val is not None or early_stopping
             starts = range(len(lrs)) if per_epoch else range(min(1, len(lrs)))
-            threads = min(n_threads, self._plan.parts(batch_size))
-            team = (_mlp.Team(self._plan, threads, A.shape[0] // self._plan.total_width,
-                              self.dtype) if threads > 1 else None)
+            team_context = self._team(n_threads, batch_size, A)
             try:
-                if team is not None:
-                    team.__enter__()
+                team = team_context.__enter__()
                 for e0 in starts:
                     e1 = e0 + 1 if per_epoch else len(lrs)
                     failure, done, batch_loss, _ = self._plan.fit(
@@ -1167,8 +1180,7 @@ class MLP:
                 if not per_epoch and lr_error is not None:
                     raise lr_error
             finally:
-                if team is not None:
-                    team.__exit__(None, None, None)
+                team_context.__exit__(None, None, None)
                 if bar is not None:
                     bar.close()
             if early_stopping and best[2] is not None:
