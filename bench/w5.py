@@ -13,8 +13,9 @@ every peer:
   otherwise: hidden (100,), relu, Adam lr 1e-3, batch 200, alpha 1e-4), and
   ``cprop.sklearn.MLPClassifier`` with the same arguments (the same loss curve: the table's last
   column compares the two);
-- ``cprop.MLP.fit`` (Adam, alpha 0), 1 thread (DESIGN's ``fit(..., n_threads=)`` for one network
-  is not built yet: issue 17);
+- ``cprop.MLP.fit`` (Adam, alpha 0), 1 thread, and 2 threads through ``fit(..., n_threads=2)``
+  (each batch of 200 is cut into 2 parts of 100 rows whatever the thread count, so the two runs
+  give the same bits; the script checks that);
 - PyTorch ``nn.Linear`` + ``torch.optim.Adam`` (float64, the same batches).
 
     python bench/w5.py [--quick] [--repeats N] [--json PATH]
@@ -89,13 +90,13 @@ def sklearn_fit(X, y, epochs, cls):
     return seconds, list(est.loss_curve_)
 
 
-def cprop_fit(X, y, epochs):
+def cprop_fit(X, y, epochs, n_threads=1):
     net = cprop.MLP([N_IN, N_HID, N_OUT], hidden="relu", output="softmax",
                     loss="cross_entropy", seed=0)
     T = np.eye(N_OUT)[y]
     t0 = time.perf_counter()
     history = net.fit(X, T, epochs=epochs, lr=LR, optimizer="adam", batch_size=BATCH,
-                      shuffle=False)
+                      shuffle=False, n_threads=n_threads)
     return time.perf_counter() - t0, list(history.loss)
 
 
@@ -159,7 +160,8 @@ def main(argv=None) -> int:
               lambda: sklearn_fit(X, y, epochs, MLPClassifier)),
              ("cprop.sklearn.MLPClassifier(), 1 thread",
               lambda: sklearn_fit(X, y, epochs, cprop.sklearn.MLPClassifier)),
-             ("cprop MLP.fit, 1 thread", lambda: cprop_fit(X, y, epochs))]
+             ("cprop MLP.fit, 1 thread", lambda: cprop_fit(X, y, epochs)),
+             ("cprop MLP.fit, 2 threads (n_threads=2)", lambda: cprop_fit(X, y, epochs, 2))]
     if "torch" not in args.skip.split(","):
         try:
             import torch  # noqa: F401
@@ -181,14 +183,19 @@ def main(argv=None) -> int:
     ours = curves["cprop.sklearn.MLPClassifier(), 1 thread"]
     gap = float(np.max(np.abs(np.array(skl) - np.array(ours)) / np.abs(np.array(skl))))
     one = rows["cprop MLP.fit, 1 thread"]
+    two = rows["cprop MLP.fit, 2 threads (n_threads=2)"]
+    same = curves["cprop MLP.fit, 1 thread"] == curves["cprop MLP.fit, 2 threads (n_threads=2)"]
     ceil = rows[peers[0][0]]
     print()
     print(f"cprop.sklearn's loss curve against scikit-learn's: largest relative difference "
           f"{gap:.1e} over {len(skl)} epochs")
+    print(f"cprop MLP.fit's loss curve on 2 threads is {'the same bits as' if same else 'NOT'} "
+          f"the 1-thread one")
     print()
     print("| target | this run | wanted | |")
     print("|---|---:|---:|---|")
     checks = [("GEMM-only time / cprop MLP.fit (1 thread)", ceil / one, 0.85),
+              ("cprop MLP.fit 1 -> 2 threads (n_threads)", one / two, 1.7),
               ("cprop.sklearn loss curve vs scikit-learn (relative)", gap, None)]
     for label, value, wanted in checks:
         if wanted is None:
@@ -198,7 +205,7 @@ def main(argv=None) -> int:
                   f"{'met' if value >= wanted else 'MISSED'} |")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"cpu": cpu_model(), "rows": rows, "loss_curve_gap": gap,
+            {"cpu": cpu_model(), "rows": rows, "loss_curve_gap": gap, "threads_same_bits": same,
              "n": size["n"], "epochs": epochs}, indent=2) + "\n")
         print(f"JSON written to {args.json}")
     return 0
