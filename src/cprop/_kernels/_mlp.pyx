@@ -38,6 +38,13 @@ A weighted run (``sample_weight``: ``train_rows`` gets a weight pointer, NULL wh
 takes the general route for every batch: the special routes are unweighted, and a NULL pointer
 leaves them, and the unweighted general route, exactly as they were.
 
+Parts and threads (``_team.pxi``): the general route cuts a batch of 128+ rows whose layers all
+go through gemm into 2 or 4 fixed parts (``batch_parts``, from the rows and the shapes only), sums
+each part's gradient in a slot of its own and adds the slots in part order; a ``Team`` (``fit``'s
+``n_threads``) runs the parts, that sum and Adam's unchecked pass on several threads. Threads
+never change a result. On W5 (50-100-3, batch 200: 2 parts) the cut costs nothing measurable at
+one thread (``python bench/w5.py``).
+
 Every route computes the same step (the fused one differs from the general one only in gemm's
 rounding): float64 loop routes are bit-identical to ``cprop.oracle``. A route that cannot prove
 its unchecked update safe (``update_is_safe``) checks every new value, or hands the step to the
