@@ -427,3 +427,24 @@ def test_dataset_round_trip_and_old_files(tmp_path):
     one.dataset = {**GOOD, "classes": ["x"]}
     with pytest.raises(ValueError, match="a classifier needs one per class"):
         one.save(tmp_path / "one.npz")
+
+
+def test_threads_give_the_same_model(tmp_path, capsys):
+    # 300 rows, batch 256 through a 64-wide layer: the batches are cut into parts (MLP.fit's
+    # n_threads), so --threads 2 shares them, with the same bits as --threads 1
+    rng = np.random.default_rng(0)
+    rows = [[f"{v:.6f}" for v in rng.normal(size=20)] + [str(int(rng.integers(0, 8)))]
+            for _ in range(300)]
+    path = write_csv(tmp_path / "t.csv", [f"x{i}" for i in range(20)] + ["t"], rows)
+    models = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"m{threads}.npz"
+        code, _, err = run(capsys, "train", path, "--target", "t", "--epochs", "3", "--seed",
+                           "0", "--layers", "64", "--batch-size", "256", "--threads", threads,
+                           "--save", out)
+        assert code == 0, err
+        models.append(cprop.load(out))
+    assert models[0]._plan.parts(256) == 4
+    assert np.array_equal(models[0].params, models[1].params)
+    code, _, err = run(capsys, "train", path, "--target", "t", "--threads", "0")
+    assert code == 2 and "--threads" in err

@@ -272,6 +272,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_number, default=0.01,
                    help="learning rate (default 0.01)")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads sharing each large batch, as MLP.fit(n_threads=...): the same "
+                   "result for any count (default: $CPROP_NUM_THREADS, else 1)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
     t.add_argument("--momentum", type=_fraction, default=0.0,
                    help="sgd momentum, in [0, 1) (default 0)")
@@ -776,7 +779,8 @@ def _fit_and_save(args, table, net, X, T, features, target, categories, task, wh
                       optimizer=args.optimizer, momentum=args.momentum,
                       nesterov=args.nesterov, alpha=args.alpha, lr_schedule=args.lr_schedule,
                       validation_data=validation, early_stopping=args.early_stopping,
-                      patience=args.patience, progress=bool(args.progress))
+                      patience=args.patience, progress=bool(args.progress),
+                      n_threads=args.threads)
     seconds = time.perf_counter() - start
     # The kept model's losses (early stopping restored the best epoch's parameters): computed
     # on its parameters, in the units training saw.
