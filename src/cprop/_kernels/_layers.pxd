@@ -18,7 +18,8 @@ from libc.math cimport isfinite
 from libc.string cimport memcpy
 
 from cprop._kernels._types cimport (
-    Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_SOFTMAX, LOSS_SQUARED_ERROR, LOSS_CROSS_ENTROPY,
+    Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_RELU, ACT_SOFTMAX, LOSS_SQUARED_ERROR,
+    LOSS_CROSS_ENTROPY,
 )
 from cprop._kernels._activations cimport (
     activate_row, softmax_row, sigmoid_vec, softmax_vec, times_derivative, output_loss_delta,
@@ -163,14 +164,26 @@ cdef inline void dense_forward(
     floating* lse_out,       # OUT (rows,) log-sum-exp of each row's z (softmax only), or NULL
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope, bint use_blas,
 ) noexcept nogil:
-    cdef Py_ssize_t r
+    cdef Py_ssize_t r, j
     cdef floating* z
+    cdef floating v
     if use_blas:
-        # Wide layers: z = b, then z += a_in @ W in one gemm (the sum's order is BLAS's own).
-        for r in range(rows):
-            memcpy(a_out + r * n_out, b, n_out * sizeof(floating))
-        gemm_rowmajor(lay, False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 1, a_out,
+        # Wide layers: z = a_in @ W in one gemm (the sum's order is BLAS's own), then + b: the
+        # same bits as gemm adding onto rows set to b (a + b == b + a), without that copy. A
+        # relu layer takes its bias and activation in the same pass.
+        gemm_rowmajor(lay, False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 0, a_out,
                       n_out)
+        if act == ACT_RELU and z_out == NULL and lse_out == NULL:
+            for r in range(rows):
+                z = a_out + r * n_out
+                for j in range(n_out):
+                    v = z[j] + b[j]
+                    z[j] = v if v > 0 else 0  # (_formulas.h's relu)
+            return
+        for r in range(rows):
+            z = a_out + r * n_out
+            for j in range(n_out):
+                z[j] = z[j] + b[j]
         if z_out != NULL:
             memcpy(z_out, a_out, rows * n_out * sizeof(floating))
         # Never bit-identical to the oracle (BLAS's sums), so both dtypes take the vector exp;

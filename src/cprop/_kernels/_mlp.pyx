@@ -398,7 +398,9 @@ cdef int train_rows(
                 return failure
         # The general route (polls between its blocks of rows, so a large batch is interrupted
         # part-way, before its update: params keep the last completed step).
-        batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, order, start, count, grad,
+        # (rows in order: no index, so they are read in place rather than gathered)
+        batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum,
+                                       NULL if in_order else order, start, count, grad,
                                        A, D, chunk, True, work, team)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED

@@ -60,7 +60,6 @@ ctypedef struct PartsJob:
     Py_ssize_t* work           # the leader's signal-poll counter
     long abort                 # set when the leader was interrupted: the others stop early
     double divisor             # the batch's rows, or its sample-weight sum
-    bint weighted
     double loss[MAX_PARTS_C]
 
 
@@ -94,21 +93,23 @@ cdef inline void thread_slice(Py_ssize_t n, Py_ssize_t tid, Py_ssize_t n_threads
 
 
 cdef void reduce_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
-    # Thread tid's slice of the parameters: slot 0 <- ((g0 + g1) + g2) + ..., then / divisor.
-    cdef Py_ssize_t k, i, n = job.lay.n_params, i0, i1
+    # Thread tid's slice of the parameters: slot 0 <- (((g0 + g1) + g2) + g3) / divisor, the
+    # last addition and the division in one pass (x / c: what divide_by_count and
+    # divide_by_weight_sum compute, which multiply by 1 / c only where that is the same bits).
+    cdef Py_ssize_t k, i, n = job.lay.n_params, i0, i1, last = job.n_parts - 1
     cdef floating* g = <floating*>job.grad
     cdef const floating* part
+    cdef floating c = <floating>job.divisor
     thread_slice(n, tid, job.n_threads, &i0, &i1)
     if i1 <= i0:
         return
-    for k in range(1, job.n_parts):
+    for k in range(1, last):
         part = g + k * n
         for i in range(i0, i1):
             g[i] = g[i] + part[i]
-    if job.weighted:
-        divide_by_weight_sum(g + i0, i1 - i0, job.divisor)
-    else:
-        divide_by_count(g + i0, i1 - i0, <Py_ssize_t>job.divisor)
+    part = g + last * n
+    for i in range(i0, i1):
+        g[i] = (g[i] + part[i]) / c
 
 
 ctypedef struct AdamJob:
@@ -234,7 +235,6 @@ cdef double parted_gradient(
     job.is_double = floating is double
     job.work = work
     job.abort = 0
-    job.weighted = sw != NULL
     job.divisor = sw_sum if sw != NULL else <double>count
     if team == NULL:
         own_A[0] = A
