@@ -230,7 +230,7 @@ cdef double batch_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
     const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
     Py_ssize_t count, floating* grad, floating* A, floating* D, Py_ssize_t chunk,
-    bint want_grad, Py_ssize_t* work, ThreadTeam* team,
+    bint want_grad, Py_ssize_t* work, ThreadTeam* team, AdamJob* adam,
 ) noexcept nogil:
     # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
     # gradient of that mean loss. Polls for Ctrl-C between blocks (poll_signals; work NULL: no
@@ -239,12 +239,13 @@ cdef double batch_gradient(
     # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
     # A batch the plan cuts into parts (batch_parts, for any thread count) is summed part by
     # part, each part's gradient in its own slot of grad, and the parts added in order
-    # (parted_gradient, _team.pxi); team (or NULL: this thread alone) runs the parts.
+    # (parted_gradient, _team.pxi); team (or NULL: this thread alone) runs the parts; adam (or
+    # NULL): a team's Adam step, whose maxima the last pass then takes.
     cdef double loss_sum
     cdef Py_ssize_t n_parts = batch_parts(lay, count)
     if n_parts > 1:
         return parted_gradient(lay, params, X, T, sw, sw_sum, idx, start, count, n_parts, grad,
-                               A, D, chunk, want_grad, work, team)
+                               A, D, chunk, want_grad, work, team, adam)
     loss_sum = rows_gradient(lay, params, X, T, sw, idx, start, count, grad, A, D, chunk,
                              want_grad, work, NULL)
     if work != NULL and work[0] == INTERRUPTED:
@@ -334,6 +335,8 @@ cdef int train_rows(
     cdef double sw_sum = 0.0
     cdef OptConfig per_row
     cdef const OptConfig* opt_all = opt
+    cdef AdamJob adam_job
+    cdef bint team_adam
     if opt.l2_per_row:
         per_row = opt[0]
     while start < n:
@@ -398,21 +401,25 @@ cdef int train_rows(
                 return failure
         # The general route (polls between its blocks of rows, so a large batch is interrupted
         # part-way, before its update: params keep the last completed step).
+        # (a team shares Adam's unchecked pass of a batch it shares: set up first, so that the
+        # gradient's last pass takes the bounds' maxima)
+        team_adam = (team != NULL and (opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
+                     and batch_parts(lay, count) > 1)
+        if team_adam:
+            team_adam_prepare(&adam_job, lay, opt, params, grad, state, step_count[0], lr, team)
         # (rows in order: no index, so they are read in place rather than gathered)
         batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum,
                                        NULL if in_order else order, start, count, grad,
-                                       A, D, chunk, True, work, team)
+                                       A, D, chunk, True, work, team,
+                                       &adam_job if team_adam else NULL)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED
         if not isfinite(batch_loss[0]):
             return FIT_LOSS_NOT_FINITE
         if opt.kind == OPT_SGD and state == NULL and p_bound[0] < 0:
             p_bound[0] = abs_max(params, lay.n_params)
-        # (a team shares Adam's unchecked pass of a batch it shared; any other step, and a
-        # step the bounds do not prove safe, is optimizer_step's on this thread)
-        if not (team != NULL and (opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
-                and batch_parts(lay, count) > 1
-                and team_adam_step(lay, opt, params, grad, state, step_count, lr, team)):
+        # (any other step, and a step the bounds do not prove safe: optimizer_step's, here)
+        if not (team_adam and team_adam_step(&adam_job, step_count, team)):
             if not optimizer_step(lay, opt, params, grad, state, step_count, lr, p_bound):
                 return FIT_UPDATE_NOT_FINITE
         total[0] += batch_loss[0] * count
@@ -617,7 +624,8 @@ cdef class Plan:
                 raise ValueError("sample_weight: the weights sum to 0")
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], sw, sw_sum, NULL,
-                                    0, X.shape[0], NULL, &A[0], NULL, chunk, False, &work, NULL)
+                                    0, X.shape[0], NULL, &A[0], NULL, chunk, False, &work, NULL,
+                                    NULL)
         if work == INTERRUPTED:
             raise_interrupt()
         return result
@@ -643,7 +651,7 @@ cdef class Plan:
         with nogil:
             result = batch_gradient(&self.lay, &params[0], &X[0, 0], &T[0, 0], sw, sw_sum, NULL,
                                     0, X.shape[0], &grad[0], &A[0], &D[0], chunk, True, &work,
-                                    NULL)
+                                    NULL, NULL)
         if work == INTERRUPTED:
             raise_interrupt()
         return result

@@ -44,6 +44,17 @@ cdef Py_ssize_t batch_parts(const Layout* lay, Py_ssize_t rows) noexcept nogil:
     return parts
 
 
+ctypedef struct AdamJob:
+    const Layout* lay
+    AdamStep step
+    void* params
+    const void* grad
+    void* state
+    bint is_double
+    Py_ssize_t n_threads
+    double maxima[MAX_PARTS_C][4]   # per thread: max |params|, |grad|, |m|, v of its slice
+
+
 ctypedef struct PartsJob:
     const Layout* lay
     const void* params
@@ -60,6 +71,7 @@ ctypedef struct PartsJob:
     Py_ssize_t* work           # the leader's signal-poll counter
     long abort                 # set when the leader was interrupted: the others stop early
     double divisor             # the batch's rows, or its sample-weight sum
+    AdamJob* adam              # or NULL: the reduction also takes Adam's maxima (team_adam_step)
     double loss[MAX_PARTS_C]
 
 
@@ -110,17 +122,8 @@ cdef void reduce_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
     part = g + last * n
     for i in range(i0, i1):
         g[i] = (g[i] + part[i]) / c
-
-
-ctypedef struct AdamJob:
-    const Layout* lay
-    AdamStep step
-    void* params
-    const void* grad
-    void* state
-    bint is_double
-    Py_ssize_t n_threads
-    double maxima[MAX_PARTS_C][4]   # per thread: max |params|, |grad|, |m|, v of its slice
+    if job.adam != NULL:
+        adam_share(job.adam, tid, False, typed)
 
 
 cdef void adam_share(AdamJob* job, int tid, bint commit, floating* typed) noexcept nogil:
@@ -143,14 +146,6 @@ cdef void adam_share(AdamJob* job, int tid, bint commit, floating* typed) noexce
     job.maxima[tid][3] = abs_max(state + n + i0, i1 - i0)
 
 
-cdef void adam_bounds_job(void* ctx, int tid) noexcept nogil:
-    cdef AdamJob* job = <AdamJob*>ctx
-    if job.is_double:
-        adam_share(job, tid, False, <double*>NULL)
-    else:
-        adam_share(job, tid, False, <float*>NULL)
-
-
 cdef void adam_commit_job(void* ctx, int tid) noexcept nogil:
     cdef AdamJob* job = <AdamJob*>ctx
     if job.is_double:
@@ -159,25 +154,28 @@ cdef void adam_commit_job(void* ctx, int tid) noexcept nogil:
         adam_share(job, tid, True, <float*>NULL)
 
 
-cdef bint team_adam_step(
-    const Layout* lay, const OptConfig* opt, floating* params, const floating* grad,
-    floating* state, int64_t* step_count, double lr, ThreadTeam* team,
+cdef void team_adam_prepare(
+    AdamJob* job, const Layout* lay, const OptConfig* opt, floating* params,
+    const floating* grad, floating* state, int64_t step_count, double lr, ThreadTeam* team,
 ) noexcept nogil:
-    # optimizer_step's unchecked Adam / AdamW pass with the team's threads: the same maxima
-    # (max is exact in any order) and the same elementwise update, so the same bits. False if
-    # the bounds do not prove the step safe: the caller then takes optimizer_step's checked
-    # passes, on this thread.
-    cdef AdamJob job
-    cdef Py_ssize_t t, q
-    cdef double m[4]
+    # Adam's step for the team, set up before the batch's gradient so that the gradient's last
+    # pass (reduce_share) takes the maxima the step's bounds need.
     job.lay = lay
     job.params = params
     job.grad = grad
     job.state = state
     job.is_double = floating is double
     job.n_threads = team.sync.n_threads
-    adam_prepare(opt, params, step_count[0], lr, &job.step)
-    cprop_team_run(&team.sync, adam_bounds_job, &job)
+    adam_prepare(opt, params, step_count, lr, &job.step)
+
+
+cdef bint team_adam_step(AdamJob* job, int64_t* step_count, ThreadTeam* team) noexcept nogil:
+    # optimizer_step's unchecked Adam / AdamW pass with the team's threads, from the maxima the
+    # gradient's reduction took: the same maxima (max is exact in any order) and the same
+    # elementwise update, so the same bits. False if the bounds do not prove the step safe:
+    # the caller then takes optimizer_step's checked passes, on this thread.
+    cdef Py_ssize_t t, q
+    cdef double m[4]
     for q in range(4):
         m[q] = job.maxima[0][q]
         for t in range(1, job.n_threads):
@@ -185,9 +183,9 @@ cdef bint team_adam_step(
             if job.maxima[t][q] > m[q] or job.maxima[t][q] != job.maxima[t][q]:
                 m[q] = job.maxima[t][q]
     if m[0] != m[0] or not adam_bounds_safe(&job.step, m[0], m[1], m[2], m[3],
-                                            floating is float):
+                                            not job.is_double):
         return False
-    cprop_team_run(&team.sync, adam_commit_job, &job)
+    cprop_team_run(&team.sync, adam_commit_job, job)
     step_count[0] += 1
     return True
 
@@ -212,7 +210,7 @@ cdef double parted_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
     const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
     Py_ssize_t count, Py_ssize_t n_parts, floating* grad, floating* A, floating* D,
-    Py_ssize_t chunk, bint want_grad, Py_ssize_t* work, ThreadTeam* team,
+    Py_ssize_t chunk, bint want_grad, Py_ssize_t* work, ThreadTeam* team, AdamJob* adam,
 ) noexcept nogil:
     # batch_gradient for a batch cut into n_parts parts (grad: n_parts slots if want_grad).
     cdef PartsJob job
@@ -236,6 +234,7 @@ cdef double parted_gradient(
     job.work = work
     job.abort = 0
     job.divisor = sw_sum if sw != NULL else <double>count
+    job.adam = adam if want_grad else NULL
     if team == NULL:
         own_A[0] = A
         own_D[0] = D
