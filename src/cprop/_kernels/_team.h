@@ -19,14 +19,21 @@
 #include <stddef.h>
 
 #if defined(_MSC_VER) && !defined(__clang__)
+/* (the Interlocked functions are full barriers; YieldProcessor is pause on x64, yield on ARM64) */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
 #include <intrin.h>
 #include <windows.h>
 #define CPROP_LOAD_ACQ(p) _InterlockedOr((volatile long*)(p), 0)
 #define CPROP_STORE_REL(p, v) _InterlockedExchange((volatile long*)(p), (long)(v))
 #define CPROP_FETCH_ADD(p, v) _InterlockedExchangeAdd((volatile long*)(p), (long)(v))
-#define CPROP_CPU_RELAX() _mm_pause()
+#define CPROP_CPU_RELAX() YieldProcessor()
 #define CPROP_YIELD() SwitchToThread()
-#define CPROP_NAP() Sleep(0)
+#define CPROP_NAP() Sleep(1)
 #else
 #include <sched.h>
 #include <time.h>
