@@ -265,15 +265,19 @@ cdef inline void backprop_layer(
     floating* grad_b,        # IN/OUT (n_out,)      += column sums of delta
     floating* delta_in,      # OUT (rows, n_in) dE/dz of the layer below, if compute_delta_in
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
-    int act_in, floating slope, bint compute_delta_in, bint use_blas,
+    int act_in, floating slope, bint compute_delta_in, bint use_blas, bint first,
 ) noexcept nogil:
+    # first (use_blas only): grad_W and grad_b are set (=) rather than added to (+=), so the
+    # caller need not clear them: 0 + x == x (up to the sign of a zero).
     cdef Py_ssize_t r, j
     cdef const floating* d
     if use_blas:
         # grad_W += a_in^T @ delta; delta_in = (delta @ W^T) * f'(a_in); grad_b by rows.
-        gemm_rowmajor(lay, True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out, 1,
-                      grad_W, n_out)
-        for r in range(rows):
+        gemm_rowmajor(lay, True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out,
+                      0 if first else 1, grad_W, n_out)
+        if first:
+            memcpy(grad_b, delta, n_out * sizeof(floating))
+        for r in range(1 if first else 0, rows):
             d = delta + r * n_out
             for j in range(n_out):
                 grad_b[j] += d[j]

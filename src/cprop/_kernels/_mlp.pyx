@@ -193,8 +193,7 @@ cdef double rows_gradient(
     cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
     cdef const floating* x_in
-    if want_grad:
-        memset(grad, 0, lay.n_params * sizeof(floating))
+    cdef bint use_blas
     c0 = 0
     while c0 < count:
         rows = min(chunk, count - c0)
@@ -208,6 +207,12 @@ cdef double rows_gradient(
         if want_grad:
             l = L - 1
             while l >= 0:
+                # The first block sets a gemm layer's sums (no clearing pass); a loop layer's
+                # start from zeros.
+                use_blas = rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work
+                if c0 == 0 and not use_blas:
+                    memset(grad + lay.w_off[l], 0,
+                           (lay.b_off[l] + lay.sizes[l + 1] - lay.w_off[l]) * sizeof(floating))
                 backprop_layer(
                     lay, x_in if l == 0 else A + rows * lay.a_off[l],
                     D + rows * lay.a_off[l + 1],
@@ -215,7 +220,7 @@ cdef double rows_gradient(
                     grad + lay.w_off[l], grad + lay.b_off[l], D + rows * lay.a_off[l],
                     rows, lay.sizes[l], lay.sizes[l + 1],
                     lay.act[l - 1] if l > 0 else ACT_IDENTITY, <floating>lay.slope, l > 0,
-                    rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work,
+                    use_blas, c0 == 0,
                 )
                 l -= 1
         c0 += rows
