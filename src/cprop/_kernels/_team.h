@@ -87,9 +87,9 @@ static long cprop_team_wait(long* counter, long value, int until_equal)
         if (until_equal ? now == value : now != value)
             return now;
         ++spins;
-        if (spins < 2000)         /* ~ 10-100 us, by the pause instruction's latency */
+        if (spins < 256)          /* ~ 2-20 us, by the pause instruction's latency */
             CPROP_CPU_RELAX();
-        else if (spins < 2200)    /* then give the core away */
+        else if (spins < 1256)    /* then give the core away (to the one waited for?) */
             CPROP_YIELD();
         else                      /* the leader is away (Python, another call): nap */
             CPROP_NAP();
