@@ -25,26 +25,32 @@
 #   anything else: a RuntimeWarning, then "auto".
 #
 # Why MKL first on Intel: on the test machine (a 2-core Intel Xeon KVM guest with AVX-512) MKL
-# 2026.2 ran W3's five products (batch 64, 784-256-10) and W5's (batch 200, 50-100-3) faster than
-# both OpenBLAS builds at one thread, float64 and float32 (see bench/README.md, "Which BLAS").
+# 2026.2 ran W3's five products (batch 64, 784-256-10) 1.3-1.5x faster than both OpenBLAS builds
+# at one thread, float64 and float32, and W5's (batch 200, 50-100-3) float64 ~1.1x faster; only
+# W5's float32 products were slower (see bench/README.md, "Which BLAS").
 # Why only on Intel: MKL's fast code paths are chosen by cpuid and the vendor; on other CPUs
 # (AMD, VIA, Hygon) it is known to take slower generic paths, and we have no other CPU to measure
 # on, so there the OpenBLAS builds keep their place. The vendor comes from /proc/cpuinfo
 # (Linux) or platform.processor() (Windows); macOS has no current MKL (and the pip package has no
 # macOS wheels), so it never gets there.
 #
-# MKL's threads: the threading layer is MKL's default, Intel OpenMP (libiomp5, which the mkl
-# package pulls in as intel-openmp), unless MKL_THREADING_LAYER is set, which is then respected.
-# Its thread count follows MKL_NUM_THREADS / OMP_NUM_THREADS (which joblib's loky workers set for
-# scikit-learn's n_jobs, so those processes do not oversubscribe) and threadpoolctl
-# (threadpool_info() lists libmkl_rt with its threading layer; threadpool_limits(1) limits it),
-# exactly as the OpenBLAS pools are controlled. MKL_DYNAMIC stays at its default (true): MKL
-# itself then drops to one thread when called from inside an OpenMP parallel region. cprop sets
-# nothing process-wide beyond the interface and threading layers (no MKL_CBWR, no thread counts),
-# because other code in the process may share libmkl_rt. Determinism: MKL's gemm at a fixed
-# thread count gave bit-identical results run to run and for every alignment of its arrays on the
-# test machine (tests/test_blas_choice.py checks run-to-run); set MKL_CBWR=COMPATIBLE (or AUTO)
-# yourself for MKL's guaranteed conditional reproducibility across machines.
+# MKL's threads: cprop sets MKL's *sequential* threading layer (MKL_Set_Threading_Layer before
+# any other call), unless MKL_THREADING_LAYER is set, which is then respected. So MKL's gemm runs
+# on the calling thread only: it cannot oversubscribe the cores under scikit-learn's n_jobs,
+# joblib threads or cprop's own threads, it loads no OpenMP runtime, and its result does not
+# depend on a thread count. Why not MKL's default, Intel OpenMP (libiomp5): in a process that has
+# imported PyTorch first (whose libgomp is loaded with RTLD_GLOBAL), MKL's OpenMP calls resolve
+# partly to libgomp and, at 2 threads, cprop's W3-sized training gave *wrong* numbers (final loss
+# 2.557 instead of 2.398; the same run without torch, or at 1 thread, was right). The GNU layer
+# would need a system libgomp.so.1 the wheels do not ship, and binds to whichever libgomp comes
+# first. The price: no threaded gemm through MKL; for 2+ BLAS threads on wide layers use
+# CPROP_BLAS=scipy-openblas32 (or MKL_THREADING_LAYER=INTEL in a process without PyTorch).
+# threadpoolctl lists libmkl_rt (threading_layer "sequential", 1 thread) and threadpool_limits
+# works on it (a no-op at 1). cprop sets nothing else process-wide (no MKL_CBWR, no thread
+# counts), because other code in the process may share libmkl_rt. Determinism: MKL's gemm gave
+# bit-identical results run to run and for every alignment of its arrays on the test machine
+# (tests/test_blas_choice.py checks run to run); set MKL_CBWR=COMPATIBLE (or AUTO) yourself for
+# MKL's guaranteed conditional reproducibility across machines.
 #
 # Each ``_mlp.Plan`` copies the two pointers into its ``Layout`` when it is built, so the layer
 # kernels (``_layers.pxd``) call gemm through the plan rather than through these globals.
@@ -60,8 +66,6 @@ cdef dgemm_fn dgemm = scipy_dgemm
 
 # The names CPROP_BLAS accepts; "scipy" is reported as its module, "scipy.linalg.cython_blas".
 BLAS_CHOICES = ("auto", "scipy", "scipy-openblas32", "mkl")
-_LIBRARY_NAMES = {"scipy": "scipy.linalg.cython_blas", "scipy-openblas32": "scipy-openblas32",
-                  "mkl": "mkl"}
 _blas = {"library": "scipy.linalg.cython_blas", "version": None, "path": None, "reason": None,
          "handle": None}
 # Every library loaded so far (the chosen one, and any the benchmark asked for by name):
@@ -184,7 +188,7 @@ def _load_scipy_openblas32():
 cdef enum:
     MKL_INTERFACE_LP64 = 0
     MKL_INTERFACE_ILP64 = 1
-    MKL_THREADING_INTEL = 0
+    MKL_THREADING_SEQUENTIAL = 1
 
 
 def _load_mkl():
@@ -212,7 +216,7 @@ def _load_mkl():
     if not os.environ.get("MKL_THREADING_LAYER"):
         handle.MKL_Set_Threading_Layer.restype = ctypes.c_int
         handle.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
-        handle.MKL_Set_Threading_Layer(MKL_THREADING_INTEL)
+        handle.MKL_Set_Threading_Layer(MKL_THREADING_SEQUENTIAL)
     s_addr = ctypes.cast(handle.sgemm_, ctypes.c_void_p).value
     d_addr = ctypes.cast(handle.dgemm_, ctypes.c_void_p).value
     if not s_addr or not d_addr:
