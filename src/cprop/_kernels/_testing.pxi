@@ -64,9 +64,10 @@ def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
     """Only matrix products, through the gemm of ``library`` ("scipy", "scipy-openblas32" or
     "mkl"; see blas_libraries), for the benchmark's GEMM-only ceilings: for each epoch and each
     full batch Xb = X[s:s + batch] in order, every op (A, trans_a, B, trans_b, C) of ``ops``
-    computes C = op(A) @ op(B) in turn (op(M) = M.T if trans_M). A, B, C are C-contiguous 2-D
-    arrays of X's dtype (float64 or float32), A or B may be the string "X" for the batch. Loops
-    in C without the GIL (one gemm call per product, as the kernels make)."""
+    computes C = op(A) @ op(B) in turn (op(M) = M.T if trans_M); an op (A, trans_a, B, trans_b,
+    C, alpha, beta) computes C = alpha op(A) @ op(B) + beta C, as the kernels' calls do. A, B, C
+    are C-contiguous 2-D arrays of X's dtype (float64 or float32), A or B may be the string "X"
+    for the batch. Loops in C without the GIL (one gemm call per product, as the kernels make)."""
     import numpy as np
 
     cdef Py_ssize_t n_ops = len(ops), o, s, e, n_rows, x_cols, x_item
@@ -90,8 +91,10 @@ def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
     cdef char* xb
     cdef char* a
     cdef char* b
-    cdef double d_one = 1.0, d_zero = 0.0
-    cdef float f_one = 1.0, f_zero = 0.0
+    cdef double d_alpha[16]
+    cdef double d_beta[16]
+    cdef float f_alpha[16]
+    cdef float f_beta[16]
     cdef sgemm_fn sfn
     cdef dgemm_fn dfn
     X = np.asarray(X)
@@ -104,7 +107,12 @@ def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
     sfn = <sgemm_fn><size_t>lib["sgemm"]
     dfn = <dgemm_fn><size_t>lib["dgemm"]
     keep = [X]
-    for o, (A, ta, B, tb, C) in enumerate(ops):
+    for o, op in enumerate(ops):
+        if len(op) not in (5, 7):
+            raise ValueError(f"op {o}: expected (A, trans_a, B, trans_b, C[, alpha, beta])")
+        A, ta, B, tb, C = op[:5]
+        alpha, beta = op[5:] if len(op) == 7 else (1.0, 0.0)
+        d_alpha[o], d_beta[o], f_alpha[o], f_beta[o] = alpha, beta, alpha, beta
         shapes = []
         for which, arr in (("A", A), ("B", B), ("C", C)):
             if isinstance(arr, str):
@@ -143,10 +151,10 @@ def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
                     a = xb if a_is_x[o] else pa[o]
                     b = xb if b_is_x[o] else pb[o]
                     if double_:
-                        dfn(&T1[o], &T2[o], &M[o], &N[o], &K[o], &d_one, <double*>b, &LD1[o],
-                            <double*>a, &LD2[o], &d_zero, <double*>pc[o], &LDC[o])
+                        dfn(&T1[o], &T2[o], &M[o], &N[o], &K[o], &d_alpha[o], <double*>b,
+                            &LD1[o], <double*>a, &LD2[o], &d_beta[o], <double*>pc[o], &LDC[o])
                     else:
-                        sfn(&T1[o], &T2[o], &M[o], &N[o], &K[o], &f_one, <float*>b, &LD1[o],
-                            <float*>a, &LD2[o], &f_zero, <float*>pc[o], &LDC[o])
+                        sfn(&T1[o], &T2[o], &M[o], &N[o], &K[o], &f_alpha[o], <float*>b,
+                            &LD1[o], <float*>a, &LD2[o], &f_beta[o], <float*>pc[o], &LDC[o])
                 s += batch
     del keep
