@@ -80,7 +80,7 @@ def _blas_section(kernels) -> dict:
         chosen = _mlp.blas_library()
         name = {"scipy.linalg.cython_blas": "scipy"}.get(chosen["library"], chosen["library"])
         version = f" {chosen['version']}" if chosen.get("version") else ""
-        where = f" {chosen['path']}" if chosen.get("path") else " (scipy.linalg.cython_blas)"
+        where = f" {chosen['path']}" if chosen.get("path") else " via scipy.linalg.cython_blas"
         # e.g. "mkl 2026.2.1: auto rule: mkl installed, GenuineIntel CPU (sgemm/dgemm) /.../..."
         cprop_blas = f"{name}{version}: {chosen.get('reason')} (sgemm/dgemm){where}"
         note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call this "
