@@ -26,8 +26,9 @@
 #
 # Why MKL first on Intel: on the test machine (a 2-core Intel Xeon KVM guest with AVX-512) MKL
 # 2026.2 ran W3's five products (batch 64, 784-256-10) 1.3-1.5x faster than both OpenBLAS builds
-# at one thread, float64 and float32, and W5's (batch 200, 50-100-3) float64 ~1.1x faster; only
-# W5's float32 products were slower (see bench/README.md, "Which BLAS").
+# at one thread, float64 and float32; at W5's smaller shapes (batch 200, 50-100-3) it was about
+# even in float64 (0.95-1.15x run to run) and slower in float32 (see bench/README.md, "Which
+# BLAS"). At 2+ BLAS threads the OpenBLAS builds win (MKL runs sequential here, see below).
 # Why only on Intel: MKL's fast code paths are chosen by cpuid and the vendor; on other CPUs
 # (AMD, VIA, Hygon) it is known to take slower generic paths, and we have no other CPU to measure
 # on, so there the OpenBLAS builds keep their place. The vendor comes from /proc/cpuinfo
