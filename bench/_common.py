@@ -212,6 +212,9 @@ def pools_by_owner(desc: dict) -> dict[str, str]:
         blas_s = pool("scipy_openblas32") or via_env
         out["cprop"] = (f"kernels: 1 (no OpenMP); BLAS (if called): scipy-openblas32's "
                         f"{blas_s}")
+    elif chosen == "mkl":
+        blas_s = pool("libmkl_rt") or f"MKL_NUM_THREADS={env.get('MKL_NUM_THREADS')}"
+        out["cprop"] = f"kernels: 1 (no OpenMP); BLAS (if called): MKL's {blas_s}"
     else:
         blas_s = pool("scipy.libs") or pool("scipy/") or via_env
         out["cprop"] = f"kernels: 1 (no OpenMP); SciPy's BLAS (if called): {blas_s}"

@@ -8,11 +8,14 @@ FLOP count (2 per multiply-add), per sample, of the matrix products one SGD step
 818,176 FLOPs per sample for 784-256-10. The often-quoted "backward = 2x forward" convention,
 6 (n_in n_hid + n_hid n_out) = 1,219,584, overstates it by 1.49x; the JSON keeps both.
 
-The ceiling: NumPy timing exactly these five products (``np.matmul`` into preallocated outputs,
-same shapes, dtype, batches and thread count, nothing else) over the same epochs. Each peer's
-GFLOP/s is the FLOP count above divided by its training time, and its fraction of the ceiling is
-its GFLOP/s over the ceiling's (= the ceiling's time / its time). The ceiling leaves out the
-elementwise work (sigmoid, softmax, the update), so 100% is out of reach by a few percent.
+The ceilings: exactly these five products (into preallocated outputs, same shapes, dtype,
+batches and thread count, nothing else) over the same epochs, timed once through NumPy
+(``np.matmul``, NumPy's own OpenBLAS) and once through each BLAS cprop can load here (SciPy's
+OpenBLAS, scipy-openblas32, MKL: ``_mlp.gemm_steps``, one gemm call per product from C, as the
+kernels make them). The ceiling is the fastest of these. Each peer's GFLOP/s is the FLOP count
+above divided by its training time, and its fraction of the ceiling is its GFLOP/s over the
+fastest ceiling's (= that ceiling's time / its time). The ceiling leaves out the elementwise work
+(sigmoid, softmax, the update), so 100% is out of reach by a few percent.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ FULL = {"n": 8192, "epochs": 2}
 QUICK = {"n": 2048, "epochs": 1}
 DTYPES = ("float64", "float32")
 ORDER = ("cprop", "numpy", "torch", "sklearn")
-LABELS = {"ceiling": "NumPy GEMMs only (the ceiling)", "cprop": "cprop `fit`", "numpy": "NumPy",
+LABELS = {"ceiling": "NumPy GEMMs only", "cprop": "cprop `fit`", "numpy": "NumPy",
           "torch": "PyTorch (autograd + optim.SGD)", "sklearn": "scikit-learn MLPClassifier"}
 
 # Pause before each timed run at more than one thread (see _common.measure_many).
@@ -46,13 +49,42 @@ def data(n: int, seed: int = 20240605):
     return X, np.argmax(X @ R, axis=1)
 
 
-class Ceiling:
-    """The five matrix products of each SGD step, timed alone with NumPy."""
+# The BLAS libraries cprop can call (_mlp.blas_libraries), as the ceilings name them.
+BLAS_LABELS = {"scipy": "SciPy's OpenBLAS", "scipy-openblas32": "scipy-openblas32",
+               "mkl": "MKL"}
 
-    def __init__(self, p):
+
+def blas_ceilings() -> dict:
+    """name -> description of every BLAS cprop can load here (loading them), e.g.
+    {"scipy": "SciPy's OpenBLAS (scipy.linalg.cython_blas)", "mkl": "MKL 2026.2.1"}."""
+    from cprop._kernels import _mlp
+
+    out = {}
+    for name, lib in _mlp.blas_libraries().items():
+        if isinstance(lib, dict):
+            version = f" {lib['version']}" if lib.get("version") else ""
+            out[name] = BLAS_LABELS[name] + (version or " (scipy.linalg.cython_blas)")
+    return out
+
+
+def cprop_blas() -> str:
+    """The name (as in blas_ceilings) of the BLAS cprop's kernels call."""
+    from cprop._kernels import _mlp
+
+    lib = _mlp.blas_library()["library"]
+    return {"scipy.linalg.cython_blas": "scipy"}.get(lib, lib)
+
+
+class Ceiling:
+    """The five matrix products of each SGD step, timed alone: with NumPy (``blas=None``) or
+    through the gemm of one BLAS cprop can load (``blas="scipy"``, ``"scipy-openblas32"``,
+    ``"mkl"``; ``_mlp.gemm_steps``: a loop in C, one gemm call per product)."""
+
+    def __init__(self, p, blas=None):
         dt, B = p.dtype, p.batch
         rng = np.random.default_rng(1)
         self.p = p
+        self.blas = blas
         self.W1 = (rng.standard_normal((N_IN, N_HID)) * 0.05).astype(dt)
         self.W2 = (rng.standard_normal((N_HID, N_OUT)) * 0.05).astype(dt)
         self.H = rng.random((B, N_HID)).astype(dt)
@@ -65,6 +97,8 @@ class Ceiling:
         self.gW2 = np.empty_like(self.W2)
 
     def run(self):
+        if self.blas is not None:
+            return self._run_blas()
         p, mm = self.p, np.matmul
         X, B = p.X, p.batch
         W1, W2, H, D2, D1 = self.W1, self.W2, self.H, self.D2, self.D1
@@ -77,6 +111,21 @@ class Ceiling:
                 mm(H[:c].T, D2[:c], out=self.gW2)           # dW2
                 mm(D2[:c], W2.T, out=self.DH[:c])           # dH
                 mm(Xb.T, D1[:c], out=self.gW1)              # dW1
+
+    def _run_blas(self):
+        from cprop._kernels import _mlp
+
+        p = self.p
+        if p.n % p.batch:
+            raise ValueError("the BLAS ceilings need whole batches (n a multiple of batch)")
+        X = np.ascontiguousarray(p.X)
+        _mlp.gemm_steps(self.blas, X, p.batch, p.epochs, [
+            ("X", False, self.W1, False, self.Z1),         # forward, layer 1
+            (self.H, False, self.W2, False, self.Z2),      # forward, layer 2
+            (self.H, True, self.D2, False, self.gW2),      # dW2
+            (self.D2, False, self.W2, True, self.DH),      # dH
+            ("X", True, self.D1, False, self.gW1),         # dW1
+        ])
 
 
 def run(quick: bool, repeats: int, budget_s: float, threads_desc: dict) -> dict:
@@ -91,18 +140,36 @@ def run(quick: bool, repeats: int, budget_s: float, threads_desc: dict) -> dict:
         p = make_problem(X, y, N_OUT, N_HID, LR, BATCH, cfg["epochs"], np.dtype(dtype))
         res = {}
         trainers = {"ceiling": Ceiling(p)}
+        blas = blas_ceilings()
+        for name in blas:
+            trainers[f"ceiling:{name}"] = Ceiling(p, name)
         for key in ORDER:
             try:
                 trainers[key] = PEERS[key](p)
             except ImportError as exc:
                 res[key] = {"error": f"not installed ({exc})"}
         log(f"W3 {dtype}, {threads_desc['requested']} thread(s): "
-            + ", ".join(LABELS[k] for k in trainers) + " (interleaved)")
+            + ", ".join(LABELS.get(k) or f"GEMMs only via {blas[k.split(':', 1)[1]]}"
+                        for k in trainers) + " (interleaved)")
         methods = {k: (t.run, getattr(t, "reset", None)) for k, t in trainers.items()}
         settle = SETTLE_S if threads_desc["requested"] > 1 else 0.0
         times = measure_many(methods, repeats=repeats, budget_s=budget_s, settle_s=settle)
-        res["ceiling"] = summary(times["ceiling"], 1.0)
-        res["ceiling"]["gflops"] = flops / res["ceiling"]["best"] / 1e9
+        # Every ceiling (NumPy's and each BLAS's); "ceiling" is the fastest of them.
+        ceilings = {}
+        for key in trainers:
+            if key == "ceiling" or key.startswith("ceiling:"):
+                name = "numpy" if key == "ceiling" else key.split(":", 1)[1]
+                c = summary(times[key], 1.0)
+                c["gflops"] = flops / c["best"] / 1e9
+                c["label"] = "NumPy (np.matmul)" if name == "numpy" else blas[name]
+                c["cprops_blas"] = name == cprop_blas()
+                ceilings[name] = c
+        fastest = min(ceilings, key=lambda k: ceilings[k]["best"])
+        for c in ceilings.values():
+            c["fraction_of_fastest"] = ceilings[fastest]["best"] / c["best"]
+        res["ceilings"] = ceilings
+        res["ceiling"] = dict(ceilings[fastest], blas=fastest)
+        res["cprop_blas"] = cprop_blas()
         results_params = {}
         for key in ORDER:
             if key not in trainers:

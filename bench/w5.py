@@ -8,7 +8,9 @@ every peer:
 
 - the ceiling: the same steps' matrix products alone, through NumPy (per batch: X W1, H W2 forward;
   H^T D2, X^T D1 the weight gradients; D2 W2^T the hidden layer's input gradient), into
-  preallocated outputs; nothing else;
+  preallocated outputs; nothing else; and the same products through the BLAS cprop calls
+  (``_mlp.gemm_steps``: MKL, scipy-openblas32 or SciPy's OpenBLAS, as CPROP_BLAS / the auto rule
+  chose; one gemm call per product from C);
 - scikit-learn ``MLPClassifier(shuffle=False, max_iter=10, random_state=0)`` (its defaults
   otherwise: hidden (100,), relu, Adam lr 1e-3, batch 200, alpha 1e-4), and
   ``cprop.sklearn.MLPClassifier`` with the same arguments (the same loss curve: the table's last
@@ -75,6 +77,26 @@ def ceiling(X, epochs):
             np.matmul(Z1.T, D2, out=G2)
             np.matmul(D2, W2.T, out=GH)
             np.matmul(xb.T, GH, out=G1)
+    return time.perf_counter() - t0, None
+
+
+def ceiling_cprop_blas(X, epochs):
+    """The same five products, through the gemm cprop's kernels call (its BLAS)."""
+    from cprop._kernels import _mlp
+
+    lib = _mlp.blas_library()["library"]
+    lib = {"scipy.linalg.cython_blas": "scipy"}.get(lib, lib)
+    rng = np.random.default_rng(1)
+    W1 = rng.standard_normal((N_IN, N_HID)) * 0.1
+    W2 = rng.standard_normal((N_HID, N_OUT)) * 0.1
+    Z1, Z2 = np.empty((BATCH, N_HID)), np.empty((BATCH, N_OUT))
+    G1, G2, GH = np.empty((N_IN, N_HID)), np.empty((N_HID, N_OUT)), np.empty((BATCH, N_HID))
+    D2 = rng.standard_normal((BATCH, N_OUT)) * 0.01
+    ops = [("X", False, W1, False, Z1), (Z1, False, W2, False, Z2), (Z1, True, D2, False, G2),
+           (D2, False, W2, True, GH), ("X", True, GH, False, G1)]
+    X = np.ascontiguousarray(X)
+    t0 = time.perf_counter()
+    _mlp.gemm_steps(lib, X, BATCH, epochs, ops)  # (full batches only, as ceiling's starts)
     return time.perf_counter() - t0, None
 
 
@@ -154,8 +176,11 @@ def main(argv=None) -> int:
     print(f"W5: {size['n']:,} x {N_IN} make_classification, {N_IN}-{N_HID}-{N_OUT} relu / "
           f"softmax + cross-entropy, Adam lr {LR}, batch {BATCH}, {epochs} epochs, fixed order, "
           f"float64")
+    blas = cprop._kernels._mlp.blas_library()
     peers = [("the same steps' GEMMs alone, NumPy (the ceiling), 1 thread",
               lambda: ceiling(X, epochs)),
+             (f"the same steps' GEMMs alone, cprop's BLAS ({blas['library']}), 1 thread",
+              lambda: ceiling_cprop_blas(X, epochs)),
              ("scikit-learn MLPClassifier(), 1 thread",
               lambda: sklearn_fit(X, y, epochs, MLPClassifier)),
              ("cprop.sklearn.MLPClassifier(), 1 thread",

@@ -66,9 +66,12 @@ def test_openmp_and_blas_sections():
 
         from cprop._kernels import _mlp
 
-        chosen = _mlp.blas_library()["library"]
-        assert blas["cprop"].startswith(chosen)
-        assert chosen in ("scipy-openblas32", "scipy.linalg.cython_blas")
+        chosen = _mlp.blas_library()
+        name = {"scipy.linalg.cython_blas": "scipy"}.get(chosen["library"], chosen["library"])
+        assert name in ("scipy-openblas32", "scipy", "mkl")
+        # which library and why, e.g. "mkl 2026.2.1: auto rule: mkl installed, GenuineIntel CPU"
+        assert blas["cprop"].startswith(name) and chosen["reason"] in blas["cprop"]
+        assert blas["library"] == name and blas["reason"] == chosen["reason"]
         assert blas["min_work"] == _mlp.BLAS_MIN_WORK == cprop.mlp._BLAS_MIN_WORK
         assert blas["scipy"] == scipy.__version__
         assert blas["provider"] is None or set(blas["provider"]) == {"name", "version"}

@@ -60,10 +60,10 @@ def _threadpools() -> list[dict] | None:
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    return [
-        {k: pool.get(k) for k in ("prefix", "internal_api", "version", "num_threads")}
-        for pool in threadpool_info()
-    ]
+    # threading_layer: MKL's ("intel", "sequential", ...) or OpenBLAS's ("pthreads", ...).
+    keys = ("prefix", "internal_api", "version", "num_threads", "threading_layer")
+    return [{k: pool.get(k) for k in keys if pool.get(k) is not None or k != "threading_layer"}
+            for pool in threadpool_info()]
 
 
 def _blas_section(kernels) -> dict:
@@ -78,18 +78,19 @@ def _blas_section(kernels) -> dict:
         import scipy
 
         chosen = _mlp.blas_library()
-        if chosen["library"] == "scipy-openblas32":
-            cprop_blas = f"scipy-openblas32 {chosen['version']} (sgemm/dgemm) {chosen['path']}"
-            note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
-                    "the gemm of the installed scipy-openblas32 package (CPROP_BLAS=scipy: "
-                    "SciPy's instead); smaller ones use cprop's own loops")
-        else:
-            cprop_blas = "scipy.linalg.cython_blas (sgemm/dgemm)"
-            note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call "
-                    "SciPy's BLAS gemm (install cprop[openblas] for a newer OpenBLAS); smaller "
-                    "ones use cprop's own loops")
+        name = {"scipy.linalg.cython_blas": "scipy"}.get(chosen["library"], chosen["library"])
+        version = f" {chosen['version']}" if chosen.get("version") else ""
+        where = f" {chosen['path']}" if chosen.get("path") else " via scipy.linalg.cython_blas"
+        # e.g. "mkl 2026.2.1: auto rule: mkl installed, GenuineIntel CPU (sgemm/dgemm) /.../..."
+        cprop_blas = f"{name}{version}: {chosen.get('reason')} (sgemm/dgemm){where}"
+        note = ("layer blocks of at least min_work multiply-adds (rows x n_in x n_out) call this "
+                "library's gemm, smaller ones cprop's own loops. CPROP_BLAS=auto (the default): "
+                "mkl if installed on a GenuineIntel CPU, else scipy-openblas32 if installed, else "
+                "SciPy's; CPROP_BLAS=mkl|scipy-openblas32|scipy forces one")
         section = {
             "cprop": cprop_blas,
+            "library": name,
+            "reason": chosen.get("reason"),
             "min_work": int(min_work),
             "scipy": scipy.__version__,
             "provider": _blas_of(scipy),

@@ -58,3 +58,103 @@ def vector_softmax(floating[::1] values, bint want_lse=False):
     with nogil:
         lse = softmax_vec(&values[0], n, want_lse)
     return lse
+
+
+def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
+    """Only matrix products, through the gemm of ``library`` ("scipy", "scipy-openblas32" or
+    "mkl"; see blas_libraries), for the benchmark's GEMM-only ceilings: for each epoch and each
+    full batch Xb = X[s:s + batch] in order, every op (A, trans_a, B, trans_b, C) of ``ops``
+    computes C = op(A) @ op(B) in turn (op(M) = M.T if trans_M); an op (A, trans_a, B, trans_b,
+    C, alpha, beta) computes C = alpha op(A) @ op(B) + beta C, as the kernels' calls do. A, B, C
+    are C-contiguous 2-D arrays of X's dtype (float64 or float32), A or B may be the string "X"
+    for the batch. Loops in C without the GIL (one gemm call per product, as the kernels make)."""
+    import numpy as np
+
+    cdef Py_ssize_t n_ops = len(ops), o, s, e, n_rows, x_cols, x_item
+    # per op, the arguments of the column-major call gemm(T1, T2, M, N, K, 1, B, LD1, A, LD2, 0,
+    # C, LDC)
+    cdef int M[16]
+    cdef int N[16]
+    cdef int K[16]
+    cdef int LD1[16]
+    cdef int LD2[16]
+    cdef int LDC[16]
+    cdef char T1[16]
+    cdef char T2[16]
+    cdef char* pa[16]
+    cdef char* pb[16]
+    cdef char* pc[16]
+    cdef bint a_is_x[16]
+    cdef bint b_is_x[16]
+    cdef bint double_
+    cdef char* xp
+    cdef char* xb
+    cdef char* a
+    cdef char* b
+    cdef double d_alpha[16]
+    cdef double d_beta[16]
+    cdef float f_alpha[16]
+    cdef float f_beta[16]
+    cdef sgemm_fn sfn
+    cdef dgemm_fn dfn
+    X = np.asarray(X)
+    if X.ndim != 2 or not X.flags.c_contiguous or X.dtype not in (np.float64, np.float32):
+        raise ValueError("X must be a C-contiguous 2-D float64 or float32 array")
+    if not 0 < n_ops <= 16 or batch < 1 or epochs < 0:
+        raise ValueError("1 to 16 ops, batch >= 1 and epochs >= 0")
+    double_ = X.dtype == np.float64
+    lib = _load(library)
+    sfn = <sgemm_fn><size_t>lib["sgemm"]
+    dfn = <dgemm_fn><size_t>lib["dgemm"]
+    keep = [X]
+    for o, op in enumerate(ops):
+        if len(op) not in (5, 7):
+            raise ValueError(f"op {o}: expected (A, trans_a, B, trans_b, C[, alpha, beta])")
+        A, ta, B, tb, C = op[:5]
+        alpha, beta = op[5:] if len(op) == 7 else (1.0, 0.0)
+        d_alpha[o], d_beta[o], f_alpha[o], f_beta[o] = alpha, beta, alpha, beta
+        shapes = []
+        for which, arr in (("A", A), ("B", B), ("C", C)):
+            if isinstance(arr, str):
+                if arr != "X" or which == "C":
+                    raise ValueError(f"op {o}: {which} must be an array" +
+                                     (" or 'X'" if which != "C" else ""))
+                shapes.append((batch, X.shape[1]))
+                continue
+            if (not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype != X.dtype
+                    or not arr.flags.c_contiguous):
+                raise ValueError(f"op {o}: {which} must be a C-contiguous 2-D {X.dtype} array")
+            keep.append(arr)
+            shapes.append(arr.shape)
+        (ar, ac), (br, bc), (cr, cc) = shapes
+        m, k = (ac, ar) if ta else (ar, ac)
+        k2, n = (bc, br) if tb else (br, bc)
+        if k != k2 or (cr, cc) != (m, n):
+            raise ValueError(f"op {o}: shapes {shapes} do not make C = op(A) @ op(B)")
+        a_is_x[o], b_is_x[o] = isinstance(A, str), isinstance(B, str)
+        pa[o] = NULL if a_is_x[o] else <char*><size_t>A.ctypes.data
+        pb[o] = NULL if b_is_x[o] else <char*><size_t>B.ctypes.data
+        pc[o] = <char*><size_t>C.ctypes.data
+        # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B first.
+        M[o], N[o], K[o] = n, m, k
+        LD1[o], LD2[o], LDC[o] = bc, ac, n
+        T1[o] = b"T" if tb else b"N"
+        T2[o] = b"T" if ta else b"N"
+    n_rows, x_cols, x_item = X.shape[0], X.shape[1], X.dtype.itemsize
+    xp = <char*><size_t>X.ctypes.data
+    with nogil:
+        for e in range(epochs):
+            s = 0
+            while s + batch <= n_rows:
+                xb = xp + s * x_cols * x_item
+                for o in range(n_ops):
+                    a = xb if a_is_x[o] else pa[o]
+                    b = xb if b_is_x[o] else pb[o]
+                    if double_:
+                        dfn(&T1[o], &T2[o], &M[o], &N[o], &K[o], &d_alpha[o], <double*>b,
+                            &LD1[o], <double*>a, &LD2[o], &d_beta[o], <double*>pc[o], &LDC[o])
+                    else:
+                        sfn(&T1[o], &T2[o], &M[o], &N[o], &K[o], &f_alpha[o], <float*>b,
+                            &LD1[o], <float*>a, &LD2[o], &f_beta[o], <float*>pc[o], &LDC[o])
+                s += batch
+    del keep
