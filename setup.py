@@ -3,6 +3,11 @@
 Every ``src/cprop/**/*.pyx`` becomes one extension module, compiled with the directives below.
 ``CPROP_DEBUG_CYTHON=1`` turns bounds and wraparound checks back on (as scikit-learn's
 ``SKLEARN_ENABLE_DEBUG_CYTHON_DIRECTIVES`` does) to hunt a memory bug in a debug build.
+``CPROP_MSVC_PATH=1`` makes GCC or Clang compile exactly the kernel code MSVC compiles (it defines
+the ``CPROP_MSVC_PATH`` macro: the row kernels from SSE2/AVX2 intrinsics instead of the vector
+extensions, and the CPU detected with CPUID instead of ``__builtin_cpu_supports``; see
+``src/cprop/_kernels/_simd.h``), so that path can be built and tested without Windows. CI runs
+its debug build that way; ``cprop info`` shows the path a build has (``simd.row_kernels``).
 Portable flags only: no ``-march=native`` and no ``-ffast-math`` (fast-math assumes there are no
 inf/NaN, which would break the finiteness checks the kernels rely on).
 
@@ -39,6 +44,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
 
 DEBUG = os.environ.get("CPROP_DEBUG_CYTHON", "0") not in ("", "0")
+MSVC_PATH = os.environ.get("CPROP_MSVC_PATH", "0") not in ("", "0")
 OPENMP = False  # see the module docstring
 
 DIRECTIVES = {
@@ -76,7 +82,8 @@ def extensions():
                 ".".join(rel.parts),
                 [str(pyx.relative_to(HERE))],
                 include_dirs=[np.get_include()],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")]
+                + ([("CPROP_MSVC_PATH", "1")] if MSVC_PATH else []),
                 extra_compile_args=OPT_FLAGS,
             )
         )
@@ -131,6 +138,7 @@ class build_ext(_build_ext):
             "numpy_build_version": np.__version__,
             "openmp": OPENMP,
             "debug_cython": DEBUG,
+            "msvc_path": MSVC_PATH,
             "extensions": [e.name for e in self.extensions],
         }
         for path in self._build_info_paths():

@@ -125,6 +125,7 @@ def config() -> dict:
             "cython_directives": build.get("cython_directives", {}),
             "numpy_build_version": build.get("numpy_build_version"),
             "debug_cython": build.get("debug_cython"),
+            "msvc_path": build.get("msvc_path"),
         }
     omp = openmp_enabled()
     return {
@@ -142,10 +143,13 @@ def config() -> dict:
         },
         "blas": _blas_section(_mlp),
         "simd": {
-            # _rows.h / _vecmath.h: the one-sample row kernels, chosen at import from the CPU.
-            "row_kernels": _mlp.simd_isa(),
+            # _rows.h / _vecmath.h: the one-sample row kernels, chosen at import from the CPU,
+            # and what they were compiled from (_simd.h).
+            "row_kernels": f"{_mlp.simd_isa()} ({_mlp.simd_code()})",
             "note": "x86-64 picks AVX2 at run time where the CPU has it, else SSE2 (set "
-                    "CPROP_NO_AVX2=1 to force SSE2); both give the same bits",
+                    "CPROP_NO_AVX2=1 to force SSE2); both give the same bits. Compiled from "
+                    "vector extensions (GCC, Clang) or SSE2/AVX2 intrinsics (MSVC, or a build "
+                    "with CPROP_MSVC_PATH=1), with the same bits",
             # _population.h: the lanes kernel of cprop.Population, chosen at import from the CPU
             # and CPROP_ISA (which caps it).
             "population": _mlp.population_isa(),

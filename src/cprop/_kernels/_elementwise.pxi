@@ -14,9 +14,19 @@ from cprop._kernels._layers cimport all_finite_ptr, cprop_dense_isa
 from cprop._kernels._random cimport shuffle_indices
 
 
+cdef extern from "_simd.h" nogil:
+    const char* cprop_dense_code()
+
+
 def simd_isa():
     """The instruction set of the one-sample row kernels in use: "avx2", "sse2", ..."""
     return cprop_dense_isa().decode("ascii")
+
+
+def simd_code():
+    """What the row kernels were compiled from: "vector extensions" (GCC, Clang), "intrinsics"
+    (MSVC, or a CPROP_MSVC_PATH=1 build) or "scalar loops"."""
+    return cprop_dense_code().decode("ascii")
 
 
 def activation_forward(int act, const floating[::1] z, floating[::1] out, double slope=0.01):

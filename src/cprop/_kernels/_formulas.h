@@ -151,21 +151,19 @@ static CPROP_ALWAYS_INLINE double cprop_softplus_d(double z)
  * plain loop: it may not turn d * 0 into a select, which could trap) it mispredicts on every
  * other unit of a relu layer and took two thirds of W5's training loop outside the GEMMs;
  * d * 1 and d * below are the same products either way, so the bits are the same. */
-#if CPROP_VECTORS
-#define CPROP_TIMES_STEP(T, V, VU, LANES, SUFFIX)                                              \
-static CPROP_ALWAYS_INLINE void cprop_times_step_##SUFFIX(T* d, const T* a, ptrdiff_t n,      \
-                                                          T below)                             \
-{                                                                                              \
-    const V one = (V){0} + (T)1, low = (V){0} + below, zero = (V){0};                          \
-    ptrdiff_t k = 0;                                                                           \
-    for (; k + LANES <= n; k += LANES) {                                                       \
-        VU pos = (VU)(CPROP_LD(V, a + k) > zero);                                              \
-        CPROP_ST(d + k, CPROP_LD(V, d + k) * (V)((pos & (VU)one) | (~pos & (VU)low)));        \
-    }                                                                                          \
-    for (; k < n; k++) d[k] = d[k] * (a[k] > 0 ? (T)1 : below);                                \
+#if CPROP_VECTOR_KERNELS
+/* The vector loop (_vecmath_kernels.h), at the portable width: these run inlined into Cython's
+ * loops, which are compiled for baseline x86-64. */
+static CPROP_ALWAYS_INLINE void cprop_times_step_d(double* d, const double* a, ptrdiff_t n,
+                                                   double below)
+{
+    cprop_times_step_d_base(d, a, n, below);
 }
-CPROP_TIMES_STEP(double, cprop_vd, cprop_vul, 2, d)
-CPROP_TIMES_STEP(float, cprop_vf, cprop_vu, 4, f)
+static CPROP_ALWAYS_INLINE void cprop_times_step_f(float* d, const float* a, ptrdiff_t n,
+                                                   float below)
+{
+    cprop_times_step_f_base(d, a, n, below);
+}
 #else
 #define CPROP_TIMES_STEP(T, SUFFIX)                                                            \
 static CPROP_ALWAYS_INLINE void cprop_times_step_##SUFFIX(T* d, const T* a, ptrdiff_t n,      \

@@ -26,29 +26,14 @@
 
 #include "_simd.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(CPROP_X86_64)  /* _simd.h: <immintrin.h>, CPROP_TARGET_AVX2 / _AVX512 */
 #define CPROP_LANES_X86 1
-#include <immintrin.h>
-#if defined(_MSC_VER) && !defined(__clang__)
-#include <intrin.h>
-#define CPROP_TARGET_AVX2
-#define CPROP_TARGET_AVX512
-#else
-#define CPROP_TARGET_AVX2 __attribute__((target("avx2")))
-#define CPROP_TARGET_AVX512 __attribute__((target("avx512f")))
-#endif
 #elif defined(__aarch64__) || defined(_M_ARM64)
 #define CPROP_LANES_NEON 1
 #include <arm_neon.h>
 #endif
 
-/* The instruction sets, in order; cprop_lanes_isa is the one the kernels use. */
-#define CPROP_ISA_SCALAR 0
-#define CPROP_ISA_SSE2 1
-#define CPROP_ISA_AVX2 2
-#define CPROP_ISA_AVX512 3
-#define CPROP_ISA_NEON 4
-
+/* The instruction sets (CPROP_ISA_*, _simd.h); cprop_lanes_isa is the one the kernels use. */
 static int cprop_lanes_isa = CPROP_ISA_SCALAR;
 static int cprop_lanes_best = CPROP_ISA_SCALAR;
 
@@ -63,27 +48,12 @@ static const char* cprop_lanes_isa_name(int isa)
     }
 }
 
-/* The best set this CPU and OS run (AVX state enabled by the OS: XGETBV, as the compilers' own
- * checks do). */
+/* The best set this CPU and OS run (on x86-64, _simd.h's detection, which the row kernels use
+ * too). */
 static int cprop_lanes_detect(void)
 {
-#if defined(CPROP_LANES_X86) && defined(_MSC_VER) && !defined(__clang__)
-    int r[4];
-    unsigned long long xcr0;
-    int osxsave, avx2 = 0, avx512 = 0;
-    __cpuid(r, 1);
-    osxsave = (r[2] >> 27) & 1;
-    if (!osxsave) return CPROP_ISA_SSE2;
-    xcr0 = _xgetbv(0);
-    __cpuidex(r, 7, 0);
-    avx2 = ((r[1] >> 5) & 1) && (xcr0 & 6) == 6;
-    avx512 = ((r[1] >> 16) & 1) && (xcr0 & 0xe6) == 0xe6;
-    return avx512 ? CPROP_ISA_AVX512 : avx2 ? CPROP_ISA_AVX2 : CPROP_ISA_SSE2;
-#elif defined(CPROP_LANES_X86)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return CPROP_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2")) return CPROP_ISA_AVX2;
-    return CPROP_ISA_SSE2;
+#if defined(CPROP_LANES_X86)
+    return cprop_cpu_isa();
 #elif defined(CPROP_LANES_NEON)
     return CPROP_ISA_NEON;
 #else

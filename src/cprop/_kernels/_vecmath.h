@@ -53,10 +53,9 @@
 #define CPROP_EXP_f_C3 8.33349675e-03f
 #define CPROP_EXP_f_C4 1.39446603e-03f
 #define CPROP_EXP_f_C5 1.97903457e-04f
-#define CPROP_EXP_f_POLY(V, r, r2, r4, r8)                                                     \
-    ((((V){0} + CPROP_EXP_f_C1) * (r) + CPROP_EXP_f_C0)                                        \
-     + (r2) * ((((V){0} + CPROP_EXP_f_C3) * (r) + CPROP_EXP_f_C2)                              \
-               + (r2) * (((V){0} + CPROP_EXP_f_C5) * (r) + CPROP_EXP_f_C4)))
+#define CPROP_EXP_f_POLY(ADD, MUL, C, r, r2, r4, r8)                                         \
+    ADD(ADD(MUL(C(f, 1), r), C(f, 0)),                                                         \
+        MUL(r2, ADD(ADD(MUL(C(f, 3), r), C(f, 2)), MUL(r2, ADD(MUL(C(f, 5), r), C(f, 4))))))
 
 #define CPROP_EXP_d_LOG2E 1.4426950408889634
 #define CPROP_EXP_d_SHIFT 6755399441055744.0   /* 1.5 * 2^52 */
@@ -78,134 +77,14 @@
 #define CPROP_EXP_d_C8 2.755758185735806e-07
 #define CPROP_EXP_d_C9 2.5112037030528525e-08
 #define CPROP_EXP_d_C10 2.0826624606190034e-09
-#define CPROP_EXP_d_POLY(V, r, r2, r4, r8)                                                     \
-    (((((V){0} + CPROP_EXP_d_C1) * (r) + CPROP_EXP_d_C0)                                       \
-      + (r2) * (((V){0} + CPROP_EXP_d_C3) * (r) + CPROP_EXP_d_C2))                             \
-     + (r4) * ((((V){0} + CPROP_EXP_d_C5) * (r) + CPROP_EXP_d_C4)                              \
-               + (r2) * (((V){0} + CPROP_EXP_d_C7) * (r) + CPROP_EXP_d_C6))                    \
-     + (r8) * ((((V){0} + CPROP_EXP_d_C9) * (r) + CPROP_EXP_d_C8)                              \
-               + (r2) * ((V){0} + CPROP_EXP_d_C10)))
+#define CPROP_EXP_d_POLY(ADD, MUL, C, r, r2, r4, r8)                                         \
+    ADD(ADD(ADD(ADD(MUL(C(d, 1), r), C(d, 0)), MUL(r2, ADD(MUL(C(d, 3), r), C(d, 2)))),          \
+            MUL(r4, ADD(ADD(MUL(C(d, 5), r), C(d, 4)),                                         \
+                        MUL(r2, ADD(MUL(C(d, 7), r), C(d, 6)))))),                             \
+        MUL(r8, ADD(ADD(MUL(C(d, 9), r), C(d, 8)), MUL(r2, C(d, 10)))))
 
-#if CPROP_VECTORS
-
-/* z[i] = FN(z[i]) in place, FN a function of one vector V: two vectors at a time, then one,
- * then the tail through one zero-padded vector (the same lanes, so the same bits). */
-#define CPROP_ROW_MAP_BODY(T, V, LANES, FN)                                                    \
-{                                                                                              \
-    ptrdiff_t i = 0;                                                                           \
-    V v;                                                                                       \
-    for (; i + 2 * LANES <= n; i += 2 * LANES) {                                               \
-        V a = CPROP_LD(V, z + i), b = CPROP_LD(V, z + i + LANES);                              \
-        CPROP_ST(z + i, FN(a));                                                                \
-        CPROP_ST(z + i + LANES, FN(b));                                                        \
-    }                                                                                          \
-    for (; i + LANES <= n; i += LANES) CPROP_ST(z + i, FN(CPROP_LD(V, z + i)));                \
-    if (i < n) {                                                                               \
-        v = (V){0};                                                                            \
-        memcpy(&v, z + i, (size_t)(n - i) * sizeof(T));                                       \
-        v = FN(v);                                                                             \
-        memcpy(z + i, &v, (size_t)(n - i) * sizeof(T));                                       \
-    }                                                                                          \
-}
-
-/* CPROP_VMATH_KERNELS(T, V, VU, LANES, K, SUFFIX, TARGET): VU is the unsigned integer vector of
- * V's size, K is f or d (the constants above). Defines cprop_exp_row_SUFFIX(z, n),
- * cprop_sigmoid_row_SUFFIX(z, n) (in place) and cprop_softmax_row_SUFFIX(z, n, want_lse). */
-#define CPROP_VMATH_KERNELS(T, V, VU, LANES, K, SUFFIX, TARGET)                                \
-/* exp(x) = (ph + pl) * s1 * s2: the unscaled e^r as an unevaluated sum ph + pl (|pl| <= about  \
-   1 ulp of ph), s1 = 2^k1, s2 = 2^k2. Returns x's NaN mask. */                                \
-static inline __attribute__((always_inline)) TARGET VU cprop_vexp_core_##SUFFIX(                \
-    V x, V* ph, V* pl, V* s1, V* s2)                                                           \
-{                                                                                              \
-    const V one = (V){0} + (T)1, shift = (V){0} + CPROP_EXP_##K##_SHIFT;                       \
-    const V lo = (V){0} + CPROP_EXP_##K##_XLO, hi = (V){0} + CPROP_EXP_##K##_XHI;              \
-    VU mnan = (VU)(x != x), mlo = (VU)(x < lo), mhi = (VU)(x > hi);                            \
-    V xc = (V)(((VU)x & ~(mnan | mlo | mhi)) | ((VU)lo & mlo) | ((VU)hi & mhi));               \
-    V kd = (xc * CPROP_EXP_##K##_LOG2E + shift) - shift;        /* nearest integer to x/ln2 */ \
-    V k1 = (kd * (T)0.5 + shift) - shift, k2 = kd - k1;         /* k = k1 + k2, halves */      \
-    V rh = xc - kd * CPROP_EXP_##K##_L2HI;                      /* exact */                    \
-    V rl = kd * CPROP_EXP_##K##_L2LO;                                                          \
-    V r = rh - rl, r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;                                     \
-    (void)r8;                                                   /* float32: unused */          \
-    V t = r2 * (CPROP_EXP_##K##_POLY(V, r, r2, r4, r8)) - rl;                                  \
-    V sh = rh + t, sb = sh - rh;                                /* 2Sum: sh + sl = rh + t */   \
-    V sl = (rh - (sh - sb)) + (t - sb);                                                        \
-    *ph = one + sh;                                             /* Fast2Sum, |sh| < 1 */       \
-    *pl = ((one - *ph) + sh) + sl;                                                             \
-    *s1 = (V)((VU)(k1 + CPROP_EXP_##K##_SHIFT_BIAS) << CPROP_EXP_##K##_MANT);                  \
-    *s2 = (V)((VU)(k2 + CPROP_EXP_##K##_SHIFT_BIAS) << CPROP_EXP_##K##_MANT);                  \
-    return mnan;                                                                               \
-}                                                                                              \
-                                                                                               \
-static inline __attribute__((always_inline)) TARGET V cprop_vexp_##SUFFIX(V x)                 \
-{                                                                                              \
-    V ph, pl, s1, s2, res;                                                                     \
-    VU mnan = cprop_vexp_core_##SUFFIX(x, &ph, &pl, &s1, &s2);                                 \
-    res = ((ph + pl) * s1) * s2;          /* (p s1) is exact, the last product rounds once */  \
-    return (V)(((VU)res & ~mnan) | ((VU)x & mnan));                                            \
-}                                                                                              \
-                                                                                               \
-/* sigmoid(z) = num / (1 + e), e = exp(-|z|) = eh + el, num = 1 (z >= 0) or e: the quotient of  \
-   the leading parts, corrected for el and for the rounding of 1 + eh (dl), to first order.  */ \
-static inline __attribute__((always_inline)) TARGET V cprop_vsigmoid_##SUFFIX(V z)             \
-{                                                                                              \
-    const V one = (V){0} + (T)1;                                                               \
-    V ph, pl, s1, s2, eh, el, d, dl, q, res;                                                   \
-    VU mnan = cprop_vexp_core_##SUFFIX((V)((VU)z | CPROP_EXP_##K##_SIGN), &ph, &pl, &s1, &s2); \
-    VU pos = (VU)(z >= (V){0});                                                                \
-    eh = (ph * s1) * s2;                                                                       \
-    el = (pl * s1) * s2;                                                                       \
-    d = one + eh;                                                                              \
-    dl = ((one - d) + eh) + el;                                 /* 1 + e = d + dl */           \
-    q = (V)(((VU)one & pos) | ((VU)eh & ~pos)) / d;                                            \
-    res = q + ((V)((VU)el & ~pos) - q * dl) * (V)(((VU)q & pos) | ((VU)(one - q) & ~pos));    \
-    return (V)(((VU)res & ~mnan) | ((VU)z & mnan));                                            \
-}                                                                                              \
-                                                                                               \
-static CPROP_NOINLINE TARGET void cprop_exp_row_##SUFFIX(T* CPROP_RESTRICT z, ptrdiff_t n)     \
-CPROP_ROW_MAP_BODY(T, V, LANES, cprop_vexp_##SUFFIX)                                           \
-                                                                                               \
-static CPROP_NOINLINE TARGET void cprop_sigmoid_row_##SUFFIX(T* CPROP_RESTRICT z, ptrdiff_t n) \
-CPROP_ROW_MAP_BODY(T, V, LANES, cprop_vsigmoid_##SUFFIX)                                       \
-                                                                                               \
-static CPROP_NOINLINE TARGET double cprop_softmax_row_##SUFFIX(T* CPROP_RESTRICT z,            \
-                                                              ptrdiff_t n, int want_lse)       \
-{                                                                                              \
-    enum { NV = 32 / sizeof(V), BLK = 32 / sizeof(T) };                                        \
-    ptrdiff_t i, j, k, c;                                                                      \
-    T m, s = 0, part[BLK];                                                                     \
-    V acc[NV], mv, v;                                                                          \
-    if (n <= 0) return 0.0;                                                                    \
-    m = z[0];                                                                                  \
-    for (j = 1; j < n; j++) m = z[j] > m ? z[j] : m;                                           \
-    mv = (V){0} + m;                                                                           \
-    for (k = 0; k < NV; k++) acc[k] = (V){0};                                                  \
-    for (j = 0; j + BLK <= n; j += BLK)                                                        \
-        for (k = 0; k < NV; k++) {                                                             \
-            v = cprop_vexp_##SUFFIX(CPROP_LD(V, z + j + k * LANES) - mv);                      \
-            CPROP_ST(z + j + k * LANES, v);                                                    \
-            acc[k] = acc[k] + v;                                                               \
-        }                                                                                      \
-    for (i = j; i < n; i += LANES) {                                                           \
-        c = n - i < LANES ? n - i : LANES;                                                     \
-        v = mv;                                                                                \
-        memcpy(&v, z + i, (size_t)c * sizeof(T));                                              \
-        v = cprop_vexp_##SUFFIX(v - mv);                                                       \
-        memcpy(z + i, &v, (size_t)c * sizeof(T));                                              \
-    }                                                                                          \
-    memcpy(part, acc, sizeof(part));            /* part[q]: the values at q mod BLK */         \
-    for (k = 0; k < BLK; k++) s = s + part[k];                                                 \
-    for (i = j; i < n; i++) s = s + z[i];                                                      \
-    v = (V){0} + s;                                                                            \
-    for (i = 0; i + LANES <= n; i += LANES) CPROP_ST(z + i, CPROP_LD(V, z + i) / v);           \
-    for (; i < n; i++) z[i] = z[i] / s;                                                        \
-    return want_lse ? (double)m + log((double)s) : 0.0;                                        \
-}
-
-#endif /* CPROP_VECTORS */
-
-/* The same three kernels, one value at a time, for compilers without vector extensions: the
- * same operations in the same order, so the same bits. */
+/* The same three kernels, one value at a time, for a compiler or architecture without vector
+ * kernels (_simd.h): the same operations in the same order, so the same bits. */
 #define CPROP_SCALAR_VMATH(T, U, K, SUFFIX)                                                    \
 static T cprop_spow2_##SUFFIX(T kd)                                                           \
 {                                                                                              \
@@ -231,7 +110,8 @@ static void cprop_sexp_core_##SUFFIX(T x, T* ph, T* pl, T* s1, T* s2)           
     r4 = r2 * r2;                                                                              \
     r8 = r4 * r4;                                                                              \
     (void)r8;                                                                                  \
-    t = r2 * (CPROP_EXP_##K##_POLY(T, r, r2, r4, r8)) - rl;                                    \
+    t = r2 * (CPROP_EXP_##K##_POLY(CPROP_SCALAR_ADD, CPROP_SCALAR_MUL, CPROP_SCALAR_C,         \
+                                 r, r2, r4, r8)) - rl;                                         \
     sh = rh + t;                                                                               \
     sb = sh - rh;                                                                              \
     sl = (rh - (sh - sb)) + (t - sb);                                                          \
@@ -294,41 +174,35 @@ static double cprop_softmax_row_##SUFFIX(T* z, ptrdiff_t n, int want_lse)       
     return want_lse ? (double)m + log((double)s) : 0.0;                                        \
 }
 
-#if defined(CPROP_DISPATCH)
-/* x86-64: the SSE2 and the AVX2 build of each kernel, and the function that calls one of them
- * (cprop_use_avx2, _simd.h). */
-CPROP_VMATH_KERNELS(double, cprop_vd, cprop_vul, 2, d, d_base, )
-CPROP_VMATH_KERNELS(float, cprop_vf, cprop_vu, 4, f, f_base, )
-CPROP_VMATH_KERNELS(double, cprop_vd32, cprop_vul32, 4, d, d_avx2, CPROP_AVX2)
-CPROP_VMATH_KERNELS(float, cprop_vf32, cprop_vu32, 8, f, f_avx2, CPROP_AVX2)
+#if CPROP_VECTOR_KERNELS
+/* The vector kernels: _vecmath_kernels.h once per build (_vops_builds.h: SSE2 and AVX2 on
+ * x86-64, one 16-byte build elsewhere), and the functions that call the build in use. */
+#define RV_BODY "_vecmath_kernels.h"
+#include "_vops_builds.h"
+#undef RV_BODY
 
 #define CPROP_DISPATCH_VMATH_KERNELS(T, SUFFIX)                                                \
 static void cprop_exp_row_##SUFFIX(T* z, ptrdiff_t n)                                          \
 {                                                                                              \
-    if (cprop_use_avx2) cprop_exp_row_##SUFFIX##_avx2(z, n);                                   \
-    else cprop_exp_row_##SUFFIX##_base(z, n);                                                  \
+    CPROP_DISPATCH_CALL(cprop_exp_row_##SUFFIX, (z, n));                                       \
 }                                                                                              \
 static void cprop_sigmoid_row_##SUFFIX(T* z, ptrdiff_t n)                                      \
 {                                                                                              \
-    if (cprop_use_avx2) cprop_sigmoid_row_##SUFFIX##_avx2(z, n);                               \
-    else cprop_sigmoid_row_##SUFFIX##_base(z, n);                                              \
+    CPROP_DISPATCH_CALL(cprop_sigmoid_row_##SUFFIX, (z, n));                                   \
 }                                                                                              \
 static double cprop_softmax_row_##SUFFIX(T* z, ptrdiff_t n, int want_lse)                      \
 {                                                                                              \
-    return cprop_use_avx2 ? cprop_softmax_row_##SUFFIX##_avx2(z, n, want_lse)                  \
-                          : cprop_softmax_row_##SUFFIX##_base(z, n, want_lse);                 \
+    return CPROP_DISPATCH_CALL(cprop_softmax_row_##SUFFIX, (z, n, want_lse));                  \
 }
 
 CPROP_DISPATCH_VMATH_KERNELS(double, d)
 CPROP_DISPATCH_VMATH_KERNELS(float, f)
 
-#elif CPROP_VECTORS /* other architectures: one portable build */
+#else /* no vector kernels: the same kernels, one value at a time */
 
-CPROP_VMATH_KERNELS(double, cprop_vd, cprop_vul, 2, d, d, )
-CPROP_VMATH_KERNELS(float, cprop_vf, cprop_vu, 4, f, f, )
-
-#else /* no vector extensions: the same kernels, one value at a time */
-
+#define CPROP_SCALAR_ADD(a, b) ((a) + (b))
+#define CPROP_SCALAR_MUL(a, b) ((a) * (b))
+#define CPROP_SCALAR_C(K, I) CPROP_EXP_##K##_C##I
 CPROP_SCALAR_VMATH(double, unsigned long long, d, d)
 CPROP_SCALAR_VMATH(float, unsigned int, f, f)
 

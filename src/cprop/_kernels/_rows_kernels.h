@@ -1,0 +1,187 @@
+/* The row kernels of a dense layer and the two reductions (_rows.h says what each computes),
+ * written once over _vops.h's operations and compiled once per build by _vops_build.h: no
+ * include guard, on purpose. Names carry the build's suffix (cprop_net_input_row_d_base, ...).
+ */
+
+static CPROP_NOINLINE TGT void RV_FN(cprop_net_input_row)(
+    const T* CPROP_RESTRICT a, const T* CPROP_RESTRICT W, const T* CPROP_RESTRICT b,
+    T* CPROP_RESTRICT z, ptrdiff_t n_in, ptrdiff_t n_out)
+{
+    ptrdiff_t i, j = 0, k;
+    /* 8 vectors of accumulators: enough independent additions to hide their latency. */
+    for (; j + 8 * LANES <= n_out; j += 8 * LANES) {
+        V acc[8];
+        const T* w = W + j;
+        for (k = 0; k < 8; k++) acc[k] = RV_LD(b + j + k * LANES);
+        for (i = 0; i < n_in; i++, w += n_out) {
+            V ai = RV_SET1(a[i]);
+            for (k = 0; k < 8; k++) acc[k] = RV_ADD(acc[k], RV_MUL(ai, RV_LD(w + k * LANES)));
+        }
+        for (k = 0; k < 8; k++) RV_ST(z + j + k * LANES, acc[k]);
+    }
+    for (; j + 2 * LANES <= n_out; j += 2 * LANES) {
+        const T* w = W + j;
+        V acc0 = RV_LD(b + j), acc1 = RV_LD(b + j + LANES);
+        for (i = 0; i < n_in; i++, w += n_out) {
+            V ai = RV_SET1(a[i]);
+            acc0 = RV_ADD(acc0, RV_MUL(ai, RV_LD(w)));
+            acc1 = RV_ADD(acc1, RV_MUL(ai, RV_LD(w + LANES)));
+        }
+        RV_ST(z + j, acc0);
+        RV_ST(z + j + LANES, acc1);
+    }
+    for (; j + LANES <= n_out; j += LANES) {
+        const T* w = W + j;
+        V acc0 = RV_LD(b + j);
+        for (i = 0; i < n_in; i++, w += n_out) acc0 = RV_ADD(acc0, RV_MUL(RV_SET1(a[i]), RV_LD(w)));
+        RV_ST(z + j, acc0);
+    }
+    for (; j < n_out; j++) {
+        T s = b[j];
+        for (i = 0; i < n_in; i++) s = s + a[i] * W[i * n_out + j];
+        z[j] = s;
+    }
+}
+
+static CPROP_NOINLINE TGT void RV_FN(cprop_rank1_sgd)(
+    T* CPROP_RESTRICT W, const T* CPROP_RESTRICT a, const T* CPROP_RESTRICT d, ptrdiff_t n_in,
+    ptrdiff_t n_out, T lr)
+{
+    ptrdiff_t i, j = 0, k;
+    V lrv = RV_SET1(lr);
+    /* A block of d in registers for every row, so each weight costs one load and one store. */
+    for (; j + 8 * LANES <= n_out; j += 8 * LANES) {
+        V dv[8];
+        T* w = W + j;
+        for (k = 0; k < 8; k++) dv[k] = RV_LD(d + j + k * LANES);
+        for (i = 0; i < n_in; i++, w += n_out) {
+            V ai = RV_SET1(a[i]);
+            for (k = 0; k < 8; k++)
+                RV_ST(w + k * LANES, RV_SUB(RV_LD(w + k * LANES), RV_MUL(lrv, RV_MUL(ai, dv[k]))));
+        }
+    }
+    for (; j + LANES <= n_out; j += LANES) {
+        V dv = RV_LD(d + j);
+        T* w = W + j;
+        for (i = 0; i < n_in; i++, w += n_out)
+            RV_ST(w, RV_SUB(RV_LD(w), RV_MUL(lrv, RV_MUL(RV_SET1(a[i]), dv))));
+    }
+    for (; j < n_out; j++)
+        for (i = 0; i < n_in; i++) W[i * n_out + j] = W[i * n_out + j] - lr * (a[i] * d[j]);
+}
+
+static CPROP_NOINLINE TGT void RV_FN(cprop_rank1_add)(
+    T* CPROP_RESTRICT G, const T* CPROP_RESTRICT a, const T* CPROP_RESTRICT d, ptrdiff_t n_in,
+    ptrdiff_t n_out)
+{
+    ptrdiff_t i, j = 0, k;
+    for (; j + 8 * LANES <= n_out; j += 8 * LANES) {
+        V dv[8];
+        T* g = G + j;
+        for (k = 0; k < 8; k++) dv[k] = RV_LD(d + j + k * LANES);
+        for (i = 0; i < n_in; i++, g += n_out) {
+            V ai = RV_SET1(a[i]);
+            for (k = 0; k < 8; k++)
+                RV_ST(g + k * LANES, RV_ADD(RV_LD(g + k * LANES), RV_MUL(ai, dv[k])));
+        }
+    }
+    for (; j + LANES <= n_out; j += LANES) {
+        V dv = RV_LD(d + j);
+        T* g = G + j;
+        for (i = 0; i < n_in; i++, g += n_out)
+            RV_ST(g, RV_ADD(RV_LD(g), RV_MUL(RV_SET1(a[i]), dv)));
+    }
+    for (; j < n_out; j++)
+        for (i = 0; i < n_in; i++) G[i * n_out + j] = G[i * n_out + j] + a[i] * d[j];
+}
+
+/* s_i = 0 + W_i0 d_0 + W_i1 d_1 + ... (j in order, as the oracle adds): the lanes run along i,
+ * each gathering its row's W_ij, so every sum keeps its own sequential order. */
+static CPROP_NOINLINE TGT void RV_FN(cprop_back_sums)(
+    const T* CPROP_RESTRICT W, const T* CPROP_RESTRICT d, T* CPROP_RESTRICT s, ptrdiff_t n_in,
+    ptrdiff_t n_out)
+{
+    ptrdiff_t i = 0, j, k;
+    T w0[LANES], w1[LANES];
+    for (; i + 2 * LANES <= n_in; i += 2 * LANES) {
+        V acc0 = RV_ZERO(), acc1 = RV_ZERO();
+        for (j = 0; j < n_out; j++) {
+            V dj = RV_SET1(d[j]);
+            for (k = 0; k < LANES; k++) {
+                w0[k] = W[(i + k) * n_out + j];
+                w1[k] = W[(i + LANES + k) * n_out + j];
+            }
+            acc0 = RV_ADD(acc0, RV_MUL(RV_LD(w0), dj));
+            acc1 = RV_ADD(acc1, RV_MUL(RV_LD(w1), dj));
+        }
+        RV_ST(s + i, acc0);
+        RV_ST(s + i + LANES, acc1);
+    }
+    for (; i + LANES <= n_in; i += LANES) {
+        V acc0 = RV_ZERO();
+        for (j = 0; j < n_out; j++) {
+            for (k = 0; k < LANES; k++) w0[k] = W[(i + k) * n_out + j];
+            acc0 = RV_ADD(acc0, RV_MUL(RV_LD(w0), RV_SET1(d[j])));
+        }
+        RV_ST(s + i, acc0);
+    }
+    for (; i < n_in; i++) {
+        T acc = 0;
+        for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[j];
+        s[i] = acc;
+    }
+}
+
+/* g[k] = g[k] / c (c = the batch's row count), as a multiplication by 1/c when c is a power of
+ * two: then x / c and x * (1/c) are the same real number, so both round to the same bits;
+ * otherwise by division. */
+static CPROP_NOINLINE TGT void RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff_t n, T c)
+{
+    ptrdiff_t i = 0;
+    V cv;
+    if (c > 0 && c == c && (((long long)c) & (((long long)c) - 1)) == 0
+        && (T)(long long)c == c) {
+        T inv = (T)1 / c;
+        V iv = RV_SET1(inv);
+        for (; i + LANES <= n; i += LANES) RV_ST(g + i, RV_MUL(RV_LD(g + i), iv));
+        for (; i < n; i++) g[i] = g[i] * inv;
+        return;
+    }
+    cv = RV_SET1(c);
+    for (; i + LANES <= n; i += LANES) RV_ST(g + i, RV_DIV(RV_LD(g + i), cv));
+    for (; i < n; i++) g[i] = g[i] / c;
+}
+
+/* max |x[k]| (0 for n = 0), or NaN if any x[k] is NaN. */
+static CPROP_NOINLINE TGT double RV_FN(cprop_absmax)(const T* CPROP_RESTRICT x, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    int k;
+    const V sign = RV_SET1(-0.0);
+    V m0 = RV_ZERO(), m1 = RV_ZERO(), bad = RV_ZERO();
+    T b[LANES], c0[LANES], c1[LANES];
+    double m = 0.0, v;
+    /* Two running maxima: more independent work per iteration. NaN never wins a > compare,
+       so it is tracked separately (x != x). */
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        V x0 = RV_LD(x + i), x1 = RV_LD(x + i + LANES);
+        V a0 = RV_ANDNOT(sign, x0), a1 = RV_ANDNOT(sign, x1);
+        m0 = RV_SEL(RV_GT(a0, m0), a0, m0);
+        m1 = RV_SEL(RV_GT(a1, m1), a1, m1);
+        bad = RV_OR(bad, RV_OR(RV_ISNAN(x0), RV_ISNAN(x1)));
+    }
+    RV_ST(b, bad);
+    RV_ST(c0, m0);
+    RV_ST(c1, m1);
+    for (k = 0; k < LANES; k++) {
+        if (b[k] != 0) return (double)NAN;  /* a set mask lane (all ones) is a NaN, a clear one 0 */
+        if ((double)c0[k] > m) m = (double)c0[k];
+        if ((double)c1[k] > m) m = (double)c1[k];
+    }
+    for (; i < n; i++) {
+        v = fabs((double)x[i]);
+        if (v != v) return (double)NAN;
+        if (v > m) m = v;
+    }
+    return m;
+}
