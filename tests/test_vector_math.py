@@ -328,6 +328,28 @@ def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
     assert runs[""][1] == runs["1"][1]
 
 
+def test_the_row_kernels_name_the_code_they_were_compiled_from():
+    # _simd.h: vector extensions (GCC, Clang), SSE2/AVX2 intrinsics (MSVC on x64, or GCC/Clang
+    # built with CPROP_MSVC_PATH=1, as CI's debug build is) or the scalar loops; `cprop info`
+    # shows both names. The build record says whether the switch was set, so a CPROP_MSVC_PATH
+    # build that did not take the intrinsics path fails here.
+    import platform
+
+    from cprop._config import config
+    code = _mlp.simd_code()
+    assert code in ("vector extensions", "intrinsics", "scalar loops")
+    assert config()["simd"]["row_kernels"] == f"{_mlp.simd_isa()} ({code})"
+    try:
+        from cprop._build_info import BUILD_INFO
+    except ImportError:
+        pytest.skip("no build record (an in-place build writes it under build/)")
+    x86_64 = platform.machine().lower() in ("x86_64", "amd64")
+    if BUILD_INFO.get("msvc_path") or BUILD_INFO["compiler_type"] == "msvc":
+        assert code == ("intrinsics" if x86_64 else "scalar loops")
+    elif BUILD_INFO["compiler_type"] == "unix":
+        assert code == "vector extensions"
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_vectorised_max_abs_and_divide(dtype):
     rng = np.random.default_rng(7)

@@ -5,8 +5,9 @@
  * their registers and lost their vectorisation (callgrind: 3.1 instructions per multiply-add),
  * and Cython cannot mark a function noinline or a pointer restrict. Here each loop is compiled
  * on its own, keeps a block of columns in registers across the whole sweep over the inputs, and
- * is vectorised by construction (GCC/Clang vector extensions: SSE2 or, chosen at run time,
- * AVX2 on x86-64; NEON on aarch64; other compilers get the scalar loops).
+ * is vectorised by construction: written once over _vops.h's vector operations (GCC/Clang
+ * vector extensions, or SSE2/AVX2 intrinsics for MSVC: _simd.h), SSE2 or, chosen at run time,
+ * AVX2 on x86-64; NEON on aarch64; other compilers get the scalar loops.
  *
  * The arithmetic is exactly the scalar one, lane by lane: z_j = b_j, then z_j += a_i * W_ij for
  * i = 0, 1, ... (the oracle's order); W_ij <- W_ij - lr * (a_i * d_j). setup.py compiles with

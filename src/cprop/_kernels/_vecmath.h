@@ -1,6 +1,7 @@
-/* Vectorised exp, sigmoid and softmax of a row (see below), with their scalar fallback for
- * compilers without vector extensions, and cprop_sigmoid_libm_d, the oracle's float64 sigmoid.
- * The instruction set is the one cprop_dense_init() (_simd.h) chose.
+/* Vectorised exp, sigmoid and softmax of a row (see below; the vector code is in
+ * _vecmath_kernels.h, over _vops.h's operations), with their scalar fallback for compilers
+ * without vector kernels, and cprop_sigmoid_libm_d, the oracle's float64 sigmoid. The instruction
+ * set is the one cprop_dense_init() (_simd.h) chose.
  */
 #ifndef CPROP_VECMATH_H
 #define CPROP_VECMATH_H
@@ -20,7 +21,8 @@
  * second rounds once, so results fall gradually into the subnormals and then to 0. x is first
  * clamped to [XLO, XHI], where exp is already exactly 0 / +inf after rounding, and NaN is carried
  * through by a mask. Plain multiplies and adds only (no FMA; -ffp-contract=off), so every lane of
- * SSE2, AVX2 and the scalar fallback gives the same bits. Max error (tests/test_vector_math.py):
+ * SSE2, AVX2 (from vector extensions or intrinsics) and the scalar fallback gives the same bits.
+ * Max error (tests/test_vector_math.py):
  * under 1 ulp in both types.
  *
  * sigmoid(z) = (z >= 0 ? 1 : e) / (1 + e) with e = exp(-|z|): exp never overflows, +-1000 give
@@ -46,7 +48,9 @@
 /* P(r) ~ (e^r - 1 - r) / r^2 = C0 + C1 r + C2 r^2 + ..., Estrin's scheme (r2 = r^2, r4 = r^4,
  * r8 = r^8): a short chain of dependent operations, so that the out-of-order core overlaps many
  * vectors. The coefficients are named so that the population kernel's exp (_lanes.h) shares
- * them. */
+ * them. CPROP_EXP_f/d_POLY spell the polynomial once over the operations ADD(a, b), MUL(a, b)
+ * and C(K, I) (coefficient I as a value), for the vector kernels (_vops.h's) and the scalar
+ * fallback (plain C's). */
 #define CPROP_EXP_f_C0 0.5f
 #define CPROP_EXP_f_C1 1.66666657e-01f
 #define CPROP_EXP_f_C2 4.16662954e-02f
