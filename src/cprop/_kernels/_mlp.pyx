@@ -342,6 +342,10 @@ cdef int train_rows(
     cdef const OptConfig* opt_all = opt
     cdef AdamJob adam_job
     cdef bint team_adam
+    # (rows in order: no index, so the general route reads them in place rather than gathering)
+    cdef const Py_ssize_t* rows_index = order
+    if in_order:
+        rows_index = NULL
     if opt.l2_per_row:
         per_row = opt[0]
     while start < n:
@@ -412,10 +416,8 @@ cdef int train_rows(
                      and batch_parts(lay, count) > 1)
         if team_adam:
             team_adam_prepare(&adam_job, lay, opt, params, grad, state, step_count[0], lr, team)
-        # (rows in order: no index, so they are read in place rather than gathered)
-        batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum,
-                                       NULL if in_order else order, start, count, grad,
-                                       A, D, chunk, True, work, team,
+        batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, rows_index, start, count,
+                                       grad, A, D, chunk, True, work, team,
                                        &adam_job if team_adam else NULL)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED
