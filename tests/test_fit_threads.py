@@ -327,3 +327,18 @@ def test_the_sklearn_estimators_follow_cprop_num_threads_with_the_same_bits(monk
     assert teams == [2] * 5  # one team of two threads per epoch with CPROP_NUM_THREADS=2
     assert fits[0][0] == fits[1][0]
     assert all(same_bits(a, b) for a, b in zip(fits[0][1], fits[1][1]))
+
+
+def test_a_callback_that_raises_leaves_no_threads_behind():
+    X, T = data()
+    net = cprop.MLP(WIDE, seed=0)
+
+    def boom(net, history):
+        assert team_threads() == ["cprop-team-1"]
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        net.fit(X, T, epochs=5, batch_size=256, lr=0.1, momentum=0.5, n_threads=2,
+                callbacks=[boom])
+    assert team_threads() == []
+    assert len(net.fit(X, T, epochs=1, batch_size=256, lr=0.1, n_threads=2).loss) == 1
