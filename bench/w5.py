@@ -59,14 +59,20 @@ def data(n: int):
     return np.ascontiguousarray(X), y
 
 
-def ceiling(X, epochs):
-    """The five matrix products of every step, alone (NumPy, preallocated outputs)."""
+def ceiling_operands():
+    """The weights, a delta and the preallocated outputs of the five products of a step."""
     rng = np.random.default_rng(1)
     W1 = rng.standard_normal((N_IN, N_HID)) * 0.1
     W2 = rng.standard_normal((N_HID, N_OUT)) * 0.1
+    D2 = rng.standard_normal((BATCH, N_OUT)) * 0.01
     Z1, Z2 = np.empty((BATCH, N_HID)), np.empty((BATCH, N_OUT))
     G1, G2, GH = np.empty((N_IN, N_HID)), np.empty((N_HID, N_OUT)), np.empty((BATCH, N_HID))
-    D2 = rng.standard_normal((BATCH, N_OUT)) * 0.01
+    return W1, W2, D2, Z1, Z2, G1, G2, GH
+
+
+def ceiling(X, epochs):
+    """The five matrix products of every step, alone (NumPy, preallocated outputs)."""
+    W1, W2, D2, Z1, Z2, G1, G2, GH = ceiling_operands()
     starts = range(0, len(X) - BATCH + 1, BATCH)
     t0 = time.perf_counter()
     for _ in range(epochs):
@@ -86,12 +92,7 @@ def ceiling_cprop_blas(X, epochs):
 
     lib = _mlp.blas_library()["library"]
     lib = {"scipy.linalg.cython_blas": "scipy"}.get(lib, lib)
-    rng = np.random.default_rng(1)
-    W1 = rng.standard_normal((N_IN, N_HID)) * 0.1
-    W2 = rng.standard_normal((N_HID, N_OUT)) * 0.1
-    Z1, Z2 = np.empty((BATCH, N_HID)), np.empty((BATCH, N_OUT))
-    G1, G2, GH = np.empty((N_IN, N_HID)), np.empty((N_HID, N_OUT)), np.empty((BATCH, N_HID))
-    D2 = rng.standard_normal((BATCH, N_OUT)) * 0.01
+    W1, W2, D2, Z1, Z2, G1, G2, GH = ceiling_operands()
     ops = [("X", False, W1, False, Z1), (Z1, False, W2, False, Z2), (Z1, True, D2, False, G2),
            (D2, False, W2, True, GH), ("X", True, GH, False, G1)]
     X = np.ascontiguousarray(X)
