@@ -240,6 +240,37 @@ def test_softmax_rows_of_every_length(dtype):
     assert _mlp.vector_softmax(np.zeros(0, dtype=dtype), True) == 0.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_block_of_rows_is_each_rows_softmax_bit_for_bit(dtype):
+    # The BLAS path's block kernel (narrow rows several at a time, one row to a lane) gives each
+    # row exactly what the one-row kernel gives it, log-sum-exp included: every width across the
+    # narrow/wide boundary, every row count across the lane counts, and the values that take
+    # other branches (+-1000, equal maxima, -0.0, NaN).
+    rng = np.random.default_rng(5)
+    u = f"u{np.dtype(dtype).itemsize}"
+    for n in range(1, 11):
+        for rows in range(0, 19):
+            z = (rng.standard_normal((rows, n)) * 6).astype(dtype)
+            if rows >= 3:
+                z[0, :] = 1000.0
+                z[1, 0] = -1000.0
+                z[2, :] = -0.0
+            if rows >= 5:
+                z[4, n // 2] = np.nan
+            block = z.copy()
+            lse = _mlp.vector_softmax_rows(block, True)
+            for r in range(rows):
+                one = z[r].copy()
+                one_lse = _mlp.vector_softmax(one, True)
+                np.testing.assert_array_equal(block[r].view(u), one.view(u),
+                                              err_msg=f"n={n} rows={rows} r={r}")
+                assert np.asarray(lse[r], dtype=dtype).view(u) == np.asarray(
+                    one_lse, dtype=dtype).view(u), (n, rows, r)
+            again = z.copy()
+            assert _mlp.vector_softmax_rows(again) is None
+            np.testing.assert_array_equal(again.view(u), block.view(u))
+
+
 def test_float64_loop_sigmoid_is_the_oracles_bit_for_bit():
     # The loop paths keep libm's exp and only lost the branch: the same bits as cprop.oracle
     # (math.exp), NaN included.

@@ -21,6 +21,8 @@ cdef extern from "_vecmath.h" nogil:
     void cprop_sigmoid_row_d(double* z, Py_ssize_t n)
     double cprop_softmax_row_f(float* z, Py_ssize_t n, int want_lse)
     double cprop_softmax_row_d(double* z, Py_ssize_t n, int want_lse)
+    void cprop_softmax_rows_f(float* z, Py_ssize_t rows, Py_ssize_t n, float* lse)
+    void cprop_softmax_rows_d(double* z, Py_ssize_t rows, Py_ssize_t n, double* lse)
 
 
 cdef extern from "_formulas.h" nogil:
@@ -60,6 +62,16 @@ cdef inline double softmax_vec(floating* z, Py_ssize_t n, bint want_lse) noexcep
         return cprop_softmax_row_f(z, n, want_lse)
     else:
         return cprop_softmax_row_d(z, n, want_lse)
+
+
+cdef inline void softmax_rows_vec(floating* z, Py_ssize_t rows, Py_ssize_t n,
+                                  floating* lse) noexcept nogil:
+    # softmax_vec of each row of a block (row r at z + r n; lse[r] its log-sum-exp unless lse
+    # is NULL), narrow rows several at a time (the same bits).
+    if floating is float:
+        cprop_softmax_rows_f(z, rows, n, lse)
+    else:
+        cprop_softmax_rows_d(z, rows, n, lse)
 
 
 cdef inline floating activation(int act, floating z, floating slope) noexcept nogil:

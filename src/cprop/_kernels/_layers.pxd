@@ -22,7 +22,8 @@ from cprop._kernels._types cimport (
     LOSS_CROSS_ENTROPY,
 )
 from cprop._kernels._activations cimport (
-    activate_row, softmax_row, sigmoid_vec, softmax_vec, times_derivative, output_loss_delta,
+    activate_row, softmax_row, sigmoid_vec, softmax_rows_vec, times_derivative,
+    output_loss_delta,
 )
 
 
@@ -189,12 +190,7 @@ cdef inline void dense_forward(
         # Never bit-identical to the oracle (BLAS's sums), so both dtypes take the vector exp;
         # the elementwise activations over the whole block at once.
         if lse_out != NULL or act == ACT_SOFTMAX:
-            for r in range(rows):
-                z = a_out + r * n_out
-                if lse_out != NULL:
-                    lse_out[r] = softmax_vec(z, n_out, True)
-                else:
-                    softmax_vec(z, n_out, False)
+            softmax_rows_vec(a_out, rows, n_out, lse_out)
         elif act == ACT_SIGMOID:
             sigmoid_vec(a_out, rows * n_out)
         else:

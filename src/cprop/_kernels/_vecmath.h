@@ -176,6 +176,14 @@ static double cprop_softmax_row_##SUFFIX(T* z, ptrdiff_t n, int want_lse)       
     for (i = j; i < n; i++) s = s + z[i];                                                      \
     for (i = 0; i < n; i++) z[i] = z[i] / s;                                                   \
     return want_lse ? (double)m + log((double)s) : 0.0;                                        \
+}                                                                                              \
+static void cprop_softmax_rows_##SUFFIX(T* z, ptrdiff_t rows, ptrdiff_t n, T* lse)             \
+{                                                                                              \
+    ptrdiff_t r;                                                                               \
+    for (r = 0; r < rows; r++) {                                                               \
+        double v = cprop_softmax_row_##SUFFIX(z + r * n, n, lse != NULL);                      \
+        if (lse != NULL) lse[r] = (T)v;                                                        \
+    }                                                                                          \
 }
 
 #if CPROP_VECTOR_KERNELS
@@ -197,6 +205,10 @@ static void cprop_sigmoid_row_##SUFFIX(T* z, ptrdiff_t n)                       
 static double cprop_softmax_row_##SUFFIX(T* z, ptrdiff_t n, int want_lse)                      \
 {                                                                                              \
     return CPROP_DISPATCH_CALL(cprop_softmax_row_##SUFFIX, (z, n, want_lse));                  \
+}                                                                                              \
+static void cprop_softmax_rows_##SUFFIX(T* z, ptrdiff_t rows, ptrdiff_t n, T* lse)             \
+{                                                                                              \
+    CPROP_DISPATCH_CALL(cprop_softmax_rows_##SUFFIX, (z, rows, n, lse));                       \
 }
 
 CPROP_DISPATCH_VMATH_KERNELS(double, d)

@@ -5,6 +5,7 @@
  *
  *   cprop_exp_row(z, n), cprop_sigmoid_row(z, n)    z[i] <- exp(z[i]) / sigmoid(z[i]), in place
  *   cprop_softmax_row(z, n, want_lse)               softmax in place; the log-sum-exp if asked
+ *   cprop_softmax_rows(z, rows, n, lse)             that of each row; lse[r] if lse != NULL
  *   cprop_times_step(d, a, n, below)                d[k] <- d[k] * (a[k] > 0 ? 1 : below)
  */
 
@@ -101,6 +102,48 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_softmax_row)(T* CPROP_RESTRICT z, p
     for (i = 0; i + LANES <= n; i += LANES) RV_ST(z + i, RV_DIV(RV_LD(z + i), v));
     for (; i < n; i++) z[i] = z[i] / s;
     return want_lse ? (double)m + log((double)s) : 0.0;
+}
+
+/* The softmax of each of `rows` rows of n values (row r at z + r n), in place, with lse[r] its
+ * log-sum-exp when lse is not NULL: cprop_softmax_row on each row, the same bits. A row
+ * narrower than 32 bytes sums nothing but zeros in the one-row kernel's partial sums, then its
+ * values in order; so such rows go LANES at a time, one row to a lane (the same operations, lane
+ * by lane), instead of one call per row of two or three values. */
+static CPROP_NOINLINE TGT void RV_FN(cprop_softmax_rows)(T* CPROP_RESTRICT z, ptrdiff_t rows,
+                                                          ptrdiff_t n, T* CPROP_RESTRICT lse)
+{
+    enum { NARROW = 32 / sizeof(T) };
+    T col[NARROW][LANES], ms[LANES], ss[LANES];
+    V c[NARROW], m, s;
+    ptrdiff_t r = 0, q, k;
+    if (n > 0 && n < NARROW) {
+        for (; r + LANES <= rows; r += LANES) {
+            for (k = 0; k < n; k++) {                   /* column k of the LANES rows */
+                for (q = 0; q < LANES; q++) col[k][q] = z[(r + q) * n + k];
+                c[k] = RV_LD(col[k]);
+            }
+            m = c[0];
+            for (k = 1; k < n; k++) m = RV_SEL(RV_GT(c[k], m), c[k], m);
+            s = RV_ZERO();
+            for (k = 0; k < n; k++) {
+                c[k] = RV_FN(cprop_vexp)(RV_SUB(c[k], m));
+                s = RV_ADD(s, c[k]);
+            }
+            for (k = 0; k < n; k++) {
+                RV_ST(col[k], RV_DIV(c[k], s));
+                for (q = 0; q < LANES; q++) z[(r + q) * n + k] = col[k][q];
+            }
+            if (lse != NULL) {
+                RV_ST(ms, m);
+                RV_ST(ss, s);
+                for (q = 0; q < LANES; q++) lse[r + q] = (T)((double)ms[q] + log((double)ss[q]));
+            }
+        }
+    }
+    for (; r < rows; r++) {
+        double v = RV_FN(cprop_softmax_row)(z + r * n, n, lse != NULL);
+        if (lse != NULL) lse[r] = (T)v;
+    }
 }
 
 static CPROP_ALWAYS_INLINE TGT void RV_FN(cprop_times_step)(T* d, const T* a, ptrdiff_t n,
