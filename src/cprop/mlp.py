@@ -1133,56 +1133,54 @@ class MLP:
             # Python between epochs only when something needs it; else all epochs in one call.
             per_epoch = bool(callbacks) or bar is not None or X_val is not None or early_stopping
             starts = range(len(lrs)) if per_epoch else range(min(1, len(lrs)))
-            team_context = self._team(n_threads, batch_size, A)
-            try:
-                team = team_context.__enter__()
-                for e0 in starts:
-                    e1 = e0 + 1 if per_epoch else len(lrs)
-                    failure, done, batch_loss, _ = self._plan.fit(
-                        self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
-                        self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
-                        losses[e0:e1], sample_weight=sw, team=team)
-                    history.loss.extend(losses[e0:e0 + done].tolist())
-                    history.lr.extend(lrs[e0:e0 + done].tolist())
-                    if failure:
-                        e = e0 + done
-                        exc = _step_refused(f"fit (epoch {e + 1} of {epochs})", failure,
-                                            batch_loss, float(lrs[e]))
-                        exc.history = history
-                        raise exc
-                    if not per_epoch:
-                        break
-                    e, epoch_loss = e0, history.loss[-1]
-                    monitored = epoch_loss
-                    if X_val is not None:
-                        monitored = self._loss(X_val, T_val, sw_val)
-                        history.val_loss.append(monitored)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{epoch_loss:.4g}", **(
-                            {"val_loss": f"{monitored:.4g}"} if X_val is not None else {}))
-                        bar.update(1)
-                    if early_stopping:
-                        if monitored < best[0] - min_delta:
-                            best = (monitored, e, self._params.copy())
-                            waited = 0
-                        else:
-                            waited += 1
-                            if waited >= patience:
-                                history.stop_reason = "early_stopping"
-                                break
-                    # every callback runs each epoch; any true result (np.True_ too) stops
-                    if any([bool(cb(self, history)) for cb in callbacks]):
-                        history.stop_reason = "callback"
-                        break
-                else:
-                    if lr_error is not None:
+            with self._team(n_threads, batch_size, A) as team:
+                try:
+                    for e0 in starts:
+                        e1 = e0 + 1 if per_epoch else len(lrs)
+                        failure, done, batch_loss, _ = self._plan.fit(
+                            self._params, X2, T2, lrs[e0:e1], batch_size, shuffle, self._rng, opt,
+                            self.train_biases, self._opt_state, self._opt_steps, order, grad, A, D,
+                            losses[e0:e1], sample_weight=sw, team=team)
+                        history.loss.extend(losses[e0:e0 + done].tolist())
+                        history.lr.extend(lrs[e0:e0 + done].tolist())
+                        if failure:
+                            e = e0 + done
+                            exc = _step_refused(f"fit (epoch {e + 1} of {epochs})", failure,
+                                                batch_loss, float(lrs[e]))
+                            exc.history = history
+                            raise exc
+                        if not per_epoch:
+                            break
+                        e, epoch_loss = e0, history.loss[-1]
+                        monitored = epoch_loss
+                        if X_val is not None:
+                            monitored = self._loss(X_val, T_val, sw_val)
+                            history.val_loss.append(monitored)
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{epoch_loss:.4g}", **(
+                                {"val_loss": f"{monitored:.4g}"} if X_val is not None else {}))
+                            bar.update(1)
+                        if early_stopping:
+                            if monitored < best[0] - min_delta:
+                                best = (monitored, e, self._params.copy())
+                                waited = 0
+                            else:
+                                waited += 1
+                                if waited >= patience:
+                                    history.stop_reason = "early_stopping"
+                                    break
+                        # every callback runs each epoch; any true result (np.True_ too) stops
+                        if any([bool(cb(self, history)) for cb in callbacks]):
+                            history.stop_reason = "callback"
+                            break
+                    else:
+                        if lr_error is not None:
+                            raise lr_error
+                    if not per_epoch and lr_error is not None:
                         raise lr_error
-                if not per_epoch and lr_error is not None:
-                    raise lr_error
-            finally:
-                team_context.__exit__(None, None, None)
-                if bar is not None:
-                    bar.close()
+                finally:
+                    if bar is not None:
+                        bar.close()
             if early_stopping and best[2] is not None:
                 self._params[:] = best[2]
                 history.best_epoch = best[1]

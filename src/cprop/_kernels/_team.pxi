@@ -182,9 +182,8 @@ cdef bint team_adam_step(AdamJob* job, int64_t* step_count, ThreadTeam* team) no
             # (a NaN anywhere must reach the test: NaN > x is false, so test it explicitly)
             if job.maxima[t][q] > m[q] or job.maxima[t][q] != job.maxima[t][q]:
                 m[q] = job.maxima[t][q]
-    if m[0] != m[0] or not adam_bounds_safe(&job.step, m[0], m[1], m[2], m[3],
-                                            not job.is_double):
-        return False
+    if not adam_bounds_safe(&job.step, m[0], m[1], m[2], m[3], not job.is_double):
+        return False  # (a NaN maximum fails its tests there)
     cprop_team_run(&team.sync, adam_commit_job, job)
     step_count[0] += 1
     return True
