@@ -11,6 +11,9 @@ divide_in_place, and the AVX2/SSE2 row kernels.
   functions and for whole training runs through the row kernels.
 * max_abs and divide_in_place: exact for every length 0..69, NaN and inf included.
 * The float64 loop paths keep libm's exp: the branch-free sigmoid is the oracle's bit for bit.
+* The gemm routes' whole-block kernels (bias and relu after a forward gemm, a bias gradient's
+  column sums, the derivative times the delta) are NumPy's elementwise IEEE operations in the
+  same order, bit for bit, for every shape 1..20 x 0..40, NaN, inf and -0.0 included.
 
 The reference is NumPy's long double (x87 80-bit on x86-64 Linux: 11 more bits than float64) for
 float64, and float64 for float32; the float64 checks are skipped where long double is no wider
@@ -294,6 +297,86 @@ def test_float32_activation_is_the_vector_kernel():
     np.testing.assert_array_equal(out, run(_mlp.vector_sigmoid, z))
 
 
+RELU = _mlp.ACTIVATION_CODES["relu"]
+LEAKY_RELU = _mlp.ACTIVATION_CODES["leaky_relu"]
+
+
+def _block(rng, rows, n, dtype):
+    z = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+    flat = z.reshape(-1)
+    for k, special in enumerate((np.nan, np.inf, -np.inf, -0.0, 0.0)):
+        if flat.size > 3 * k + 1:
+            flat[3 * k + 1] = special
+    return z
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_block_bias_rows_are_numpys_add_and_relu(dtype):
+    rng = np.random.default_rng(11)
+    u = np.uint64 if dtype == np.float64 else np.uint32
+    for rows in range(1, 21):
+        for n in range(0, 41, 3 if rows > 4 else 1):
+            z = _block(rng, rows, n, dtype)
+            b = _block(rng, 1, n, dtype)[0][::-1].copy()
+            with np.errstate(all="ignore"):  # (inf + -inf: NaN, as in the kernel)
+                added = z + b
+                relu = np.where(added > 0, added, dtype(0))  # NaN and -0.0 -> +0.0
+            for want_relu, expected in ((False, added), (True, relu)):
+                out = z.copy()
+                _mlp.block_bias_rows(out, b, want_relu)
+                np.testing.assert_array_equal(out.view(u), expected.view(u),
+                                              err_msg=f"{rows}x{n} relu={want_relu}")
+    with pytest.raises(ValueError, match="b: expected 3 values, got 2"):
+        _mlp.block_bias_rows(np.zeros((2, 3), dtype), np.zeros(2, dtype), True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_block_column_sums_add_the_rows_in_order(dtype):
+    rng = np.random.default_rng(12)
+    u = np.uint64 if dtype == np.float64 else np.uint32
+    for rows in range(1, 21):
+        for n in range(0, 41, 3 if rows > 4 else 1):
+            d = _block(rng, rows, n, dtype)
+            start = (rng.standard_normal(n) * 1e3).astype(dtype)
+            for first in (True, False):
+                with np.errstate(all="ignore"):
+                    expected = d[0].copy() if first else start + d[0]
+                    for r in range(1, rows):
+                        expected = expected + d[r]
+                s = start.copy()
+                _mlp.block_column_sums(d, s, first)
+                np.testing.assert_array_equal(s.view(u), expected.view(u),
+                                              err_msg=f"{rows}x{n} first={first}")
+    # the order is the rows' (a pairwise or reversed sum would give 1.0 here)
+    d = np.array([[1e16], [1.0], [-1e16]], dtype=np.float64)
+    s = np.zeros(1)
+    _mlp.block_column_sums(d, s, True)
+    assert s[0] == 0.0
+    with pytest.raises(ValueError, match="at least one row"):
+        _mlp.block_column_sums(np.zeros((0, 3)), np.zeros(3), True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid", "tanh", "identity"])
+def test_block_times_derivative_is_the_row_formula(dtype, act):
+    # d * f'(a), f' the row formula (activation_backward), one product per value, bit for bit
+    rng = np.random.default_rng(13)
+    u = np.uint64 if dtype == np.float64 else np.uint32
+    code = _mlp.ACTIVATION_CODES[act]
+    for n in range(0, 90):
+        d = _block(rng, 1, n, dtype)[0]
+        a = _block(rng, 1, n, dtype)[0][::-1].copy()
+        fprime = np.empty_like(a)
+        _mlp.activation_backward(code, a, fprime, 0.01)
+        out = d.copy()
+        _mlp.block_times_derivative(code, out, a, 0.01)
+        with np.errstate(all="ignore"):
+            expected = d * fprime
+        np.testing.assert_array_equal(out.view(u), expected.view(u), err_msg=f"n={n}")
+    with pytest.raises(ValueError, match="a: expected 3 values, got 2"):
+        _mlp.block_times_derivative(code, np.zeros(3, dtype), np.zeros(2, dtype))
+
+
 _CHILD = r"""
 import hashlib, sys, numpy as np
 from cprop._kernels import _mlp
@@ -310,6 +393,15 @@ for dtype, lo, hi in ((np.float32, -105, 90), (np.float64, -747, 711)):
         y = (rng.standard_normal(n) * 10).astype(dtype)
         h.update(np.float64(_mlp.vector_softmax(y, True)).tobytes())
         h.update(y.tobytes())
+        z = (rng.standard_normal((7, n)) * 10).astype(dtype)
+        z[0, 0] = np.nan
+        b = (rng.standard_normal(n) * 10).astype(dtype)
+        s = b.copy()
+        _mlp.block_bias_rows(z, b, n % 2 == 0)
+        _mlp.block_column_sums(z, s, n % 3 == 0)
+        t = z.reshape(-1).copy()
+        _mlp.block_times_derivative(_mlp.ACTIVATION_CODES["leaky_relu"], t, x[:t.size].copy())
+        h.update(z.tobytes() + s.tobytes() + t.tobytes())
 sys.stdout.write(_mlp.simd_isa() + "\n" + h.hexdigest())
 """
 

@@ -35,6 +35,12 @@ int main(void) {
         double m1 = cprop_absmax_d(xd + 20 - n % 16, n * 3), m2 = cprop_absmax_f(xf + 20 - n % 16, n * 3); eat(&m1, 8); eat(&m2, 8);
         memcpy(yd, Wd, sizeof(double) * 200); memcpy(yf, Wf, sizeof(float) * 200);
         cprop_times_derivative_d(yd, Wd + 3, n, CPROP_ACT_LEAKY_RELU, 0.01); cprop_times_derivative_f(yf, Wf + 3, n, CPROP_ACT_RELU, 0.01f); eat(yd, 8 * 200); eat(yf, 4 * 200);
+        memcpy(yd, Wd, sizeof(double) * 200); memcpy(yf, Wf, sizeof(float) * 200);
+        cprop_times_derivative_block_d(yd, Wd + 3, n * 2, CPROP_ACT_RELU, 0.01); cprop_times_derivative_block_f(yf, Wf + 3, n * 2, CPROP_ACT_LEAKY_RELU, 0.01f); eat(yd, 8 * 200); eat(yf, 4 * 200);
+        memcpy(yd, xd, sizeof(double) * 1000); memcpy(yf, xf, sizeof(float) * 1000);
+        cprop_bias_rows_d(yd, Wd + 5, ni, no, n & 1); cprop_bias_rows_f(yf, Wf + 5, ni, no, (n & 2) != 0); eat(yd, 8 * 1000); eat(yf, 4 * 1000);
+        memcpy(yd + 2000, Wd, sizeof(double) * 100); memcpy(yf + 2000, Wf, sizeof(float) * 100);
+        cprop_column_sums_d(yd, ni, no, yd + 2000, n & 1); cprop_column_sums_f(yf, ni, no, yf + 2000, (n & 2) != 0); eat(yd + 2000, 8 * 100); eat(yf + 2000, 4 * 100);
     }
     printf("%s %016llx\n", cprop_dense_isa(), (unsigned long long)h);
     return 0;

@@ -174,6 +174,9 @@ static CPROP_ALWAYS_INLINE void cprop_times_step_##SUFFIX(T* d, const T* a, ptrd
 }
 CPROP_TIMES_STEP(double, d)
 CPROP_TIMES_STEP(float, f)
+/* (no vector kernels: a block is a long row) */
+#define cprop_times_step_block_d cprop_times_step_d
+#define cprop_times_step_block_f cprop_times_step_f
 #endif
 
 /* CPROP_FORMULAS(T, SUFFIX, TANH): the formulas for element type T (TANH: tanh or tanhf).
@@ -286,6 +289,21 @@ static CPROP_ALWAYS_INLINE void cprop_times_derivative_##SUFFIX(T* d, const T* a
             d[k] = d[k] * cprop_activation_derivative_##SUFFIX(CPROP_ACT_IDENTITY, a[k], slope); \
         return;                                                                                \
     }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* cprop_times_derivative over a whole block of a gemm route (rows x width values at once): the \
+   same products, the relu and leaky relu steps at the widest vector width the CPU has         \
+   (cprop_times_step_block) rather than inlined at the baseline one. */                        \
+static CPROP_ALWAYS_INLINE void cprop_times_derivative_block_##SUFFIX(T* d, const T* a,        \
+                                                                      ptrdiff_t n, int act,    \
+                                                                      T slope)                 \
+{                                                                                              \
+    if (act == CPROP_ACT_RELU)                                                                 \
+        cprop_times_step_block_##SUFFIX(d, a, n, (T)0);                                        \
+    else if (act == CPROP_ACT_LEAKY_RELU)                                                      \
+        cprop_times_step_block_##SUFFIX(d, a, n, slope);                                       \
+    else                                                                                       \
+        cprop_times_derivative_##SUFFIX(d, a, n, act, slope);                                  \
 }                                                                                              \
                                                                                                \
 /* torch.optim.SGD's step with weight decay alpha (L2, added to the gradient). alpha == 0 takes \

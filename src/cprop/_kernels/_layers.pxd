@@ -23,7 +23,7 @@ from cprop._kernels._types cimport (
 )
 from cprop._kernels._activations cimport (
     activate_row, softmax_row, sigmoid_vec, softmax_rows_vec, times_derivative,
-    output_loss_delta,
+    times_derivative_block, output_loss_delta,
 )
 
 
@@ -104,6 +104,11 @@ cdef extern from "_rows.h" nogil:
                            Py_ssize_t n_out)
     void cprop_back_sums_f(const float* W, const float* d, float* s, Py_ssize_t n_in,
                            Py_ssize_t n_out)
+    void cprop_bias_rows_d(double* z, const double* b, Py_ssize_t rows, Py_ssize_t n, int relu)
+    void cprop_bias_rows_f(float* z, const float* b, Py_ssize_t rows, Py_ssize_t n, int relu)
+    void cprop_column_sums_d(const double* d, Py_ssize_t rows, Py_ssize_t n, double* s,
+                             int first)
+    void cprop_column_sums_f(const float* d, Py_ssize_t rows, Py_ssize_t n, float* s, int first)
     double cprop_absmax_d(const double* x, Py_ssize_t n)
     double cprop_absmax_f(const float* x, Py_ssize_t n)
 
@@ -140,6 +145,25 @@ cdef inline void rank1_add(
         cprop_rank1_add_d(G, a, d, n_in, n_out)
 
 
+cdef inline void bias_rows(floating* z, const floating* b, Py_ssize_t rows, Py_ssize_t n,
+                           bint relu) noexcept nogil:
+    # z[r, j] = z[r, j] + b[j] for every row of a block; relu: then _formulas.h's relu of it.
+    if floating is float:
+        cprop_bias_rows_f(z, b, rows, n, relu)
+    else:
+        cprop_bias_rows_d(z, b, rows, n, relu)
+
+
+cdef inline void column_sums(const floating* d, Py_ssize_t rows, Py_ssize_t n, floating* s,
+                             bint first) noexcept nogil:
+    # s[j] = (first ? 0 : s[j]) + d[0, j] + d[1, j] + ..., rows (>= 1) in order: a bias's
+    # gradient sum over a block.
+    if floating is float:
+        cprop_column_sums_f(d, rows, n, s, first)
+    else:
+        cprop_column_sums_d(d, rows, n, s, first)
+
+
 cdef inline void delta_below(
     const floating* W,       # IN  (n_in, n_out) this layer's weights
     const floating* d,       # IN  (n_out,) this layer's delta for one sample
@@ -167,7 +191,6 @@ cdef inline void dense_forward(
 ) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef floating* z
-    cdef floating v
     if use_blas:
         # Wide layers: z = a_in @ W in one gemm (the sum's order is BLAS's own), then + b: the
         # same bits as gemm adding onto rows set to b (a + b == b + a), without that copy. A
@@ -175,16 +198,9 @@ cdef inline void dense_forward(
         gemm_rowmajor(lay, False, False, rows, n_out, n_in, 1, a_in, n_in, W, n_out, 0, a_out,
                       n_out)
         if act == ACT_RELU and z_out == NULL and lse_out == NULL:
-            for r in range(rows):
-                z = a_out + r * n_out
-                for j in range(n_out):
-                    v = z[j] + b[j]
-                    z[j] = v if v > 0 else 0  # (_formulas.h's relu)
+            bias_rows(a_out, b, rows, n_out, True)
             return
-        for r in range(rows):
-            z = a_out + r * n_out
-            for j in range(n_out):
-                z[j] = z[j] + b[j]
+        bias_rows(a_out, b, rows, n_out, False)
         if z_out != NULL:
             memcpy(z_out, a_out, rows * n_out * sizeof(floating))
         # Never bit-identical to the oracle (BLAS's sums), so both dtypes take the vector exp;
@@ -271,16 +287,11 @@ cdef inline void backprop_layer(
         # grad_W += a_in^T @ delta; delta_in = (delta @ W^T) * f'(a_in); grad_b by rows.
         gemm_rowmajor(lay, True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out,
                       0 if first else 1, grad_W, n_out)
-        if first:
-            memcpy(grad_b, delta, n_out * sizeof(floating))
-        for r in range(1 if first else 0, rows):
-            d = delta + r * n_out
-            for j in range(n_out):
-                grad_b[j] += d[j]
+        column_sums(delta, rows, n_out, grad_b, first)
         if compute_delta_in:
             gemm_rowmajor(lay, False, True, rows, n_in, n_out, 1, delta, n_out, W, n_out, 0,
                           delta_in, n_in)
-            times_derivative(delta_in, a_in, rows * n_in, act_in, slope)
+            times_derivative_block(delta_in, a_in, rows * n_in, act_in, slope)
         return
     for r in range(rows):
         d = delta + r * n_out

@@ -33,6 +33,10 @@
  *       G[i, j] = G[i, j] + a[i] * d[j]
  *   cprop_back_sums_SUFFIX(W, d, s, n_in, n_out)
  *       s[i] = 0 + W[i, 0] * d[0] + W[i, 1] * d[1] + ...   (W d, each sum in j order)
+ *   cprop_bias_rows_SUFFIX(z, b, rows, n, relu)
+ *       z[r, j] = z[r, j] + b[j] for every row; relu: then z = (z > 0 ? z : 0)
+ *   cprop_column_sums_SUFFIX(d, rows, n, s, first)
+ *       s[j] = d[0, j] + ... + d[rows - 1, j] (first), else s[j] + d[0, j] + ...: rows in order
  *   cprop_scale_SUFFIX(g, n, c)     g[k] = g[k] / c (c = the batch's row count), as a
  *       multiplication by 1/c when c is a power of two: then x / c and x * (1/c) are the same
  *       real number, so both round to the same bits; otherwise by division;
@@ -62,6 +66,15 @@ static void cprop_back_sums_##SUFFIX(const T* W, const T* d, T* s, ptrdiff_t n_i
                                      ptrdiff_t n_out)                                          \
 {                                                                                              \
     CPROP_DISPATCH_CALL(cprop_back_sums_##SUFFIX, (W, d, s, n_in, n_out));                     \
+}                                                                                              \
+static void cprop_bias_rows_##SUFFIX(T* z, const T* b, ptrdiff_t rows, ptrdiff_t n, int relu)  \
+{                                                                                              \
+    CPROP_DISPATCH_CALL(cprop_bias_rows_##SUFFIX, (z, b, rows, n, relu));                      \
+}                                                                                              \
+static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, T* s,          \
+                                       int first)                                              \
+{                                                                                              \
+    CPROP_DISPATCH_CALL(cprop_column_sums_##SUFFIX, (d, rows, n, s, first));                   \
 }                                                                                              \
 static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
 {                                                                                              \
@@ -108,6 +121,26 @@ static void cprop_back_sums_##SUFFIX(const T* W, const T* d, T* s, ptrdiff_t n_i
         T acc = 0;                                                                             \
         for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[j];                       \
         s[i] = acc;                                                                            \
+    }                                                                                          \
+}                                                                                              \
+static void cprop_bias_rows_##SUFFIX(T* z, const T* b, ptrdiff_t rows, ptrdiff_t n, int relu)  \
+{                                                                                              \
+    ptrdiff_t r, j;                                                                            \
+    T v;                                                                                       \
+    for (r = 0; r < rows; r++, z += n)                                                         \
+        for (j = 0; j < n; j++) {                                                              \
+            v = z[j] + b[j];                                                                   \
+            z[j] = relu ? (v > 0 ? v : 0) : v;                                                 \
+        }                                                                                      \
+}                                                                                              \
+static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, T* s,          \
+                                       int first)                                              \
+{                                                                                              \
+    ptrdiff_t r, j;                                                                            \
+    for (j = 0; j < n; j++) {                                                                  \
+        T acc = first ? d[j] : s[j] + d[j];                                                    \
+        for (r = 1; r < rows; r++) acc = acc + d[r * n + j];                                   \
+        s[j] = acc;                                                                            \
     }                                                                                          \
 }
 

@@ -132,6 +132,63 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_back_sums)(
     }
 }
 
+/* z[r, j] = z[r, j] + b[j] for every row of a block (rows x n, row-major); relu: then
+ * z = (z > 0 ? z : 0), NaN and -0.0 to +0.0 as _formulas.h's relu (the mask of a false compare
+ * is all zeros). */
+static CPROP_NOINLINE TGT void RV_FN(cprop_bias_rows)(
+    T* CPROP_RESTRICT z, const T* CPROP_RESTRICT b, ptrdiff_t rows, ptrdiff_t n, int relu)
+{
+    ptrdiff_t r, j;
+    const V zero = RV_ZERO();
+    T v;
+    if (relu) {
+        for (r = 0; r < rows; r++, z += n) {
+            for (j = 0; j + LANES <= n; j += LANES) {
+                V s = RV_ADD(RV_LD(z + j), RV_LD(b + j));
+                RV_ST(z + j, RV_AND(RV_GT(s, zero), s));
+            }
+            for (; j < n; j++) {
+                v = z[j] + b[j];
+                z[j] = v > 0 ? v : 0;
+            }
+        }
+        return;
+    }
+    for (r = 0; r < rows; r++, z += n) {
+        for (j = 0; j + LANES <= n; j += LANES) RV_ST(z + j, RV_ADD(RV_LD(z + j), RV_LD(b + j)));
+        for (; j < n; j++) z[j] = z[j] + b[j];
+    }
+}
+
+/* s[j] = d[0, j] + d[1, j] + ... + d[rows - 1, j] (first), or s[j] + d[0, j] + ... (rows > 0):
+ * each column's sum in row order, a block of columns in registers across the rows. */
+static CPROP_NOINLINE TGT void RV_FN(cprop_column_sums)(
+    const T* CPROP_RESTRICT d, ptrdiff_t rows, ptrdiff_t n, T* CPROP_RESTRICT s, int first)
+{
+    ptrdiff_t r, j = 0, k;
+    for (; j + 8 * LANES <= n; j += 8 * LANES) {
+        V acc[8];
+        const T* p = d + j;
+        for (k = 0; k < 8; k++)
+            acc[k] = first ? RV_LD(p + k * LANES)
+                           : RV_ADD(RV_LD(s + j + k * LANES), RV_LD(p + k * LANES));
+        for (r = 1, p += n; r < rows; r++, p += n)
+            for (k = 0; k < 8; k++) acc[k] = RV_ADD(acc[k], RV_LD(p + k * LANES));
+        for (k = 0; k < 8; k++) RV_ST(s + j + k * LANES, acc[k]);
+    }
+    for (; j + LANES <= n; j += LANES) {
+        const T* p = d + j;
+        V acc = first ? RV_LD(p) : RV_ADD(RV_LD(s + j), RV_LD(p));
+        for (r = 1, p += n; r < rows; r++, p += n) acc = RV_ADD(acc, RV_LD(p));
+        RV_ST(s + j, acc);
+    }
+    for (; j < n; j++) {
+        T acc = first ? d[j] : s[j] + d[j];
+        for (r = 1; r < rows; r++) acc = acc + d[r * n + j];
+        s[j] = acc;
+    }
+}
+
 /* g[k] = g[k] / c (c = the batch's row count), as a multiplication by 1/c when c is a power of
  * two: then x / c and x * (1/c) are the same real number, so both round to the same bits;
  * otherwise by division. */

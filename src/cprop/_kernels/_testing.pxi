@@ -1,5 +1,6 @@
 # Kernels exposed for the tests only: the vectorised exp / sigmoid / softmax of _vecmath.h,
-# the SGD bound's max |x| and the gradient's division by the batch size.
+# the SGD bound's max |x|, the gradient's division by the batch size, and the gemm routes'
+# whole-block kernels (bias and relu, bias sums, the derivative times the delta).
 # (Included into _mlp.pyx: one extension module.)
 
 
@@ -7,8 +8,9 @@ from cython cimport floating
 
 from cprop._kernels._activations cimport (
     sigmoid_vec, softmax_vec, softmax_rows_vec, cprop_exp_row_f, cprop_exp_row_d,
+    times_derivative_block,
 )
-from cprop._kernels._layers cimport abs_max, divide_by_count
+from cprop._kernels._layers cimport abs_max, divide_by_count, bias_rows, column_sums
 
 
 def max_abs(const floating[::1] values):
@@ -74,6 +76,41 @@ def vector_softmax_rows(floating[:, ::1] values, bint want_lse=False):
     with nogil:
         softmax_rows_vec(&values[0, 0], rows, n, &lse_view[0] if want_lse else NULL)
     return lse if want_lse else None
+
+
+def block_bias_rows(floating[:, ::1] z, floating[::1] b, bint relu):
+    """z[r, :] <- z[r, :] + b, then relu if asked, in place, with the kernel the gemm routes use
+    after a forward gemm (exposed for the tests)."""
+    if b.shape[0] != z.shape[1]:
+        raise ValueError(f"b: expected {z.shape[1]} values, got {b.shape[0]}")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    with nogil:
+        bias_rows(&z[0, 0], &b[0], z.shape[0], z.shape[1], relu)
+
+
+def block_column_sums(floating[:, ::1] d, floating[::1] s, bint first):
+    """s <- d[0] + d[1] + ... (first) or s + d[0] + d[1] + ..., rows in order, in place: a
+    bias gradient's sum over a block on the gemm routes (exposed for the tests)."""
+    if s.shape[0] != d.shape[1]:
+        raise ValueError(f"s: expected {d.shape[1]} values, got {s.shape[0]}")
+    if d.shape[0] < 1:
+        raise ValueError("d: expected at least one row")
+    if d.shape[1] == 0:
+        return
+    with nogil:
+        column_sums(&d[0, 0], d.shape[0], d.shape[1], &s[0], first)
+
+
+def block_times_derivative(int act, floating[::1] d, const floating[::1] a, double slope=0.01):
+    """d <- d * f'(a) in place, with the whole-block kernel of the gemm routes (exposed for the
+    tests)."""
+    if a.shape[0] != d.shape[0]:
+        raise ValueError(f"a: expected {d.shape[0]} values, got {a.shape[0]}")
+    if d.shape[0] == 0:
+        return
+    with nogil:
+        times_derivative_block(&d[0], &a[0], d.shape[0], act, <floating>slope)
 
 
 def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):

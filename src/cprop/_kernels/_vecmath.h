@@ -209,6 +209,10 @@ static double cprop_softmax_row_##SUFFIX(T* z, ptrdiff_t n, int want_lse)       
 static void cprop_softmax_rows_##SUFFIX(T* z, ptrdiff_t rows, ptrdiff_t n, T* lse)             \
 {                                                                                              \
     CPROP_DISPATCH_CALL(cprop_softmax_rows_##SUFFIX, (z, rows, n, lse));                       \
+}                                                                                              \
+static void cprop_times_step_block_##SUFFIX(T* d, const T* a, ptrdiff_t n, T below)            \
+{                                                                                              \
+    CPROP_DISPATCH_CALL(cprop_times_step_block_##SUFFIX, (d, a, n, below));                    \
 }
 
 CPROP_DISPATCH_VMATH_KERNELS(double, d)

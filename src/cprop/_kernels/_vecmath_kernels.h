@@ -7,6 +7,8 @@
  *   cprop_softmax_row(z, n, want_lse)               softmax in place; the log-sum-exp if asked
  *   cprop_softmax_rows(z, rows, n, lse)             that of each row; lse[r] if lse != NULL
  *   cprop_times_step(d, a, n, below)                d[k] <- d[k] * (a[k] > 0 ? 1 : below)
+ *   cprop_times_step_block(d, a, n, below)          the same, a function of its own: a whole
+ *                                                   block of a gemm route at the build's width
  */
 
 /* exp(x) = (ph + pl) * s1 * s2: the unscaled e^r as an unevaluated sum ph + pl (|pl| <= about
@@ -154,4 +156,10 @@ static CPROP_ALWAYS_INLINE TGT void RV_FN(cprop_times_step)(T* d, const T* a, pt
     for (; k + LANES <= n; k += LANES)
         RV_ST(d + k, RV_MUL(RV_LD(d + k), RV_SEL(RV_GT(RV_LD(a + k), zero), one, low)));
     for (; k < n; k++) d[k] = d[k] * (a[k] > 0 ? (T)1 : below);
+}
+
+static CPROP_NOINLINE TGT void RV_FN(cprop_times_step_block)(T* d, const T* a, ptrdiff_t n,
+                                                              T below)
+{
+    RV_FN(cprop_times_step)(d, a, n, below);
 }
