@@ -202,6 +202,23 @@ def test_a_parted_batch_adds_its_parts_in_order():
     assert same_bits(grad, total / 256)
 
 
+def test_a_parted_batch_scales_its_sum_by_the_reciprocal():
+    # The parts' sum times 1 / (the batch's weight sum), not divided by it: the gemm routes'
+    # rounding (within 1 ulp of the division), so that the divider is Adam's alone. Weights make
+    # each part's sum a power of two (so mean * sum is exact) and the batch's 320.
+    X, T = data(n=256)
+    w = np.ones(256)
+    w[128:192] = 2.0
+    net = cprop.MLP(WIDE, hidden="relu", seed=9)
+    _, grad = net.loss_and_gradient(X, T, sample_weight=w)
+    cuts = [slice(k * 64, (k + 1) * 64) for k in range(4)]
+    parts = [net.loss_and_gradient(X[c], T[c], sample_weight=w[c])[1] * w[c].sum()
+             for c in cuts]
+    total = ((parts[0] + parts[1]) + parts[2]) + parts[3]
+    assert same_bits(grad, total * (1.0 / 320))
+    assert not same_bits(grad, total / 320)  # (the two roundings differ somewhere here)
+
+
 # ------------------------------------------------------------------------------------------------
 # refused steps, Ctrl-C
 # ------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from libc.math cimport isfinite
 from libc.string cimport memcpy
 
 from cprop._kernels._types cimport (
-    Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_RELU, ACT_SOFTMAX, LOSS_SQUARED_ERROR,
+    Layout, ACT_IDENTITY, ACT_SIGMOID, ACT_RELU, ACT_LEAKY_RELU, ACT_SOFTMAX, LOSS_SQUARED_ERROR,
     LOSS_CROSS_ENTROPY,
 )
 from cprop._kernels._activations cimport (
@@ -109,6 +109,17 @@ cdef extern from "_rows.h" nogil:
     void cprop_column_sums_d(const double* d, Py_ssize_t rows, Py_ssize_t n, double* s,
                              int first)
     void cprop_column_sums_f(const float* d, Py_ssize_t rows, Py_ssize_t n, float* s, int first)
+    enum: CPROP_NARROW_MAX
+    void cprop_back_narrow_d(const double* W, const double* d, const double* a, double* s,
+                             Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int step,
+                             double below)
+    void cprop_back_narrow_f(const float* W, const float* d, const float* a, float* s,
+                             Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int step,
+                             float below)
+    double cprop_sum_parts_d(double* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
+                             double inv)
+    double cprop_sum_parts_f(float* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
+                             float inv)
     double cprop_absmax_d(const double* x, Py_ssize_t n)
     double cprop_absmax_f(const float* x, Py_ssize_t n)
 
@@ -179,6 +190,23 @@ cdef inline void delta_below(
     times_derivative(d_in, a_in, n_in, act_in, slope)
 
 
+cdef inline void narrow_delta_below(
+    const floating* W, const floating* delta, const floating* a_in, floating* delta_in,
+    Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
+) noexcept nogil:
+    # delta_below for every row of a block of a narrow layer (n_out <= CPROP_NARROW_MAX), in
+    # one pass that also takes relu's and leaky relu's derivative: the loop route's sums (j in
+    # order, no FMA), where a gemm with so few terms is mostly overhead (W5's 100-3 output).
+    cdef bint step = act_in == ACT_RELU or act_in == ACT_LEAKY_RELU
+    cdef floating below = 0 if act_in == ACT_RELU else slope
+    if floating is float:
+        cprop_back_narrow_f(W, delta, a_in, delta_in, rows, n_in, n_out, step, below)
+    else:
+        cprop_back_narrow_d(W, delta, a_in, delta_in, rows, n_in, n_out, step, below)
+    if not step:
+        times_derivative_block(delta_in, a_in, rows * n_in, act_in, slope)
+
+
 cdef inline void dense_forward(
     const Layout* lay,       # IN  the network (for its BLAS)
     const floating* a_in,    # IN  (rows, n_in)
@@ -189,7 +217,7 @@ cdef inline void dense_forward(
     floating* lse_out,       # OUT (rows,) log-sum-exp of each row's z (softmax only), or NULL
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act, floating slope, bint use_blas,
 ) noexcept nogil:
-    cdef Py_ssize_t r, j
+    cdef Py_ssize_t r
     cdef floating* z
     if use_blas:
         # Wide layers: z = a_in @ W in one gemm (the sum's order is BLAS's own), then + b: the
@@ -280,7 +308,8 @@ cdef inline void backprop_layer(
     int act_in, floating slope, bint compute_delta_in, bint use_blas, bint first,
 ) noexcept nogil:
     # first (use_blas only): grad_W and grad_b are set (=) rather than added to (+=), so the
-    # caller need not clear them: 0 + x == x (up to the sign of a zero).
+    # caller need not clear them: 0 + x == x (up to the sign of a zero). A narrow layer's
+    # delta_in skips gemm (narrow_delta_below).
     cdef Py_ssize_t r, j
     cdef const floating* d
     if use_blas:
@@ -288,7 +317,9 @@ cdef inline void backprop_layer(
         gemm_rowmajor(lay, True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out,
                       0 if first else 1, grad_W, n_out)
         column_sums(delta, rows, n_out, grad_b, first)
-        if compute_delta_in:
+        if compute_delta_in and n_out <= CPROP_NARROW_MAX:
+            narrow_delta_below(W, delta, a_in, delta_in, rows, n_in, n_out, act_in, slope)
+        elif compute_delta_in:
             gemm_rowmajor(lay, False, True, rows, n_in, n_out, 1, delta, n_out, W, n_out, 0,
                           delta_in, n_in)
             times_derivative_block(delta_in, a_in, rows * n_in, act_in, slope)
@@ -378,6 +409,19 @@ cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
         return cprop_absmax_f(x, n)
     else:
         return cprop_absmax_d(x, n)
+
+
+cdef inline double sum_parts(floating* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
+                             double divisor) noexcept nogil:
+    # g[i] = (((g[i] + g[stride + i]) + ...) * (1 / divisor) over n_parts slots: a parted
+    # batch's mean gradient, its parts added in order; returns max |g[i]| (NaN if any is NaN),
+    # the bound the update's safety test needs. A multiplication by the reciprocal rather than
+    # a division (the gemm routes' rounding, within 1 ulp of x / c; exact for a power of two):
+    # a division per value cost as much as Adam's step shares the divider with.
+    if floating is float:
+        return cprop_sum_parts_f(g, n, stride, n_parts, 1.0 / <float>divisor)
+    else:
+        return cprop_sum_parts_d(g, n, stride, n_parts, 1.0 / divisor)
 
 
 cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, double lr,

@@ -71,9 +71,9 @@ from cprop._kernels._types cimport (
 )
 from cprop._kernels._layers cimport (
     INTERRUPTED, poll_signals, backprop_layer, load_rows, forward_block, forward_loss_delta,
-    divide_by_count, divide_by_weight_sum, abs_max, all_finite_ptr, cprop_dense_init,
+    divide_by_count, divide_by_weight_sum, abs_max, sum_parts, all_finite_ptr, cprop_dense_init,
 )
-from cprop._kernels._optimizers cimport optimizer_step
+from cprop._kernels._optimizers cimport AdamBounds, optimizer_step
 from cprop._kernels._routes cimport (
     CPROP_TINY_WIDTH, FUSED_FALLBACK, single_row_sgd_step, tiny2_rows, fused_sgd_applies,
     fused_sgd_batch,
@@ -235,7 +235,7 @@ cdef double batch_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
     const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
     Py_ssize_t count, floating* grad, floating* A, floating* D, Py_ssize_t chunk,
-    bint want_grad, Py_ssize_t* work, ThreadTeam* team, AdamJob* adam,
+    bint want_grad, Py_ssize_t* work, ThreadTeam* team, double* grad_max,
 ) noexcept nogil:
     # Mean loss of rows start .. start+count-1 (through idx if given); if want_grad, grad gets the
     # gradient of that mean loss. Polls for Ctrl-C between blocks (poll_signals; work NULL: no
@@ -244,13 +244,16 @@ cdef double batch_gradient(
     # sum_r w_r E_r / sw_sum and its gradient (scikit-learn's definition).
     # A batch the plan cuts into parts (batch_parts, for any thread count) is summed part by
     # part, each part's gradient in its own slot of grad, and the parts added in order
-    # (parted_gradient, _team.pxi); team (or NULL: this thread alone) runs the parts; adam (or
-    # NULL): a team's Adam step, whose maxima the last pass then takes.
+    # (parted_gradient, _team.pxi); team (or NULL: this thread alone) runs the parts.
+    # grad_max (or NULL; if want_grad) gets max |grad| (NaN if any is NaN) when the last pass
+    # took it (a parted batch), else -1: the update's safety test takes it itself.
     cdef double loss_sum
     cdef Py_ssize_t n_parts = batch_parts(lay, count)
     if n_parts > 1:
         return parted_gradient(lay, params, X, T, sw, sw_sum, idx, start, count, n_parts, grad,
-                               A, D, chunk, want_grad, work, team, adam)
+                               A, D, chunk, want_grad, work, team, grad_max)
+    if want_grad and grad_max != NULL:
+        grad_max[0] = -1.0
     loss_sum = rows_gradient(lay, params, X, T, sw, idx, start, count, grad, A, D, chunk,
                              want_grad, work, NULL)
     if work != NULL and work[0] == INTERRUPTED:
@@ -342,6 +345,10 @@ cdef int train_rows(
     cdef const OptConfig* opt_all = opt
     cdef AdamJob adam_job
     cdef bint team_adam
+    cdef double grad_max = -1.0
+    # (Adam's bounds, carried from step to step: adam_step_is_safe)
+    cdef AdamBounds adam_bounds
+    adam_bounds.known = False
     # (rows in order: no index, so the general route reads them in place rather than gathering)
     cdef const Py_ssize_t* rows_index = order
     if in_order:
@@ -410,15 +417,14 @@ cdef int train_rows(
                 return failure
         # The general route (polls between its blocks of rows, so a large batch is interrupted
         # part-way, before its update: params keep the last completed step).
-        # (a team shares Adam's unchecked pass of a batch it shares: set up first, so that the
-        # gradient's last pass takes the bounds' maxima)
+        # (a team shares Adam's unchecked pass of a batch it shares)
         team_adam = (team != NULL and (opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
                      and batch_parts(lay, count) > 1)
         if team_adam:
-            team_adam_prepare(&adam_job, lay, opt, params, grad, state, step_count[0], lr, team)
+            team_adam_prepare(&adam_job, lay, opt, params, grad, state, step_count[0], lr, team,
+                              &adam_bounds)
         batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, rows_index, start, count,
-                                       grad, A, D, chunk, True, work, team,
-                                       &adam_job if team_adam else NULL)
+                                       grad, A, D, chunk, True, work, team, &grad_max)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED
         if not isfinite(batch_loss[0]):
@@ -426,8 +432,9 @@ cdef int train_rows(
         if opt.kind == OPT_SGD and state == NULL and p_bound[0] < 0:
             p_bound[0] = abs_max(params, lay.n_params)
         # (any other step, and a step the bounds do not prove safe: optimizer_step's, here)
-        if not (team_adam and team_adam_step(&adam_job, step_count, team)):
-            if not optimizer_step(lay, opt, params, grad, state, step_count, lr, p_bound):
+        if not (team_adam and team_adam_step(&adam_job, step_count, team, grad_max)):
+            if not optimizer_step(lay, opt, params, grad, state, step_count, lr, p_bound,
+                                  &adam_bounds, grad_max):
                 return FIT_UPDATE_NOT_FINITE
         total[0] += batch_loss[0] * count
         start += count

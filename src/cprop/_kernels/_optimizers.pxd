@@ -112,16 +112,17 @@ cdef inline floating param_value(
 
 cdef inline bint plain_sgd_step(
     const Layout* lay, const OptConfig* opt, floating* params, floating* grad, floating lr,
-    double* p_bound,
+    double* p_bound, double grad_max,
 ) noexcept nogil:
     # SGD without momentum keeps no state. If the step provably cannot overflow (update_is_safe,
     # from max |grad| and p_bound, a bound on max |params| that the caller keeps, or NULL to take
-    # it exactly here) it is one unchecked, vectorisable pass. Otherwise the new values overwrite
+    # it exactly here) it is one unchecked, vectorisable pass. grad_max: max |grad| (NaN if any
+    # is NaN) if known, else < 0. Otherwise the new values overwrite
     # the gradient (scratch from here on) and are copied in only if every one is finite.
     cdef Py_ssize_t l, k, w_end, b_end
     cdef bint finite = True
     cdef floating p_new, alpha = <floating>opt.alpha
-    cdef double g_bound = abs_max(grad, lay.n_params)
+    cdef double g_bound = grad_max if not grad_max < 0 else abs_max(grad, lay.n_params)
     cdef double bound = p_bound[0] if p_bound != NULL else abs_max(params, lay.n_params)
     if update_is_safe(bound, g_bound, opt.alpha, lr, floating is float):
         for l in range(lay.n_layers):
@@ -207,12 +208,55 @@ cdef inline bint adam_bounds_safe(const AdamStep* s, double P, double G, double 
             and s.step_size * (mb / eps) <= limit and pb + s.step_size * (mb / eps) <= limit)
 
 
-cdef inline bint adam_is_safe(const Layout* lay, const AdamStep* s, const floating* params,
-                              const floating* grad, const floating* state) noexcept nogil:
-    # adam_bounds_safe from the exact maxima (abs_max) of the whole network.
+ctypedef struct AdamBounds:
+    # Upper bounds on max |params|, max |m| and max v, carried from one Adam / AdamW step to the
+    # next within a driver call (adam_step_is_safe), so that a step needs one pass, for
+    # max |grad|, rather than four. known False: none yet, or the last step was not proven safe.
+    double P, M, V
+    bint known
+
+
+cdef inline void adam_bounds_carry(const AdamStep* s, AdamBounds* b, double P, double G,
+                                   double M, double V, bint single) noexcept nogil:
+    # The bounds after a step that adam_bounds_safe(P, G, M, V) allowed, from that proof's own
+    # terms: |m_new| <= max(|m|, |g'|), v_new <= V + g'^2, |p_new| <= P |decay| + step_size
+    # max(|m|, |g'|) / eps; each raised by 1/1000, more than the update's own rounding can add.
+    # (They only grow: once past adam_bounds_safe's limit, the exact maxima are taken again.)
+    cdef double eps = <double><float>s.opt.eps if single else s.opt.eps
+    cdef double gp = G + s.opt.alpha * P if s.l2 else G
+    cdef double mb = M if M > gp else gp
+    cdef double pb = P * fabs(s.decay) if s.decoupled and fabs(s.decay) > 1 else P
+    b.P = (pb + s.step_size * (mb / eps)) * 1.001
+    b.M = mb * 1.001
+    b.V = (V + gp * gp) * 1.001
+    b.known = True
+
+
+cdef inline bint adam_step_is_safe(
+    const Layout* lay, const AdamStep* s, const floating* params, const floating* state,
+    double G, AdamBounds* b,
+) noexcept nogil:
+    # adam_bounds_safe for this step, G >= max |grad| (NaN if any is): from the bounds b
+    # carries if they prove it, else from the exact maxima (abs_max). b (or NULL: always the
+    # exact maxima) then holds the bounds after the step, or known False if it is not safe.
     cdef Py_ssize_t n = lay.n_params
-    return adam_bounds_safe(s, abs_max(params, n), abs_max(grad, n), abs_max(state, n),
-                            abs_max(state + n, n), floating is float)
+    cdef bint single = floating is float
+    cdef double P, M, V
+    if b != NULL and b.known and adam_bounds_safe(s, b.P, G, b.M, b.V, single):
+        P = b.P
+        M = b.M
+        V = b.V
+    else:
+        P = abs_max(params, n)
+        M = abs_max(state, n)
+        V = abs_max(state + n, n)
+        if not adam_bounds_safe(s, P, G, M, V, single):
+            if b != NULL:
+                b.known = False
+            return False
+    if b != NULL:
+        adam_bounds_carry(s, b, P, G, M, V, single)
+    return True
 
 
 cdef inline void adam_commit(
@@ -253,7 +297,8 @@ cdef inline void adam_commit(
 
 cdef inline bint optimizer_step(
     const Layout* lay, const OptConfig* opt, floating* params, floating* grad,
-    floating* state, int64_t* step_count, double lr, double* p_bound,
+    floating* state, int64_t* step_count, double lr, double* p_bound, AdamBounds* adam_bounds,
+    double grad_max,
 ) noexcept nogil:
     # One update of every trained parameter (weights; biases if opt.train_biases) from the mean
     # gradient `grad`, with L2 alpha * W added to the weights' gradient (AdamW: the weights
@@ -262,6 +307,9 @@ cdef inline bint optimizer_step(
     # parameters and the optimizer state. Returns False, changing nothing, if a value would be
     # inf/NaN. state: SGD momentum [velocity], Adam [m, v], Rprop [prev grad, step size].
     # p_bound: see plain_sgd_step (the other optimizers check every value and leave it alone).
+    # adam_bounds (or NULL): Adam's bounds carried between the steps of a driver call
+    # (adam_step_is_safe).
+    # grad_max: max |grad| (NaN if any is NaN) if the gradient's last pass took it, else < 0.
     cdef Py_ssize_t l, k, w_end, b_end, n = lay.n_params
     cdef int pass_
     cdef bint commit, finite = True
@@ -272,13 +320,14 @@ cdef inline bint optimizer_step(
     cdef bint decoupled = opt.alpha != 0 and opt.kind == OPT_ADAMW
     cdef AdamStep adam
     if opt.kind == OPT_SGD and state == NULL:
-        if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound):
+        if not plain_sgd_step(lay, opt, params, grad, <floating>lr, p_bound, grad_max):
             return False
         step_count[0] += 1
         return True
     if opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW:
         adam_prepare(opt, params, step_count[0], lr, &adam)
-        if adam_is_safe(lay, &adam, params, grad, state):
+        if adam_step_is_safe(lay, &adam, params, state,
+                             grad_max if not grad_max < 0 else abs_max(grad, n), adam_bounds):
             adam_commit(lay, &adam, params, grad, state, 0, n)
             step_count[0] += 1
             return True

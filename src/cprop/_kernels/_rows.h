@@ -19,6 +19,9 @@
 
 #include "_simd.h"
 
+/* The widest layer (its outputs) cprop_back_narrow takes: its weight columns stay in registers. */
+#define CPROP_NARROW_MAX 8
+
 #if CPROP_VECTOR_KERNELS
 
 /* The kernels, for element type T (suffix d: double, f: float), written once in
@@ -37,10 +40,16 @@
  *       z[r, j] = z[r, j] + b[j] for every row; relu: then z = (z > 0 ? z : 0)
  *   cprop_column_sums_SUFFIX(d, rows, n, s, first)
  *       s[j] = d[0, j] + ... + d[rows - 1, j] (first), else s[j] + d[0, j] + ...: rows in order
+ *   cprop_back_narrow_SUFFIX(W, d, a, s, rows, n_in, n_out, step, below)
+ *       s[r, i] = 0 + d[r, 0] W[i, 0] + d[r, 1] W[i, 1] + ... (j in order) for every row r, then
+ *       times (a[r, i] > 0 ? 1 : below) if step; n_out <= CPROP_NARROW_MAX
  *   cprop_scale_SUFFIX(g, n, c)     g[k] = g[k] / c (c = the batch's row count), as a
  *       multiplication by 1/c when c is a power of two: then x / c and x * (1/c) are the same
  *       real number, so both round to the same bits; otherwise by division;
  *   cprop_absmax_SUFFIX(x, n)       max |x[k]| (0 for n = 0), or NaN if any x[k] is NaN.
+ *   cprop_sum_parts_SUFFIX(g, n, stride, n_parts, inv)
+ *       g[i] = ((g[i] + g[stride + i]) + ...) * inv over n_parts slots; returns max |g[i]| of
+ *       the results, or NaN if any is NaN
  */
 #define RV_BODY "_rows_kernels.h"
 #include "_vops_builds.h"
@@ -76,6 +85,13 @@ static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, 
 {                                                                                              \
     CPROP_DISPATCH_CALL(cprop_column_sums_##SUFFIX, (d, rows, n, s, first));                   \
 }                                                                                              \
+static void cprop_back_narrow_##SUFFIX(const T* W, const T* d, const T* a, T* s,              \
+                                       ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out,        \
+                                       int step, T below)                                      \
+{                                                                                              \
+    CPROP_DISPATCH_CALL(cprop_back_narrow_##SUFFIX, (W, d, a, s, rows, n_in, n_out, step,      \
+                                                     below));                                  \
+}                                                                                              \
 static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
 {                                                                                              \
     CPROP_DISPATCH_CALL(cprop_scale_##SUFFIX, (g, n, c));                                      \
@@ -83,6 +99,11 @@ static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                        
 static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                                   \
 {                                                                                              \
     return CPROP_DISPATCH_CALL(cprop_absmax_##SUFFIX, (x, n));                                 \
+}                                                                                              \
+static double cprop_sum_parts_##SUFFIX(T* g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts,  \
+                                       T inv)                                                  \
+{                                                                                              \
+    return CPROP_DISPATCH_CALL(cprop_sum_parts_##SUFFIX, (g, n, stride, n_parts, inv));        \
 }
 
 CPROP_DISPATCH_ROW_KERNELS(double, d)
@@ -133,6 +154,20 @@ static void cprop_bias_rows_##SUFFIX(T* z, const T* b, ptrdiff_t rows, ptrdiff_t
             z[j] = relu ? (v > 0 ? v : 0) : v;                                                 \
         }                                                                                      \
 }                                                                                              \
+static void cprop_back_narrow_##SUFFIX(const T* W, const T* d, const T* a, T* s,              \
+                                       ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out,        \
+                                       int step, T below)                                      \
+{                                                                                              \
+    ptrdiff_t r, i, j;                                                                         \
+    T acc;                                                                                     \
+    for (r = 0; r < rows; r++)                                                                 \
+        for (i = 0; i < n_in; i++) {                                                           \
+            acc = 0;                                                                           \
+            for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[r * n_out + j];       \
+            if (step) acc = acc * (a[r * n_in + i] > 0 ? (T)1 : below);                        \
+            s[r * n_in + i] = acc;                                                             \
+        }                                                                                      \
+}                                                                                              \
 static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, T* s,          \
                                        int first)                                              \
 {                                                                                              \
@@ -160,6 +195,23 @@ static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                    
         v = fabs((double)x[i]);                                                                \
         if (v != v) return (double)NAN;                                                        \
         if (v > m) m = v;                                                                      \
+    }                                                                                          \
+    return m;                                                                                  \
+}                                                                                              \
+static double cprop_sum_parts_##SUFFIX(T* g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts,  \
+                                       T inv)                                                  \
+{                                                                                              \
+    ptrdiff_t i, k;                                                                            \
+    double m = 0.0, v;                                                                         \
+    T x;                                                                                       \
+    for (i = 0; i < n; i++) {                                                                  \
+        x = g[i];                                                                              \
+        for (k = 1; k < n_parts; k++) x = x + g[k * stride + i];                               \
+        x = x * inv;                                                                           \
+        g[i] = x;                                                                              \
+        v = fabs((double)x);                                                                   \
+        if (v != v) m = (double)NAN;                                                           \
+        if (m == m && v > m) m = v;                                                            \
     }                                                                                          \
     return m;                                                                                  \
 }

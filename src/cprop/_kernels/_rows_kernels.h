@@ -189,6 +189,41 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_column_sums)(
     }
 }
 
+/* s[r, i] = 0 + d[r, 0] W[i, 0] + d[r, 1] W[i, 1] + ... (j in order: cprop_back_sums of every
+ * row of a block) for a narrow layer (n_out <= CPROP_NARROW_MAX); step: then times
+ * (a[r, i] > 0 ? 1 : below), cprop_times_step's product. Lanes along i, that group's weights in
+ * registers for the whole sweep over the rows; one pass writes the layer below's delta. */
+static CPROP_NOINLINE TGT void RV_FN(cprop_back_narrow)(
+    const T* CPROP_RESTRICT W, const T* CPROP_RESTRICT d, const T* CPROP_RESTRICT a,
+    T* CPROP_RESTRICT s, ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out, int step, T below)
+{
+    ptrdiff_t r, i = 0, j, k;
+    T col[LANES], acc;
+    const V one = RV_SET1(1), low = RV_SET1(below), zero = RV_ZERO();
+    V w[CPROP_NARROW_MAX];
+    if (n_out > CPROP_NARROW_MAX) return;  /* (the caller's rule; never reached) */
+    for (; i + LANES <= n_in; i += LANES) {
+        for (j = 0; j < n_out; j++) {
+            for (k = 0; k < LANES; k++) col[k] = W[(i + k) * n_out + j];
+            w[j] = RV_LD(col);
+        }
+        for (r = 0; r < rows; r++) {
+            const T* dr = d + r * n_out;
+            V sum = RV_ZERO();
+            for (j = 0; j < n_out; j++) sum = RV_ADD(sum, RV_MUL(w[j], RV_SET1(dr[j])));
+            if (step) sum = RV_MUL(sum, RV_SEL(RV_GT(RV_LD(a + r * n_in + i), zero), one, low));
+            RV_ST(s + r * n_in + i, sum);
+        }
+    }
+    for (; i < n_in; i++)
+        for (r = 0; r < rows; r++) {
+            acc = 0;
+            for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[r * n_out + j];
+            if (step) acc = acc * (a[r * n_in + i] > 0 ? (T)1 : below);
+            s[r * n_in + i] = acc;
+        }
+}
+
 /* g[k] = g[k] / c (c = the batch's row count), as a multiplication by 1/c when c is a power of
  * two: then x / c and x * (1/c) are the same real number, so both round to the same bits;
  * otherwise by division. */
@@ -207,6 +242,56 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff_t
     cv = RV_SET1(c);
     for (; i + LANES <= n; i += LANES) RV_ST(g + i, RV_DIV(RV_LD(g + i), cv));
     for (; i < n; i++) g[i] = g[i] / c;
+}
+
+/* g[i] = (((g[i] + g[stride + i]) + g[2 stride + i]) + ...) * inv over n_parts >= 1 slots (a
+ * batch's parts added in part order, then scaled), i < n; returns max |g[i]| of the results
+ * (0 for n = 0), or NaN if any is NaN: the bound the update's safety test needs, in the pass
+ * that writes them. */
+static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
+    T* CPROP_RESTRICT g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts, T inv)
+{
+    ptrdiff_t i = 0, k;
+    int q;
+    const V sign = RV_SET1(-0.0), iv = RV_SET1(inv);
+    V m0 = RV_ZERO(), m1 = RV_ZERO(), bad = RV_ZERO();
+    T b[LANES], c0[LANES], c1[LANES], x;
+    double m = 0.0, v;
+    /* Two running maxima, as cprop_absmax: more independent work per iteration. */
+    for (; i + 2 * LANES <= n; i += 2 * LANES) {
+        V s0 = RV_LD(g + i), s1 = RV_LD(g + i + LANES), a0, a1;
+        for (k = 1; k < n_parts; k++) {
+            s0 = RV_ADD(s0, RV_LD(g + k * stride + i));
+            s1 = RV_ADD(s1, RV_LD(g + k * stride + i + LANES));
+        }
+        s0 = RV_MUL(s0, iv);
+        s1 = RV_MUL(s1, iv);
+        RV_ST(g + i, s0);
+        RV_ST(g + i + LANES, s1);
+        a0 = RV_ANDNOT(sign, s0);
+        a1 = RV_ANDNOT(sign, s1);
+        m0 = RV_SEL(RV_GT(a0, m0), a0, m0);
+        m1 = RV_SEL(RV_GT(a1, m1), a1, m1);
+        bad = RV_OR(bad, RV_OR(RV_ISNAN(s0), RV_ISNAN(s1)));
+    }
+    RV_ST(b, bad);
+    RV_ST(c0, m0);
+    RV_ST(c1, m1);
+    for (q = 0; q < LANES; q++) {
+        if (b[q] != 0) m = (double)NAN;  /* a set mask lane (all ones) is a NaN, a clear one 0 */
+        if (m == m && (double)c0[q] > m) m = (double)c0[q];
+        if (m == m && (double)c1[q] > m) m = (double)c1[q];
+    }
+    for (; i < n; i++) {
+        x = g[i];
+        for (k = 1; k < n_parts; k++) x = x + g[k * stride + i];
+        x = x * inv;
+        g[i] = x;
+        v = fabs((double)x);
+        if (v != v) m = (double)NAN;
+        if (m == m && v > m) m = v;
+    }
+    return m;
 }
 
 /* max |x[k]| (0 for n = 0), or NaN if any x[k] is NaN. */

@@ -15,7 +15,9 @@
 
 import threading
 
-from cprop._kernels._optimizers cimport AdamStep, adam_prepare, adam_bounds_safe, adam_commit
+from cprop._kernels._optimizers cimport (
+    AdamStep, AdamBounds, adam_prepare, adam_step_is_safe, adam_commit,
+)
 from cprop._kernels._team cimport (
     ThreadTeam, cprop_team_init, cprop_team_work, cprop_team_run, cprop_team_stop,
     CPROP_LOAD_ACQ, CPROP_STORE_REL,
@@ -52,7 +54,7 @@ ctypedef struct AdamJob:
     void* state
     bint is_double
     Py_ssize_t n_threads
-    double maxima[MAX_PARTS_C][4]   # per thread: max |params|, |grad|, |m|, v of its slice
+    AdamBounds* bounds          # carried between the steps (adam_step_is_safe)
 
 
 ctypedef struct PartsJob:
@@ -71,8 +73,8 @@ ctypedef struct PartsJob:
     Py_ssize_t* work           # the leader's signal-poll counter
     long abort                 # set when the leader was interrupted: the others stop early
     double divisor             # the batch's rows, or its sample-weight sum
-    AdamJob* adam              # or NULL: the reduction also takes Adam's maxima (team_adam_step)
     double loss[MAX_PARTS_C]
+    double grad_max[MAX_PARTS_C]   # per thread: max |grad| of its slice after the reduction
 
 
 cdef void part_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
@@ -105,62 +107,41 @@ cdef inline void thread_slice(Py_ssize_t n, Py_ssize_t tid, Py_ssize_t n_threads
 
 
 cdef void reduce_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
-    # Thread tid's slice of the parameters: slot 0 <- (((g0 + g1) + g2) + g3) / divisor, the
-    # last addition and the division in one pass (x / c: what divide_by_count and
-    # divide_by_weight_sum compute, which multiply by 1 / c only where that is the same bits).
-    cdef Py_ssize_t k, i, n = job.lay.n_params, i0, i1, last = job.n_parts - 1
-    cdef floating* g = <floating*>job.grad
-    cdef const floating* part
-    cdef floating c = <floating>job.divisor
-    thread_slice(n, tid, job.n_threads, &i0, &i1)
-    if i1 <= i0:
-        return
-    for k in range(1, last):
-        part = g + k * n
-        for i in range(i0, i1):
-            g[i] = g[i] + part[i]
-    part = g + last * n
-    for i in range(i0, i1):
-        g[i] = (g[i] + part[i]) / c
-    if job.adam != NULL:
-        adam_share(job.adam, tid, False, typed)
-
-
-cdef void adam_share(AdamJob* job, int tid, bint commit, floating* typed) noexcept nogil:
-    # Thread tid's slice: its maxima (commit off), or its part of the step (commit on).
+    # Thread tid's slice of the parameters: slot 0 <- (((g0 + g1) + g2) + g3) / divisor in one
+    # pass (sum_parts), which also takes the slice's max |grad| for the update's safety test.
     cdef Py_ssize_t n = job.lay.n_params, i0, i1
-    cdef floating* params = <floating*>job.params
-    cdef const floating* grad = <const floating*>job.grad
-    cdef floating* state = <floating*>job.state
     thread_slice(n, tid, job.n_threads, &i0, &i1)
-    if commit:
-        if i1 > i0:
-            adam_commit(job.lay, &job.step, params, grad, state, i0, i1)
-        return
-    if i1 <= i0:
-        job.maxima[tid][0] = job.maxima[tid][1] = job.maxima[tid][2] = job.maxima[tid][3] = 0
-        return
-    job.maxima[tid][0] = abs_max(params + i0, i1 - i0)
-    job.maxima[tid][1] = abs_max(grad + i0, i1 - i0)
-    job.maxima[tid][2] = abs_max(state + i0, i1 - i0)
-    job.maxima[tid][3] = abs_max(state + n + i0, i1 - i0)
+    job.grad_max[tid] = 0
+    if i1 > i0:
+        job.grad_max[tid] = sum_parts(<floating*>job.grad + i0, i1 - i0, n, job.n_parts,
+                                      job.divisor)
+
+
+cdef void adam_share(AdamJob* job, int tid, floating* typed) noexcept nogil:
+    # Thread tid's slice of the step.
+    cdef Py_ssize_t n = job.lay.n_params, i0, i1
+    thread_slice(n, tid, job.n_threads, &i0, &i1)
+    if i1 > i0:
+        adam_commit(job.lay, &job.step, <floating*>job.params, <const floating*>job.grad,
+                    <floating*>job.state, i0, i1)
 
 
 cdef void adam_commit_job(void* ctx, int tid) noexcept nogil:
     cdef AdamJob* job = <AdamJob*>ctx
     if job.is_double:
-        adam_share(job, tid, True, <double*>NULL)
+        adam_share(job, tid, <double*>NULL)
     else:
-        adam_share(job, tid, True, <float*>NULL)
+        adam_share(job, tid, <float*>NULL)
 
 
 cdef void team_adam_prepare(
     AdamJob* job, const Layout* lay, const OptConfig* opt, floating* params,
     const floating* grad, floating* state, int64_t step_count, double lr, ThreadTeam* team,
+    AdamBounds* bounds,
 ) noexcept nogil:
-    # Adam's step for the team, set up before the batch's gradient so that the gradient's last
-    # pass (reduce_share) takes the maxima the step's bounds need.
+    # Adam's step for the team (team_adam_step), its constants and where it writes.
     job.lay = lay
+    job.bounds = bounds
     job.params = params
     job.grad = grad
     job.state = state
@@ -169,20 +150,20 @@ cdef void team_adam_prepare(
     adam_prepare(opt, params, step_count, lr, &job.step)
 
 
-cdef bint team_adam_step(AdamJob* job, int64_t* step_count, ThreadTeam* team) noexcept nogil:
-    # optimizer_step's unchecked Adam / AdamW pass with the team's threads, from the maxima the
-    # gradient's reduction took: the same maxima (max is exact in any order) and the same
+cdef bint team_adam_step(AdamJob* job, int64_t* step_count, ThreadTeam* team,
+                         double grad_max) noexcept nogil:
+    # optimizer_step's unchecked Adam / AdamW pass with the team's threads, from the max |grad|
+    # the gradient's reduction took and the carried bounds (adam_step_is_safe), and the same
     # elementwise update, so the same bits. False if the bounds do not prove the step safe:
     # the caller then takes optimizer_step's checked passes, on this thread.
-    cdef Py_ssize_t t, q
-    cdef double m[4]
-    for q in range(4):
-        m[q] = job.maxima[0][q]
-        for t in range(1, job.n_threads):
-            # (a NaN anywhere must reach the test: NaN > x is false, so test it explicitly)
-            if job.maxima[t][q] > m[q] or job.maxima[t][q] != job.maxima[t][q]:
-                m[q] = job.maxima[t][q]
-    if not adam_bounds_safe(&job.step, m[0], m[1], m[2], m[3], not job.is_double):
+    cdef bint safe
+    if job.is_double:
+        safe = adam_step_is_safe(job.lay, &job.step, <const double*>job.params,
+                                 <const double*>job.state, grad_max, job.bounds)
+    else:
+        safe = adam_step_is_safe(job.lay, &job.step, <const float*>job.params,
+                                 <const float*>job.state, grad_max, job.bounds)
+    if not safe:
         return False  # (a NaN maximum fails its tests there)
     cprop_team_run(&team.sync, adam_commit_job, job)
     step_count[0] += 1
@@ -209,9 +190,11 @@ cdef double parted_gradient(
     const Layout* lay, const floating* params, const floating* X, const floating* T,
     const floating* sw, double sw_sum, const Py_ssize_t* idx, Py_ssize_t start,
     Py_ssize_t count, Py_ssize_t n_parts, floating* grad, floating* A, floating* D,
-    Py_ssize_t chunk, bint want_grad, Py_ssize_t* work, ThreadTeam* team, AdamJob* adam,
+    Py_ssize_t chunk, bint want_grad, Py_ssize_t* work, ThreadTeam* team, double* grad_max,
 ) noexcept nogil:
-    # batch_gradient for a batch cut into n_parts parts (grad: n_parts slots if want_grad).
+    # batch_gradient for a batch cut into n_parts parts (grad: n_parts slots if want_grad);
+    # grad_max (or NULL) gets max |grad| (NaN if any is NaN) when want_grad.
+    cdef Py_ssize_t t
     cdef PartsJob job
     cdef void* own_A[1]
     cdef void* own_D[1]
@@ -233,7 +216,6 @@ cdef double parted_gradient(
     job.work = work
     job.abort = 0
     job.divisor = sw_sum if sw != NULL else <double>count
-    job.adam = adam if want_grad else NULL
     if team == NULL:
         own_A[0] = A
         own_D[0] = D
@@ -258,6 +240,12 @@ cdef double parted_gradient(
             reduce_job(&job, 0)
         else:
             cprop_team_run(&team.sync, reduce_job, &job)
+        if grad_max != NULL:
+            grad_max[0] = job.grad_max[0]
+            for t in range(1, job.n_threads):
+                # (a NaN anywhere must reach the test: NaN > x is false, so test it explicitly)
+                if job.grad_max[t] > grad_max[0] or job.grad_max[t] != job.grad_max[t]:
+                    grad_max[0] = job.grad_max[t]
     return loss_sum / job.divisor
 
 
