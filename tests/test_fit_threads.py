@@ -166,6 +166,26 @@ def test_train_step_and_the_stepper_cut_a_batch_as_fit_does():
     assert same_bits(a.params, b.params) and same_bits(a.params, c.params)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n_threads, alpha", [(1, 0.0), (2, 0.0), (1, 0.5), (2, 0.5)])
+def test_adams_carried_bounds_give_the_steps_taken_one_call_at_a_time(n_threads, alpha, dtype):
+    # Within a fit, Adam's safety test reads bounds on params, m and v carried from the last
+    # step; one train_step call per batch takes them exactly every time. The same bits either
+    # way. alpha 0.5 makes the carried bound on |params| grow ~1e5-fold a step, past the safety
+    # limit within about 60 steps in float64 (1e300) and 7 in float32 (1e36): the exact maxima
+    # are then taken again.
+    X, T = data(n=12_800, dtype=dtype)
+    kw = dict(hidden="relu", output="softmax", loss="cross_entropy", seed=3, dtype=dtype)
+    a, b = cprop.MLP(WIDE, **kw), cprop.MLP(WIDE, **kw)
+    opt = dict(optimizer="adam", lr=1e-3, alpha=alpha)
+    a.fit(X, T, epochs=2, batch_size=128, shuffle=False, n_threads=n_threads, **opt)
+    for _ in range(2):
+        for s in range(0, 12_800, 128):
+            b.train_step(X[s:s + 128], T[s:s + 128], **opt)
+    assert a.state_dict()["optimizer_steps"] == b.state_dict()["optimizer_steps"] == 200
+    assert same_bits(a.params, b.params)
+
+
 # ------------------------------------------------------------------------------------------------
 # a parted batch computes the batch's gradient
 # ------------------------------------------------------------------------------------------------

@@ -377,6 +377,60 @@ def test_block_times_derivative_is_the_row_formula(dtype, act):
         _mlp.block_times_derivative(code, np.zeros(3, dtype), np.zeros(2, dtype))
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "tanh"])
+def test_block_narrow_delta_below_is_the_loop_routes_sums(dtype, act):
+    # (W d_r)_i summed over j in order from 0, no FMA (the oracle's order), then times f'(a):
+    # NumPy's elementwise operations in that order, bit for bit, for every width 1..8.
+    rng = np.random.default_rng(14)
+    u = np.uint64 if dtype == np.float64 else np.uint32
+    code = _mlp.ACTIVATION_CODES[act]
+    for n_out in range(1, 9):
+        for rows, n_in in ((1, 1), (3, 7), (5, 16), (17, 37), (200, 100)):
+            W = _block(rng, n_in, n_out, dtype)
+            d = _block(rng, rows, n_out, dtype)
+            a = _block(rng, rows, n_in, dtype)
+            fprime = np.empty(rows * n_in, dtype)
+            _mlp.activation_backward(code, a.reshape(-1), fprime, 0.01)
+            with np.errstate(all="ignore"):
+                sums = np.zeros((rows, n_in), dtype)
+                for j in range(n_out):
+                    sums = sums + W[:, j][None, :] * d[:, j][:, None]
+                expected = sums * fprime.reshape(rows, n_in)
+            out = np.full((rows, n_in), 7, dtype)
+            _mlp.block_narrow_delta_below(W, d, a, out, code, 0.01)
+            np.testing.assert_array_equal(out.view(u), expected.view(u),
+                                          err_msg=f"{rows}x{n_in}, n_out={n_out}")
+    with pytest.raises(ValueError, match="1 to 8 columns, got 9"):
+        _mlp.block_narrow_delta_below(np.zeros((3, 9)), np.zeros((2, 9)), np.zeros((2, 3)),
+                                      np.zeros((2, 3)), code)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_block_sum_parts_adds_in_order_and_scales_by_the_reciprocal(dtype):
+    rng = np.random.default_rng(15)
+    u = np.uint64 if dtype == np.float64 else np.uint32
+    for n_parts in (1, 2, 3, 4):
+        for n in range(0, 70):
+            g = (rng.standard_normal((n_parts, n)) * 10).astype(dtype)
+            for divisor in (200.0, 64.0, 3.0):
+                inv = dtype(1) / dtype(divisor) if dtype == np.float32 else 1.0 / divisor
+                expected = g[0].copy()
+                for k in range(1, n_parts):
+                    expected = expected + g[k]
+                expected = expected * dtype(inv)
+                work = g.copy()
+                top = _mlp.block_sum_parts(work, divisor)
+                np.testing.assert_array_equal(work[0].view(u), expected.view(u))
+                assert top == (float(np.abs(expected).max()) if n else 0.0)
+    g = np.ones((2, 9), dtype)
+    g[1, 5] = np.nan
+    assert np.isnan(_mlp.block_sum_parts(g, 2.0))
+    g = np.ones((2, 9), dtype)
+    g[0, 8] = -np.inf
+    assert _mlp.block_sum_parts(g, 2.0) == np.inf
+
 _CHILD = r"""
 import hashlib, sys, numpy as np
 from cprop._kernels import _mlp

@@ -419,7 +419,7 @@ cdef inline double sum_parts(floating* g, Py_ssize_t n, Py_ssize_t stride, Py_ss
     # a division (the gemm routes' rounding, within 1 ulp of x / c; exact for a power of two):
     # a division per value cost as much as Adam's step shares the divider with.
     if floating is float:
-        return cprop_sum_parts_f(g, n, stride, n_parts, 1.0 / <float>divisor)
+        return cprop_sum_parts_f(g, n, stride, n_parts, (<float>1) / <float>divisor)
     else:
         return cprop_sum_parts_d(g, n, stride, n_parts, 1.0 / divisor)
 

@@ -10,7 +10,10 @@ from cprop._kernels._activations cimport (
     sigmoid_vec, softmax_vec, softmax_rows_vec, cprop_exp_row_f, cprop_exp_row_d,
     times_derivative_block,
 )
-from cprop._kernels._layers cimport abs_max, divide_by_count, bias_rows, column_sums
+from cprop._kernels._layers cimport (
+    abs_max, divide_by_count, bias_rows, column_sums, narrow_delta_below, sum_parts,
+    CPROP_NARROW_MAX,
+)
 
 
 def max_abs(const floating[::1] values):
@@ -111,6 +114,34 @@ def block_times_derivative(int act, floating[::1] d, const floating[::1] a, doub
         return
     with nogil:
         times_derivative_block(&d[0], &a[0], d.shape[0], act, <floating>slope)
+
+
+def block_narrow_delta_below(const floating[:, ::1] W, const floating[:, ::1] d,
+                             const floating[:, ::1] a, floating[:, ::1] out, int act,
+                             double slope=0.01):
+    """out[r] <- (W d[r]) * f'(a[r]) for every row, W (n_in, n_out) with n_out <= 8: a narrow
+    layer's delta below on the gemm routes (exposed for the tests)."""
+    cdef Py_ssize_t rows = d.shape[0], n_in = W.shape[0], n_out = W.shape[1]
+    if not 1 <= n_out <= CPROP_NARROW_MAX:
+        raise ValueError(f"W: expected 1 to {CPROP_NARROW_MAX} columns, got {n_out}")
+    if d.shape[1] != n_out or a.shape[0] != rows or a.shape[1] != n_in or \
+            out.shape[0] != rows or out.shape[1] != n_in:
+        raise ValueError("d, a, out: expected (rows, n_out), (rows, n_in), (rows, n_in)")
+    if rows == 0 or n_in == 0:
+        return
+    with nogil:
+        narrow_delta_below(&W[0, 0], &d[0, 0], &a[0, 0], &out[0, 0], rows, n_in, n_out, act,
+                           <floating>slope)
+
+
+def block_sum_parts(floating[:, ::1] g, double divisor):
+    """g[0] <- (((g[0] + g[1]) + g[2]) + ...) * (1 / divisor) in place; returns max |g[0]|
+    (NaN if any is NaN): a parted batch's reduction (exposed for the tests)."""
+    if g.shape[0] < 1:
+        raise ValueError("g: expected at least one part")
+    if g.shape[1] == 0:
+        return 0.0
+    return sum_parts(&g[0, 0], g.shape[1], g.shape[1], g.shape[0], divisor)
 
 
 def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
