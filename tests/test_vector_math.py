@@ -9,11 +9,14 @@ divide_in_place, and the AVX2/SSE2 row kernels.
   same bits as the same values one at a time.
 * The AVX2 and SSE2 builds give the same bits (a child process forced onto SSE2), for these
   functions and for whole training runs through the row kernels.
-* max_abs and divide_in_place: exact for every length 0..69, NaN and inf included.
+* max_abs and divide_in_place (and the max it takes in its pass): exact for every length 0..69,
+  NaN and inf included.
 * The float64 loop paths keep libm's exp: the branch-free sigmoid is the oracle's bit for bit.
 * The gemm routes' whole-block kernels (bias and relu after a forward gemm, a bias gradient's
-  column sums, the derivative times the delta) are NumPy's elementwise IEEE operations in the
-  same order, bit for bit, for every shape 1..20 x 0..40, NaN, inf and -0.0 included.
+  column sums, the derivative times the delta, a narrow layer's delta below with its bias sums,
+  a parted batch's reduction) are NumPy's elementwise IEEE operations in the same order, bit for
+  bit, over many shapes, inf and -0.0 included (a NaN is any NaN: C leaves open which operand's
+  NaN an addition passes on).
 
 The reference is NumPy's long double (x87 80-bit on x86-64 Linux: 11 more bits than float64) for
 float64, and float64 for float32; the float64 checks are skipped where long double is no wider
@@ -301,6 +304,15 @@ RELU = _mlp.ACTIVATION_CODES["relu"]
 LEAKY_RELU = _mlp.ACTIVATION_CODES["leaky_relu"]
 
 
+def assert_same_values(actual, expected, err_msg=""):
+    # Bit for bit, except that every NaN counts as the same NaN (which operand's NaN an addition
+    # passes on is the compiler's choice: C leaves NaN payloads open).
+    u = np.uint64 if actual.dtype == np.float64 else np.uint32
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=err_msg)
+    keep = ~np.isnan(expected)
+    np.testing.assert_array_equal(actual[keep].view(u), expected[keep].view(u), err_msg=err_msg)
+
+
 def _block(rng, rows, n, dtype):
     z = (rng.standard_normal((rows, n)) * 3).astype(dtype)
     flat = z.reshape(-1)
@@ -313,7 +325,6 @@ def _block(rng, rows, n, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_block_bias_rows_are_numpys_add_and_relu(dtype):
     rng = np.random.default_rng(11)
-    u = np.uint64 if dtype == np.float64 else np.uint32
     for rows in range(1, 21):
         for n in range(0, 41, 3 if rows > 4 else 1):
             z = _block(rng, rows, n, dtype)
@@ -324,7 +335,7 @@ def test_block_bias_rows_are_numpys_add_and_relu(dtype):
             for want_relu, expected in ((False, added), (True, relu)):
                 out = z.copy()
                 _mlp.block_bias_rows(out, b, want_relu)
-                np.testing.assert_array_equal(out.view(u), expected.view(u),
+                assert_same_values(out, expected,
                                               err_msg=f"{rows}x{n} relu={want_relu}")
     with pytest.raises(ValueError, match="b: expected 3 values, got 2"):
         _mlp.block_bias_rows(np.zeros((2, 3), dtype), np.zeros(2, dtype), True)
@@ -333,7 +344,6 @@ def test_block_bias_rows_are_numpys_add_and_relu(dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_block_column_sums_add_the_rows_in_order(dtype):
     rng = np.random.default_rng(12)
-    u = np.uint64 if dtype == np.float64 else np.uint32
     for rows in range(1, 21):
         for n in range(0, 41, 3 if rows > 4 else 1):
             d = _block(rng, rows, n, dtype)
@@ -345,7 +355,7 @@ def test_block_column_sums_add_the_rows_in_order(dtype):
                         expected = expected + d[r]
                 s = start.copy()
                 _mlp.block_column_sums(d, s, first)
-                np.testing.assert_array_equal(s.view(u), expected.view(u),
+                assert_same_values(s, expected,
                                               err_msg=f"{rows}x{n} first={first}")
     # the order is the rows' (a pairwise or reversed sum would give 1.0 here)
     d = np.array([[1e16], [1.0], [-1e16]], dtype=np.float64)
@@ -361,7 +371,6 @@ def test_block_column_sums_add_the_rows_in_order(dtype):
 def test_block_times_derivative_is_the_row_formula(dtype, act):
     # d * f'(a), f' the row formula (activation_backward), one product per value, bit for bit
     rng = np.random.default_rng(13)
-    u = np.uint64 if dtype == np.float64 else np.uint32
     code = _mlp.ACTIVATION_CODES[act]
     for n in range(0, 90):
         d = _block(rng, 1, n, dtype)[0]
@@ -372,7 +381,7 @@ def test_block_times_derivative_is_the_row_formula(dtype, act):
         _mlp.block_times_derivative(code, out, a, 0.01)
         with np.errstate(all="ignore"):
             expected = d * fprime
-        np.testing.assert_array_equal(out.view(u), expected.view(u), err_msg=f"n={n}")
+        assert_same_values(out, expected, err_msg=f"n={n}")
     with pytest.raises(ValueError, match="a: expected 3 values, got 2"):
         _mlp.block_times_derivative(code, np.zeros(3, dtype), np.zeros(2, dtype))
 
@@ -384,7 +393,6 @@ def test_block_narrow_delta_below_is_the_loop_routes_sums(dtype, act):
     # (W d_r)_i summed over j in order from 0, no FMA (the oracle's order), then times f'(a):
     # NumPy's elementwise operations in that order, bit for bit, for every width 1..8.
     rng = np.random.default_rng(14)
-    u = np.uint64 if dtype == np.float64 else np.uint32
     code = _mlp.ACTIVATION_CODES[act]
     for n_out in range(1, 9):
         for rows, n_in in ((1, 1), (3, 7), (5, 16), (17, 37), (200, 100)):
@@ -400,8 +408,20 @@ def test_block_narrow_delta_below_is_the_loop_routes_sums(dtype, act):
                 expected = sums * fprime.reshape(rows, n_in)
             out = np.full((rows, n_in), 7, dtype)
             _mlp.block_narrow_delta_below(W, d, a, out, code, 0.01)
-            np.testing.assert_array_equal(out.view(u), expected.view(u),
+            assert_same_values(out, expected,
                                           err_msg=f"{rows}x{n_in}, n_out={n_out}")
+            # with the layer below's bias sums in the same pass: column_sums' order
+            start = (rng.standard_normal(n_in) * 10).astype(dtype)
+            for first in (True, False):
+                with np.errstate(all="ignore"):
+                    sums = expected[0].copy() if first else start + expected[0]
+                    for r in range(1, rows):
+                        sums = sums + expected[r]
+                colsum = start.copy()
+                _mlp.block_narrow_delta_below(W, d, a, out, code, 0.01, colsum, first)
+                assert_same_values(out, expected)
+                assert_same_values(colsum, sums,
+                                              err_msg=f"{rows}x{n_in}, first={first}")
     with pytest.raises(ValueError, match="1 to 8 columns, got 9"):
         _mlp.block_narrow_delta_below(np.zeros((3, 9)), np.zeros((2, 9)), np.zeros((2, 3)),
                                       np.zeros((2, 3)), code)
@@ -410,7 +430,6 @@ def test_block_narrow_delta_below_is_the_loop_routes_sums(dtype, act):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_block_sum_parts_adds_in_order_and_scales_by_the_reciprocal(dtype):
     rng = np.random.default_rng(15)
-    u = np.uint64 if dtype == np.float64 else np.uint32
     for n_parts in (1, 2, 3, 4):
         for n in range(0, 70):
             g = (rng.standard_normal((n_parts, n)) * 10).astype(dtype)
@@ -422,7 +441,7 @@ def test_block_sum_parts_adds_in_order_and_scales_by_the_reciprocal(dtype):
                 expected = expected * dtype(inv)
                 work = g.copy()
                 top = _mlp.block_sum_parts(work, divisor)
-                np.testing.assert_array_equal(work[0].view(u), expected.view(u))
+                assert_same_values(work[0], expected)
                 assert top == (float(np.abs(expected).max()) if n else 0.0)
     g = np.ones((2, 9), dtype)
     g[1, 5] = np.nan
@@ -546,7 +565,12 @@ def test_vectorised_max_abs_and_divide(dtype):
                 assert got == np.inf, n
         for count in (1, 2, 3, 7, 32, 64, 100, 256, 1000):
             g = x.copy()
-            _mlp.divide_in_place(g, count)
+            top = _mlp.divide_in_place(g, count)
             np.testing.assert_array_equal(g, x / dtype(count))
+            assert top == (float(np.abs(g).max()) if n else 0.0)  # (the bound, same pass)
+            if n:
+                y = x.copy()
+                y[rng.integers(0, n)] = np.nan
+                assert np.isnan(_mlp.divide_in_place(y, count))
     with pytest.raises(ValueError):
         _mlp.divide_in_place(np.ones(3), 0)

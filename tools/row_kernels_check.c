@@ -31,7 +31,7 @@ int main(void) {
         cprop_rank1_add_d(yd, Wd + 7, Wd + 900, ni, no); cprop_rank1_add_f(yf, Wf + 7, Wf + 900, ni, no); eat(yd, 8 * ni * no); eat(yf, 4 * ni * no);
         cprop_back_sums_d(Wd, Wd + 2000, yd, no, ni); cprop_back_sums_f(Wf, Wf + 2000, yf, no, ni); eat(yd, 8 * no); eat(yf, 4 * no);
         memcpy(yd, xd + 20, sizeof(double) * 500); memcpy(yf, xf + 20, sizeof(float) * 500);
-        cprop_scale_d(yd, n * 7, n % 5 + 1); cprop_scale_f(yf, n * 7, n % 5 + 1); eat(yd, 8 * 500); eat(yf, 4 * 500);
+        double q1 = cprop_scale_d(yd, n * 7, n % 5 + 1), q2 = cprop_scale_f(yf, n * 7, n % 5 + 1); eat(yd, 8 * 500); eat(yf, 4 * 500); eat(&q1, 8); eat(&q2, 8);
         double m1 = cprop_absmax_d(xd + 20 - n % 16, n * 3), m2 = cprop_absmax_f(xf + 20 - n % 16, n * 3); eat(&m1, 8); eat(&m2, 8);
         memcpy(yd, Wd, sizeof(double) * 200); memcpy(yf, Wf, sizeof(float) * 200);
         cprop_times_derivative_d(yd, Wd + 3, n, CPROP_ACT_LEAKY_RELU, 0.01); cprop_times_derivative_f(yf, Wf + 3, n, CPROP_ACT_RELU, 0.01f); eat(yd, 8 * 200); eat(yf, 4 * 200);
@@ -42,7 +42,8 @@ int main(void) {
         memcpy(yd + 2000, Wd, sizeof(double) * 100); memcpy(yf + 2000, Wf, sizeof(float) * 100);
         cprop_column_sums_d(yd, ni, no, yd + 2000, n & 1); cprop_column_sums_f(yf, ni, no, yf + 2000, (n & 2) != 0); eat(yd + 2000, 8 * 100); eat(yf + 2000, 4 * 100);
         int nn = n % CPROP_NARROW_MAX + 1;
-        cprop_back_narrow_d(Wd, xd + 3, Wd + 500, yd, ni, no, nn, n & 1, 0.01); cprop_back_narrow_f(Wf, xf + 3, Wf + 500, yf, ni, no, nn, (n & 2) != 0, 0.01f); eat(yd, 8 * ni * no); eat(yf, 4 * ni * no);
+        memcpy(yd + 2000, Wd, sizeof(double) * 100); memcpy(yf + 2000, Wf, sizeof(float) * 100);
+        cprop_back_narrow_d(Wd, xd + 3, Wd + 500, yd, ni, no, nn, n & 1, 0.01, n & 4 ? yd + 2000 : NULL, n & 8); cprop_back_narrow_f(Wf, xf + 3, Wf + 500, yf, ni, no, nn, (n & 2) != 0, 0.01f, n & 4 ? NULL : yf + 2000, n & 16); eat(yd, 8 * ni * no); eat(yf, 4 * ni * no); eat(yd + 2000, 8 * 100); eat(yf + 2000, 4 * 100);
         memcpy(yd, xd, sizeof(double) * 1000); memcpy(yf, xf, sizeof(float) * 1000);
         double s1 = cprop_sum_parts_d(yd, n * 3, 250, n % 4 + 1, 1.0 / (n + 3)), s2 = cprop_sum_parts_f(yf, n * 3, 250, n % 4 + 1, 1.0f / (n + 3)); eat(&s1, 8); eat(&s2, 8); eat(yd, 8 * 1000); eat(yf, 4 * 1000);
     }

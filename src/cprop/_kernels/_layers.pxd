@@ -98,8 +98,8 @@ cdef extern from "_rows.h" nogil:
                            Py_ssize_t n_out)
     void cprop_rank1_add_f(float* G, const float* a, const float* d, Py_ssize_t n_in,
                            Py_ssize_t n_out)
-    void cprop_scale_d(double* g, Py_ssize_t n, double c)
-    void cprop_scale_f(float* g, Py_ssize_t n, float c)
+    double cprop_scale_d(double* g, Py_ssize_t n, double c)
+    double cprop_scale_f(float* g, Py_ssize_t n, float c)
     void cprop_back_sums_d(const double* W, const double* d, double* s, Py_ssize_t n_in,
                            Py_ssize_t n_out)
     void cprop_back_sums_f(const float* W, const float* d, float* s, Py_ssize_t n_in,
@@ -112,10 +112,10 @@ cdef extern from "_rows.h" nogil:
     enum: CPROP_NARROW_MAX
     void cprop_back_narrow_d(const double* W, const double* d, const double* a, double* s,
                              Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int step,
-                             double below)
+                             double below, double* colsum, int first)
     void cprop_back_narrow_f(const float* W, const float* d, const float* a, float* s,
                              Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int step,
-                             float below)
+                             float below, float* colsum, int first)
     double cprop_sum_parts_d(double* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
                              double inv)
     double cprop_sum_parts_f(float* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
@@ -193,18 +193,26 @@ cdef inline void delta_below(
 cdef inline void narrow_delta_below(
     const floating* W, const floating* delta, const floating* a_in, floating* delta_in,
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int act_in, floating slope,
+    floating* grad_b_in, bint first,
 ) noexcept nogil:
-    # delta_below for every row of a block of a narrow layer (n_out <= CPROP_NARROW_MAX), in
-    # one pass that also takes relu's and leaky relu's derivative: the loop route's sums (j in
-    # order, no FMA), where a gemm with so few terms is mostly overhead (W5's 100-3 output).
+    # delta_below for every row (>= 1) of a block of a narrow layer (n_out <= CPROP_NARROW_MAX),
+    # in one pass that also takes relu's and leaky relu's derivative and, if grad_b_in is not
+    # NULL, the layer below's bias gradient (column_sums(delta_in, ..., grad_b_in, first)):
+    # the loop route's sums (j in order, no FMA), where a gemm with so few terms is mostly
+    # overhead (W5's 100-3 output).
     cdef bint step = act_in == ACT_RELU or act_in == ACT_LEAKY_RELU
     cdef floating below = 0 if act_in == ACT_RELU else slope
+    cdef floating* sums = grad_b_in if step else NULL
     if floating is float:
-        cprop_back_narrow_f(W, delta, a_in, delta_in, rows, n_in, n_out, step, below)
+        cprop_back_narrow_f(W, delta, a_in, delta_in, rows, n_in, n_out, step, below, sums,
+                            first)
     else:
-        cprop_back_narrow_d(W, delta, a_in, delta_in, rows, n_in, n_out, step, below)
+        cprop_back_narrow_d(W, delta, a_in, delta_in, rows, n_in, n_out, step, below, sums,
+                            first)
     if not step:
         times_derivative_block(delta_in, a_in, rows * n_in, act_in, slope)
+        if grad_b_in != NULL:
+            column_sums(delta_in, rows, n_in, grad_b_in, first)
 
 
 cdef inline void dense_forward(
@@ -296,7 +304,7 @@ cdef inline double output_delta(
     return loss_sum
 
 
-cdef inline void backprop_layer(
+cdef inline bint backprop_layer(
     const Layout* lay,       # IN  the network (for its BLAS)
     const floating* a_in,    # IN  (rows, n_in) this layer's input (the layer below's output)
     const floating* delta,   # IN  (rows, n_out) dE/dz of this layer
@@ -306,24 +314,31 @@ cdef inline void backprop_layer(
     floating* delta_in,      # OUT (rows, n_in) dE/dz of the layer below, if compute_delta_in
     Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out,
     int act_in, floating slope, bint compute_delta_in, bint use_blas, bint first,
+    floating* grad_b_in,     # IN/OUT (n_in,) or NULL: the layer below's grad_b, see below
+    bint bias_summed,        # grad_b was already summed (by the layer above's call)
 ) noexcept nogil:
     # first (use_blas only): grad_W and grad_b are set (=) rather than added to (+=), so the
     # caller need not clear them: 0 + x == x (up to the sign of a zero). A narrow layer's
-    # delta_in skips gemm (narrow_delta_below).
+    # delta_in skips gemm (narrow_delta_below), and takes the layer below's bias gradient sums
+    # in the same pass if grad_b_in is not NULL (use_blas, compute_delta_in; that layer's call
+    # then has bias_summed). Returns True if it did.
     cdef Py_ssize_t r, j
     cdef const floating* d
     if use_blas:
         # grad_W += a_in^T @ delta; delta_in = (delta @ W^T) * f'(a_in); grad_b by rows.
         gemm_rowmajor(lay, True, False, n_in, n_out, rows, 1, a_in, n_in, delta, n_out,
                       0 if first else 1, grad_W, n_out)
-        column_sums(delta, rows, n_out, grad_b, first)
+        if not bias_summed:
+            column_sums(delta, rows, n_out, grad_b, first)
         if compute_delta_in and n_out <= CPROP_NARROW_MAX:
-            narrow_delta_below(W, delta, a_in, delta_in, rows, n_in, n_out, act_in, slope)
-        elif compute_delta_in:
+            narrow_delta_below(W, delta, a_in, delta_in, rows, n_in, n_out, act_in, slope,
+                               grad_b_in, first)
+            return grad_b_in != NULL
+        if compute_delta_in:
             gemm_rowmajor(lay, False, True, rows, n_in, n_out, 1, delta, n_out, W, n_out, 0,
                           delta_in, n_in)
             times_derivative_block(delta_in, a_in, rows * n_in, act_in, slope)
-        return
+        return False
     for r in range(rows):
         d = delta + r * n_out
         rank1_add(grad_W, a_in + r * n_in, d, n_in, n_out)
@@ -331,6 +346,7 @@ cdef inline void backprop_layer(
             grad_b[j] += d[j]
         if compute_delta_in:
             delta_below(W, d, a_in + r * n_in, delta_in + r * n_in, n_in, n_out, act_in, slope)
+    return False
 
 
 cdef inline void load_rows(
@@ -376,30 +392,31 @@ cdef inline void forward_block(
         )
 
 
-cdef inline void divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) noexcept nogil:
+cdef inline double divide_by_count(floating* g, Py_ssize_t n, Py_ssize_t count) noexcept nogil:
     # g[k] = g[k] / count, vectorised; a multiplication where count is a power of two (the same
-    # bits, see _rows.h).
+    # bits, see _rows.h). Returns max |g[k]| (NaN if any is NaN): the update's bound, from this
+    # pass.
     if floating is float:
-        cprop_scale_f(g, n, <float>count)
+        return cprop_scale_f(g, n, <float>count)
     else:
-        cprop_scale_d(g, n, <double>count)
+        return cprop_scale_d(g, n, <double>count)
 
 
-cdef inline void divide_by_weight_sum(floating* g, Py_ssize_t n, double c) noexcept nogil:
+cdef inline double divide_by_weight_sum(floating* g, Py_ssize_t n, double c) noexcept nogil:
     # g[k] = g[k] / c (c > 0, a batch's sample-weight sum rounded to floating): as
     # divide_by_count (a multiplication where c is a power of two, so a batch of unit weights
     # costs what an unweighted one does); a plain division past 2**62, where cprop_scale's
-    # integer test would not hold.
+    # integer test would not hold (then -1: the bound is not taken).
     cdef Py_ssize_t k
     cdef floating divisor = <floating>c
     if c < 4.0e18:
         if floating is float:
-            cprop_scale_f(g, n, divisor)
+            return cprop_scale_f(g, n, divisor)
         else:
-            cprop_scale_d(g, n, divisor)
-        return
+            return cprop_scale_d(g, n, divisor)
     for k in range(n):
         g[k] = g[k] / divisor
+    return -1.0
 
 
 cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:

@@ -193,7 +193,7 @@ cdef double rows_gradient(
     cdef Py_ssize_t l, c0, rows, L = lay.n_layers
     cdef double loss_sum = 0.0
     cdef const floating* x_in
-    cdef bint use_blas
+    cdef bint use_blas, bias_summed
     c0 = 0
     while c0 < count:
         rows = min(chunk, count - c0)
@@ -206,14 +206,16 @@ cdef double rows_gradient(
                                       idx, start + c0, rows, loss_sum)
         if want_grad:
             l = L - 1
+            bias_summed = False
             while l >= 0:
                 # The first block sets a gemm layer's sums (no clearing pass); a loop layer's
-                # start from zeros.
+                # start from zeros. A gemm layer above a gemm layer may take the lower one's
+                # bias sums in its pass (backprop_layer).
                 use_blas = rows * lay.sizes[l] * lay.sizes[l + 1] >= lay.blas_min_work
                 if c0 == 0 and not use_blas:
                     memset(grad + lay.w_off[l], 0,
                            (lay.b_off[l] + lay.sizes[l + 1] - lay.w_off[l]) * sizeof(floating))
-                backprop_layer(
+                bias_summed = backprop_layer(
                     lay, x_in if l == 0 else A + rows * lay.a_off[l],
                     D + rows * lay.a_off[l + 1],
                     params + lay.w_off[l],
@@ -221,6 +223,9 @@ cdef double rows_gradient(
                     rows, lay.sizes[l], lay.sizes[l + 1],
                     lay.act[l - 1] if l > 0 else ACT_IDENTITY, <floating>lay.slope, l > 0,
                     use_blas, c0 == 0,
+                    grad + lay.b_off[l - 1] if l > 0 and use_blas and (
+                        rows * lay.sizes[l - 1] * lay.sizes[l] >= lay.blas_min_work) else NULL,
+                    bias_summed,
                 )
                 l -= 1
         c0 += rows
@@ -246,8 +251,8 @@ cdef double batch_gradient(
     # part, each part's gradient in its own slot of grad, and the parts added in order
     # (parted_gradient, _team.pxi); team (or NULL: this thread alone) runs the parts.
     # grad_max (or NULL; if want_grad) gets max |grad| (NaN if any is NaN) when the last pass
-    # took it (a parted batch), else -1: the update's safety test takes it itself.
-    cdef double loss_sum
+    # (the division) took it, else -1: the update's safety test takes it itself.
+    cdef double loss_sum, top
     cdef Py_ssize_t n_parts = batch_parts(lay, count)
     if n_parts > 1:
         return parted_gradient(lay, params, X, T, sw, sw_sum, idx, start, count, n_parts, grad,
@@ -260,10 +265,14 @@ cdef double batch_gradient(
         return NAN
     if sw != NULL:
         if want_grad:
-            divide_by_weight_sum(grad, lay.n_params, sw_sum)
+            top = divide_by_weight_sum(grad, lay.n_params, sw_sum)
+            if grad_max != NULL:
+                grad_max[0] = top
         return loss_sum / sw_sum
     if want_grad and count > 1:  # (g / 1 == g: single-sample SGD skips the divisions)
-        divide_by_count(grad, lay.n_params, count)
+        top = divide_by_count(grad, lay.n_params, count)
+        if grad_max != NULL:
+            grad_max[0] = top
     return loss_sum / count
 
 

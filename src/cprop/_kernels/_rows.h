@@ -40,12 +40,14 @@
  *       z[r, j] = z[r, j] + b[j] for every row; relu: then z = (z > 0 ? z : 0)
  *   cprop_column_sums_SUFFIX(d, rows, n, s, first)
  *       s[j] = d[0, j] + ... + d[rows - 1, j] (first), else s[j] + d[0, j] + ...: rows in order
- *   cprop_back_narrow_SUFFIX(W, d, a, s, rows, n_in, n_out, step, below)
+ *   cprop_back_narrow_SUFFIX(W, d, a, s, rows, n_in, n_out, step, below, colsum, first)
  *       s[r, i] = 0 + d[r, 0] W[i, 0] + d[r, 1] W[i, 1] + ... (j in order) for every row r, then
- *       times (a[r, i] > 0 ? 1 : below) if step; n_out <= CPROP_NARROW_MAX
+ *       times (a[r, i] > 0 ? 1 : below) if step; n_out <= CPROP_NARROW_MAX, rows >= 1; colsum
+ *       (or NULL): cprop_column_sums(s, rows, n_in, colsum, first) in the same pass
  *   cprop_scale_SUFFIX(g, n, c)     g[k] = g[k] / c (c = the batch's row count), as a
  *       multiplication by 1/c when c is a power of two: then x / c and x * (1/c) are the same
- *       real number, so both round to the same bits; otherwise by division;
+ *       real number, so both round to the same bits; otherwise by division; returns max |g[k]|
+ *       of the results, or NaN if any is NaN;
  *   cprop_absmax_SUFFIX(x, n)       max |x[k]| (0 for n = 0), or NaN if any x[k] is NaN.
  *   cprop_sum_parts_SUFFIX(g, n, stride, n_parts, inv)
  *       g[i] = ((g[i] + g[stride + i]) + ...) * inv over n_parts slots; returns max |g[i]| of
@@ -87,14 +89,14 @@ static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, 
 }                                                                                              \
 static void cprop_back_narrow_##SUFFIX(const T* W, const T* d, const T* a, T* s,              \
                                        ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out,        \
-                                       int step, T below)                                      \
+                                       int step, T below, T* colsum, int first)                \
 {                                                                                              \
     CPROP_DISPATCH_CALL(cprop_back_narrow_##SUFFIX, (W, d, a, s, rows, n_in, n_out, step,      \
-                                                     below));                                  \
+                                                     below, colsum, first));                   \
 }                                                                                              \
-static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
+static double cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                     \
 {                                                                                              \
-    CPROP_DISPATCH_CALL(cprop_scale_##SUFFIX, (g, n, c));                                      \
+    return CPROP_DISPATCH_CALL(cprop_scale_##SUFFIX, (g, n, c));                               \
 }                                                                                              \
 static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                                   \
 {                                                                                              \
@@ -156,7 +158,7 @@ static void cprop_bias_rows_##SUFFIX(T* z, const T* b, ptrdiff_t rows, ptrdiff_t
 }                                                                                              \
 static void cprop_back_narrow_##SUFFIX(const T* W, const T* d, const T* a, T* s,              \
                                        ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out,        \
-                                       int step, T below)                                      \
+                                       int step, T below, T* colsum, int first)                \
 {                                                                                              \
     ptrdiff_t r, i, j;                                                                         \
     T acc;                                                                                     \
@@ -166,6 +168,7 @@ static void cprop_back_narrow_##SUFFIX(const T* W, const T* d, const T* a, T* s,
             for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[r * n_out + j];       \
             if (step) acc = acc * (a[r * n_in + i] > 0 ? (T)1 : below);                        \
             s[r * n_in + i] = acc;                                                             \
+            if (colsum != NULL) colsum[i] = r > 0 || !first ? colsum[i] + acc : acc;            \
         }                                                                                      \
 }                                                                                              \
 static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, T* s,          \
@@ -182,10 +185,17 @@ static void cprop_column_sums_##SUFFIX(const T* d, ptrdiff_t rows, ptrdiff_t n, 
 CPROP_DENSE_KERNELS(double, d)
 CPROP_DENSE_KERNELS(float, f)
 #define CPROP_SCALAR_REDUCE(T, SUFFIX)                                                         \
-static void cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                       \
+static double cprop_scale_##SUFFIX(T* g, ptrdiff_t n, T c)                                     \
 {                                                                                              \
     ptrdiff_t i;                                                                               \
-    for (i = 0; i < n; i++) g[i] = g[i] / c;                                                   \
+    double m = 0.0, v;                                                                         \
+    for (i = 0; i < n; i++) {                                                                  \
+        g[i] = g[i] / c;                                                                       \
+        v = fabs((double)g[i]);                                                                \
+        if (v != v) m = (double)NAN;                                                           \
+        if (m == m && v > m) m = v;                                                            \
+    }                                                                                          \
+    return m;                                                                                  \
 }                                                                                              \
 static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                                   \
 {                                                                                              \

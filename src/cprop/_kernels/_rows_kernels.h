@@ -191,18 +191,22 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_column_sums)(
 
 /* s[r, i] = 0 + d[r, 0] W[i, 0] + d[r, 1] W[i, 1] + ... (j in order: cprop_back_sums of every
  * row of a block) for a narrow layer (n_out <= CPROP_NARROW_MAX); step: then times
- * (a[r, i] > 0 ? 1 : below), cprop_times_step's product. Lanes along i, that group's weights in
- * registers for the whole sweep over the rows; one pass writes the layer below's delta. */
+ * (a[r, i] > 0 ? 1 : below), cprop_times_step's product. colsum (or NULL): also the column
+ * sums of the result over the rows in order, cprop_column_sums' (first: set; else added).
+ * Lanes along i, that group's weights in registers for the whole sweep over the rows: one
+ * pass writes the layer below's delta and takes its bias gradient. */
 static CPROP_NOINLINE TGT void RV_FN(cprop_back_narrow)(
     const T* CPROP_RESTRICT W, const T* CPROP_RESTRICT d, const T* CPROP_RESTRICT a,
-    T* CPROP_RESTRICT s, ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out, int step, T below)
+    T* CPROP_RESTRICT s, ptrdiff_t rows, ptrdiff_t n_in, ptrdiff_t n_out, int step, T below,
+    T* CPROP_RESTRICT colsum, int first)
 {
     ptrdiff_t r, i = 0, j, k;
-    T col[LANES], acc;
+    T col[LANES], acc, cs;
     const V one = RV_SET1(1), low = RV_SET1(below), zero = RV_ZERO();
     V w[CPROP_NARROW_MAX];
-    if (n_out > CPROP_NARROW_MAX) return;  /* (the caller's rule; never reached) */
+    if (n_out > CPROP_NARROW_MAX || rows < 1) return;  /* (the caller's rules; never reached) */
     for (; i + LANES <= n_in; i += LANES) {
+        V csum = zero;
         for (j = 0; j < n_out; j++) {
             for (k = 0; k < LANES; k++) col[k] = W[(i + k) * n_out + j];
             w[j] = RV_LD(col);
@@ -213,35 +217,22 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_back_narrow)(
             for (j = 0; j < n_out; j++) sum = RV_ADD(sum, RV_MUL(w[j], RV_SET1(dr[j])));
             if (step) sum = RV_MUL(sum, RV_SEL(RV_GT(RV_LD(a + r * n_in + i), zero), one, low));
             RV_ST(s + r * n_in + i, sum);
+            if (colsum != NULL)
+                csum = r > 0 ? RV_ADD(csum, sum) : first ? sum : RV_ADD(RV_LD(colsum + i), sum);
         }
+        if (colsum != NULL) RV_ST(colsum + i, csum);
     }
-    for (; i < n_in; i++)
+    for (; i < n_in; i++) {
+        cs = 0;
         for (r = 0; r < rows; r++) {
             acc = 0;
             for (j = 0; j < n_out; j++) acc = acc + W[i * n_out + j] * d[r * n_out + j];
             if (step) acc = acc * (a[r * n_in + i] > 0 ? (T)1 : below);
             s[r * n_in + i] = acc;
+            if (colsum != NULL) cs = r > 0 ? cs + acc : first ? acc : colsum[i] + acc;
         }
-}
-
-/* g[k] = g[k] / c (c = the batch's row count), as a multiplication by 1/c when c is a power of
- * two: then x / c and x * (1/c) are the same real number, so both round to the same bits;
- * otherwise by division. */
-static CPROP_NOINLINE TGT void RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff_t n, T c)
-{
-    ptrdiff_t i = 0;
-    V cv;
-    if (c > 0 && c == c && (((long long)c) & (((long long)c) - 1)) == 0
-        && (T)(long long)c == c) {
-        T inv = (T)1 / c;
-        V iv = RV_SET1(inv);
-        for (; i + LANES <= n; i += LANES) RV_ST(g + i, RV_MUL(RV_LD(g + i), iv));
-        for (; i < n; i++) g[i] = g[i] * inv;
-        return;
+        if (colsum != NULL) colsum[i] = cs;
     }
-    cv = RV_SET1(c);
-    for (; i + LANES <= n; i += LANES) RV_ST(g + i, RV_DIV(RV_LD(g + i), cv));
-    for (; i < n; i++) g[i] = g[i] / c;
 }
 
 /* g[i] = (((g[i] + g[stride + i]) + g[2 stride + i]) + ...) * inv over n_parts >= 1 slots (a
@@ -286,6 +277,44 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
         x = g[i];
         for (k = 1; k < n_parts; k++) x = x + g[k * stride + i];
         x = x * inv;
+        g[i] = x;
+        v = fabs((double)x);
+        if (v != v) m = (double)NAN;
+        if (m == m && v > m) m = v;
+    }
+    return m;
+}
+
+/* g[k] = g[k] / c (c = the batch's row count or weight sum), as a multiplication by 1/c when c
+ * is a power of two: then x / c and x * (1/c) are the same real number, so both round to the
+ * same bits; otherwise by division. Returns max |g[k]| of the results (0 for n = 0), or NaN if
+ * any is NaN, as cprop_sum_parts. */
+static CPROP_NOINLINE TGT double RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff_t n, T c)
+{
+    ptrdiff_t i = 0;
+    int q;
+    const V sign = RV_SET1(-0.0), cv = RV_SET1(c);
+    V m0 = RV_ZERO(), bad = RV_ZERO();
+    T b[LANES], c0[LANES], x;
+    double m = 0.0, v;
+    if (c > 0 && c == c && (((long long)c) & (((long long)c) - 1)) == 0
+        && (T)(long long)c == c)
+        return RV_FN(cprop_sum_parts)(g, n, 0, 1, (T)1 / c);
+    for (; i + LANES <= n; i += LANES) {
+        V s0 = RV_DIV(RV_LD(g + i), cv), a0;
+        RV_ST(g + i, s0);
+        a0 = RV_ANDNOT(sign, s0);
+        m0 = RV_SEL(RV_GT(a0, m0), a0, m0);
+        bad = RV_OR(bad, RV_ISNAN(s0));
+    }
+    RV_ST(b, bad);
+    RV_ST(c0, m0);
+    for (q = 0; q < LANES; q++) {
+        if (b[q] != 0) m = (double)NAN;
+        if (m == m && (double)c0[q] > m) m = (double)c0[q];
+    }
+    for (; i < n; i++) {
+        x = g[i] / c;
         g[i] = x;
         v = fabs((double)x);
         if (v != v) m = (double)NAN;

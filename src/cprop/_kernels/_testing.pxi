@@ -25,11 +25,13 @@ def max_abs(const floating[::1] values):
 
 
 def divide_in_place(floating[::1] values, Py_ssize_t count):
-    """values /= count, as the minibatch gradient is (exposed for the tests)."""
+    """values /= count, as the minibatch gradient is; returns max |values| after (NaN if any is
+    NaN), taken in the same pass (exposed for the tests)."""
     if count < 1:
         raise ValueError("count must be >= 1")
     if values.shape[0] > 0:
-        divide_by_count(&values[0], values.shape[0], count)
+        return divide_by_count(&values[0], values.shape[0], count)
+    return 0.0
 
 
 def vector_exp(floating[::1] values):
@@ -118,10 +120,13 @@ def block_times_derivative(int act, floating[::1] d, const floating[::1] a, doub
 
 def block_narrow_delta_below(const floating[:, ::1] W, const floating[:, ::1] d,
                              const floating[:, ::1] a, floating[:, ::1] out, int act,
-                             double slope=0.01):
+                             double slope=0.01, floating[::1] colsum=None, bint first=True):
     """out[r] <- (W d[r]) * f'(a[r]) for every row, W (n_in, n_out) with n_out <= 8: a narrow
-    layer's delta below on the gemm routes (exposed for the tests)."""
+    layer's delta below on the gemm routes; colsum (or None): then its column sums over the rows
+    in order, set (first) or added (exposed for the tests)."""
     cdef Py_ssize_t rows = d.shape[0], n_in = W.shape[0], n_out = W.shape[1]
+    if colsum is not None and colsum.shape[0] != n_in:
+        raise ValueError(f"colsum: expected {n_in} values, got {colsum.shape[0]}")
     if not 1 <= n_out <= CPROP_NARROW_MAX:
         raise ValueError(f"W: expected 1 to {CPROP_NARROW_MAX} columns, got {n_out}")
     if d.shape[1] != n_out or a.shape[0] != rows or a.shape[1] != n_in or \
@@ -131,7 +136,7 @@ def block_narrow_delta_below(const floating[:, ::1] W, const floating[:, ::1] d,
         return
     with nogil:
         narrow_delta_below(&W[0, 0], &d[0, 0], &a[0, 0], &out[0, 0], rows, n_in, n_out, act,
-                           <floating>slope)
+                           <floating>slope, &colsum[0] if colsum is not None else NULL, first)
 
 
 def block_sum_parts(floating[:, ::1] g, double divisor):
