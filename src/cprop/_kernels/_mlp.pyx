@@ -327,6 +327,7 @@ cdef int train_rows(
     Py_ssize_t batch_size, double lr, floating* grad, floating* A, floating* D,
     Py_ssize_t chunk, floating* state, int64_t* step_count, double* total, double* batch_loss,
     double* p_bound, double* l2_total, Py_ssize_t* work, ThreadTeam* team,
+    const double* row_max,
 ) noexcept nogil:
     # The one driver: minibatches of `batch_size` rows over positions 0 .. n-1 of `order` (NULL:
     # the rows in order; in_order: order is the identity, so inputs may be read in place), each
@@ -345,6 +346,8 @@ cdef int train_rows(
     # l2_total gets 1/2 alpha ||W||^2 times rows / weight sum.
     # team (or NULL): threads for the batches the plan cuts into parts (batch_gradient); grad
     # then has a slot for each part.
+    # row_max (or NULL): max |x| of each row of X, for the fused SGD step's bound
+    # (fused_sgd_batch).
     cdef Py_ssize_t start = 0, count, end
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef Route route
@@ -414,7 +417,7 @@ cdef int train_rows(
             continue
         if route == ROUTE_FUSED_SGD:
             failure = fused_sgd_batch(lay, opt, params, X, T, order, start, count, A, D, grad,
-                                      <floating>lr, batch_loss, p_bound, in_order)
+                                      <floating>lr, batch_loss, p_bound, in_order, row_max)
             if failure == FIT_OK:
                 step_count[0] += 1
                 total[0] += batch_loss[0] * count
@@ -456,7 +459,7 @@ cdef int fit_epochs(
     Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, bint given_order,
     floating* grad, floating* A, floating* D, Py_ssize_t chunk, floating* state,
     int64_t* step_count, double* epoch_losses, double* batch_loss, double* l2_total,
-    Py_ssize_t* epochs_done, ThreadTeam* team,
+    Py_ssize_t* epochs_done, ThreadTeam* team, double* row_max, Py_ssize_t x_rows,
 ) noexcept nogil:
     # `epochs` epochs of MLP.fit in one call: each a fresh shuffle (if `shuffle`) drawn from
     # rng, then train_rows over it at that epoch's rate lrs[e]. epoch_losses[e] gets the mean
@@ -464,12 +467,17 @@ cdef int fit_epochs(
     # update, weighted by its rows). The bound p_bound is taken afresh at each epoch, so that
     # how a fit is cut into calls never changes a result. given_order: the rows are taken in
     # the order given (the first n of `order`), every epoch. sw: sample weights or NULL (see
-    # train_rows). Returns as train_rows; *epochs_done counts the epochs completed.
+    # train_rows). Returns as train_rows; *epochs_done counts the epochs completed. row_max (or
+    # NULL): room for max |x| of each of X's x_rows rows, taken here once for every epoch's
+    # fused SGD steps (train_rows).
     cdef Py_ssize_t e, k
     cdef Py_ssize_t work = 0
     cdef double total, p_bound
     cdef int failure
     epochs_done[0] = 0
+    if row_max != NULL:
+        for k in range(x_rows):
+            row_max[k] = abs_max(X + k * lay.sizes[0], lay.sizes[0])
     if not shuffle and not given_order:
         for k in range(n):
             order[k] = k
@@ -481,7 +489,7 @@ cdef int fit_epochs(
         failure = train_rows(lay, opt, params, X, T, sw, order, not (shuffle or given_order), n,
                              batch_size, lrs[e],
                              grad, A, D, chunk, state, step_count, &total, batch_loss, &p_bound,
-                             l2_total, &work, team)
+                             l2_total, &work, team, row_max)
         if failure != FIT_OK:
             return failure
         epoch_losses[e] = total / n
@@ -725,7 +733,8 @@ cdef class Plan:
         with nogil:
             failure = train_rows(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, NULL, True,
                                  rows, rows, lr, &grad[0], &A[0], &D[0], chunk, state_ptr,
-                                 &step_count[0], &total, &loss, &p_bound, NULL, &work, NULL)
+                                 &step_count[0], &total, &loss, &p_bound, NULL, &work, NULL,
+                                 NULL)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
         return loss, failure  # (one batch: its mean loss, before the step)
@@ -760,6 +769,8 @@ cdef class Plan:
         cdef floating* state_ptr = state_pointer(state)
         cdef Py_ssize_t n = order.shape[0] if given_order else X.shape[0]
         cdef const floating* sw = weights_pointer(sample_weight, X.shape[0])
+        cdef double[::1] row_max
+        cdef double* row_max_ptr = NULL
         if epoch_losses.shape[0] < lrs.shape[0]:
             raise ValueError("epoch_losses is shorter than lrs")
         if order.shape[0] < n or n < 1:
@@ -767,13 +778,21 @@ cdef class Plan:
         self.check_grad(grad.shape[0], min(batch_size, n))
         if team is not None:
             threads = team.for_call(self, chunk, floating is double)
+        # The fused SGD step's bound reads max |x| of each input row: taken once for a fit of
+        # several epochs rather than once an epoch.
+        if (state_ptr == NULL and opt.kind == OPT_SGD and sw == NULL and lrs.shape[0] > 1
+                and route_on(&self.lay, ROUTE_FUSED_SGD)
+                and fused_sgd_applies(&self.lay, min(batch_size, n))):
+            row_max = np.empty(X.shape[0], dtype=np.float64)
+            row_max_ptr = &row_max[0]
         with nogil:
             failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, n,
                                  &lrs[0], lrs.shape[0], batch_size, shuffle, &rng[0], &order[0],
                                  given_order, &grad[0], &A[0], &D[0], chunk, state_ptr,
                                  &step_count[0],
                                  &epoch_losses[0], &batch_loss,
-                                 &l2_total if sklearn_conventions else NULL, &done, threads)
+                                 &l2_total if sklearn_conventions else NULL, &done, threads,
+                                 row_max_ptr, X.shape[0])
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
         return failure, done, batch_loss, l2_total

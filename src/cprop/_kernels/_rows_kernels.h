@@ -205,6 +205,49 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_back_narrow)(
     const V one = RV_SET1(1), low = RV_SET1(below), zero = RV_ZERO();
     V w[CPROP_NARROW_MAX];
     if (n_out > CPROP_NARROW_MAX || rows < 1) return;  /* (the caller's rules; never reached) */
+    /* Two groups of lanes at a time: two independent column-sum chains per row. */
+    for (; i + 2 * LANES <= n_in; i += 2 * LANES) {
+        V csum0 = zero, csum1 = zero;
+        V w1[CPROP_NARROW_MAX];
+        for (j = 0; j < n_out; j++) {
+            for (k = 0; k < LANES; k++) col[k] = W[(i + k) * n_out + j];
+            w[j] = RV_LD(col);
+            for (k = 0; k < LANES; k++) col[k] = W[(i + LANES + k) * n_out + j];
+            w1[j] = RV_LD(col);
+        }
+        for (r = 0; r < rows; r++) {
+            const T* dr = d + r * n_out;
+            V sum0 = RV_ZERO(), sum1 = RV_ZERO();
+            for (j = 0; j < n_out; j++) {
+                V dj = RV_SET1(dr[j]);
+                sum0 = RV_ADD(sum0, RV_MUL(w[j], dj));
+                sum1 = RV_ADD(sum1, RV_MUL(w1[j], dj));
+            }
+            if (step) {
+                sum0 = RV_MUL(sum0, RV_SEL(RV_GT(RV_LD(a + r * n_in + i), zero), one, low));
+                sum1 = RV_MUL(sum1,
+                              RV_SEL(RV_GT(RV_LD(a + r * n_in + i + LANES), zero), one, low));
+            }
+            RV_ST(s + r * n_in + i, sum0);
+            RV_ST(s + r * n_in + i + LANES, sum1);
+            if (colsum != NULL) {
+                if (r > 0) {
+                    csum0 = RV_ADD(csum0, sum0);
+                    csum1 = RV_ADD(csum1, sum1);
+                } else if (first) {
+                    csum0 = sum0;
+                    csum1 = sum1;
+                } else {
+                    csum0 = RV_ADD(RV_LD(colsum + i), sum0);
+                    csum1 = RV_ADD(RV_LD(colsum + i + LANES), sum1);
+                }
+            }
+        }
+        if (colsum != NULL) {
+            RV_ST(colsum + i, csum0);
+            RV_ST(colsum + i + LANES, csum1);
+        }
+    }
     for (; i + LANES <= n_in; i += LANES) {
         V csum = zero;
         for (j = 0; j < n_out; j++) {

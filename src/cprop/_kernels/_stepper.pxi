@@ -321,5 +321,5 @@ cdef class Stepper:
         failure[0] = train_rows(lay, &self.opt, params, X, T, NULL, NULL, True, rows, rows, lr,
                                 <floating*>self.grad, <floating*>self.A, <floating*>self.D,
                                 self.chunk, <floating*>self.state, self.steps, &total, loss,
-                                &p_bound, NULL, work, NULL)
+                                &p_bound, NULL, work, NULL, NULL)
         return True  # loss: the batch's mean loss (one batch), as train_rows left it
