@@ -450,6 +450,24 @@ def test_block_sum_parts_adds_in_order_and_scales_by_the_reciprocal(dtype):
     g[0, 8] = -np.inf
     assert _mlp.block_sum_parts(g, 2.0) == np.inf
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_all_finite_finds_any_nan_or_infinity(dtype):
+    # (long arrays through the vectorised max |x|, short ones in a loop: both sides of 64)
+    info = np.finfo(dtype)
+    for n in (0, 1, 5, 63, 64, 65, 130, 1001):
+        x = np.linspace(-1, 1, n).astype(dtype)
+        if n >= 4:
+            x[:4] = [info.max, -info.max, info.smallest_subnormal, -0.0]
+        assert _mlp.all_finite(x)
+        for pos in sorted({0, n // 2, n - 1}) if n else []:
+            for bad in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[pos] = bad
+                assert not _mlp.all_finite(y), (n, pos, bad)
+    assert not _mlp.all_finite_2d(np.full((40, 3), np.inf, dtype))
+    assert _mlp.all_finite_2d(np.ones((40, 3), dtype))
+
 _CHILD = r"""
 import hashlib, sys, numpy as np
 from cprop._kernels import _mlp

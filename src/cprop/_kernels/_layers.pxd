@@ -14,7 +14,7 @@
 # float64 loop-path results agree with it to the last bit.
 
 from cython cimport floating
-from libc.math cimport isfinite
+from libc.math cimport isfinite, INFINITY
 from libc.string cimport memcpy
 
 from cprop._kernels._types cimport (
@@ -456,7 +456,11 @@ cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, do
 
 
 cdef inline bint all_finite_ptr(const floating* values, Py_ssize_t n) noexcept nogil:
+    # Every value finite: a long array through the vectorised abs_max (max |x| is NaN if any x
+    # is NaN, inf if any is infinite, else finite), a short one in a loop (no call).
     cdef Py_ssize_t i
+    if n >= 64:
+        return abs_max(values, n) < INFINITY
     for i in range(n):
         if not isfinite(values[i]):
             return False

@@ -327,7 +327,7 @@ cdef int train_rows(
     Py_ssize_t batch_size, double lr, floating* grad, floating* A, floating* D,
     Py_ssize_t chunk, floating* state, int64_t* step_count, double* total, double* batch_loss,
     double* p_bound, double* l2_total, Py_ssize_t* work, ThreadTeam* team,
-    const double* row_max,
+    double* row_max,
 ) noexcept nogil:
     # The one driver: minibatches of `batch_size` rows over positions 0 .. n-1 of `order` (NULL:
     # the rows in order; in_order: order is the identity, so inputs may be read in place), each
@@ -346,8 +346,8 @@ cdef int train_rows(
     # l2_total gets 1/2 alpha ||W||^2 times rows / weight sum.
     # team (or NULL): threads for the batches the plan cuts into parts (batch_gradient); grad
     # then has a slot for each part.
-    # row_max (or NULL): max |x| of each row of X, for the fused SGD step's bound
-    # (fused_sgd_batch).
+    # row_max (or NULL): max |x| of each row of X, kept across calls for the fused SGD step's
+    # bound (fused_sgd_batch; -1 where not taken yet).
     cdef Py_ssize_t start = 0, count, end
     cdef Py_ssize_t work_per_sample = lay.n_params + 1
     cdef Route route
@@ -459,7 +459,7 @@ cdef int fit_epochs(
     Py_ssize_t batch_size, bint shuffle, uint64_t* rng, Py_ssize_t* order, bint given_order,
     floating* grad, floating* A, floating* D, Py_ssize_t chunk, floating* state,
     int64_t* step_count, double* epoch_losses, double* batch_loss, double* l2_total,
-    Py_ssize_t* epochs_done, ThreadTeam* team, double* row_max, Py_ssize_t x_rows,
+    Py_ssize_t* epochs_done, ThreadTeam* team, double* row_max,
 ) noexcept nogil:
     # `epochs` epochs of MLP.fit in one call: each a fresh shuffle (if `shuffle`) drawn from
     # rng, then train_rows over it at that epoch's rate lrs[e]. epoch_losses[e] gets the mean
@@ -468,16 +468,13 @@ cdef int fit_epochs(
     # how a fit is cut into calls never changes a result. given_order: the rows are taken in
     # the order given (the first n of `order`), every epoch. sw: sample weights or NULL (see
     # train_rows). Returns as train_rows; *epochs_done counts the epochs completed. row_max (or
-    # NULL): room for max |x| of each of X's x_rows rows, taken here once for every epoch's
-    # fused SGD steps (train_rows).
+    # NULL, else -1 for each row of X): max |x| of each row, taken once for every epoch's fused
+    # SGD steps (train_rows).
     cdef Py_ssize_t e, k
     cdef Py_ssize_t work = 0
     cdef double total, p_bound
     cdef int failure
     epochs_done[0] = 0
-    if row_max != NULL:
-        for k in range(x_rows):
-            row_max[k] = abs_max(X + k * lay.sizes[0], lay.sizes[0])
     if not shuffle and not given_order:
         for k in range(n):
             order[k] = k
@@ -778,12 +775,12 @@ cdef class Plan:
         self.check_grad(grad.shape[0], min(batch_size, n))
         if team is not None:
             threads = team.for_call(self, chunk, floating is double)
-        # The fused SGD step's bound reads max |x| of each input row: taken once for a fit of
-        # several epochs rather than once an epoch.
+        # The fused SGD step's bound reads max |x| of each input row: kept for a fit of
+        # several epochs rather than taken again every epoch.
         if (state_ptr == NULL and opt.kind == OPT_SGD and sw == NULL and lrs.shape[0] > 1
                 and route_on(&self.lay, ROUTE_FUSED_SGD)
                 and fused_sgd_applies(&self.lay, min(batch_size, n))):
-            row_max = np.empty(X.shape[0], dtype=np.float64)
+            row_max = np.full(X.shape[0], -1.0)
             row_max_ptr = &row_max[0]
         with nogil:
             failure = fit_epochs(&self.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, n,
@@ -792,7 +789,7 @@ cdef class Plan:
                                  &step_count[0],
                                  &epoch_losses[0], &batch_loss,
                                  &l2_total if sklearn_conventions else NULL, &done, threads,
-                                 row_max_ptr, X.shape[0])
+                                 row_max_ptr)
         if failure == FIT_INTERRUPTED:
             raise_interrupt()
         return failure, done, batch_loss, l2_total

@@ -176,7 +176,7 @@ cdef inline int fused_sgd_batch(
     const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
     const floating* T, const Py_ssize_t* order, Py_ssize_t start, Py_ssize_t count,
     floating* A, floating* D, floating* grad, floating lr, double* batch_loss, double* p_bound,
-    bint in_order, const double* row_max,
+    bint in_order, double* row_max,
 ) noexcept nogil:
     # Plain SGD on a minibatch of `count` rows (one block, every layer through BLAS) with the
     # update folded into the weight-gradient gemm: W <- (1 - lr alpha) W - (lr / count) A^T D,
@@ -189,9 +189,10 @@ cdef inline int fused_sgd_batch(
     # (update_is_safe); otherwise FUSED_FALLBACK and the caller runs the checked path. The
     # numbers differ from batch_gradient + plain_sgd_step only in rounding (gemm already sums in
     # its own order). in_order (no shuffle: order is the identity): the input rows are read in
-    # place, not copied into the workspace. row_max (or NULL): max |x| of each row of X, taken
-    # once for a whole fit, instead of each batch's input rows read again here.
-    cdef Py_ssize_t l, r, j, L = lay.n_layers, n_in, n_out, rows = count
+    # place, not copied into the workspace. row_max (or NULL): max |x| of each row of X, kept
+    # for a whole fit (-1: not taken yet; taken here the first time), instead of each batch's
+    # input rows read again every epoch.
+    cdef Py_ssize_t l, r, j, row, L = lay.n_layers, n_in, n_out, rows = count
     cdef double g_bound = 0.0, s, am
     cdef floating scale_w
     cdef floating* W
@@ -223,7 +224,11 @@ cdef inline int fused_sgd_batch(
         s = 0.0
         for r in range(rows):
             if l == 0 and row_max != NULL:
-                am = row_max[start + r if in_order else order[start + r]]
+                row = start + r if in_order else order[start + r]
+                am = row_max[row]
+                if am < 0:  # (not taken yet: from this batch's row, in cache after the gemm)
+                    am = abs_max(a + r * n_in, n_in)
+                    row_max[row] = am
             else:
                 am = abs_max(a + r * n_in, n_in)
             if am < 1.0:
