@@ -497,49 +497,57 @@ sys.stdout.write(_mlp.simd_isa() + "\n" + h.hexdigest())
 """
 
 
+FORCED = {"default": {}, "no avx2": {"CPROP_NO_AVX2": "1"}}
+
+
 def test_avx2_and_sse2_give_the_same_bits():
     runs = {}
-    for forced in ("", "1"):
-        env = dict(os.environ, CPROP_NO_AVX2=forced)
+    for label, forced in FORCED.items():
+        env = {**os.environ, "CPROP_NO_AVX2": "", **forced}
         proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
                               text=True, check=True)
-        runs[forced] = proc.stdout.split("\n")  # (the ISA name may contain a space)
-    assert runs["1"][0] in ("sse2", "portable vectors", "scalar")
-    assert runs[""][0] in ("avx2", "sse2", "portable vectors", "scalar")
-    assert len(runs[""][1]) == 64
-    assert runs[""][1] == runs["1"][1]
+        runs[label] = proc.stdout.split("\n")  # (the ISA name may contain a space)
+    assert runs["no avx2"][0] in ("sse2", "portable vectors", "scalar")
+    assert runs["default"][0] in ("avx2", "sse2", "portable vectors", "scalar")
+    assert len(runs["default"][1]) == 64
+    assert runs["default"][1] == runs["no avx2"][1]
 
 
-def test_avx2_and_sse2_row_kernels_give_the_same_bits(tmp_path):
-    # _simd.h picks AVX2 or SSE2 at import; both must produce identical results. Run the same
-    # training in a child process forced onto SSE2 (CPROP_NO_AVX2=1) and compare bit for bit.
+def test_avx2_and_sse2_train_to_the_same_bits(tmp_path):
+    # _simd.h picks AVX2 or SSE2 at import; both must produce identical results. The same
+    # training in a child process forced onto SSE2 (CPROP_NO_AVX2=1), compared bit for bit:
+    # small batches (the row kernels) and batches of 128+ through gemm (the block kernels: bias
+    # and relu or sigmoid, their derivatives, the bias sums, a narrow output layer's delta, the
+    # parts' reduction, Adam and SGD).
     script = (
         "import sys, numpy as np, cprop\n"
         "from cprop._kernels import _mlp\n"
         "out = [_mlp.simd_isa()]\n"
         "for dtype in ('float64', 'float32'):\n"
-        "    for b in (1, 5):\n"
-        "        rng = np.random.default_rng(0)\n"
-        "        X = rng.uniform(-1, 1, (40, 37)).astype(dtype)\n"
-        "        T = np.eye(19, dtype=dtype)[rng.integers(0, 19, 40)]\n"
-        "        net = cprop.MLP([37, 70, 19], hidden='tanh', output='softmax',\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    X = rng.uniform(-1, 1, (512, 37)).astype(dtype)\n"
+        "    T = np.eye(5, dtype=dtype)[rng.integers(0, 5, 512)]\n"
+        "    for b, hidden, opt in ((1, 'tanh', 'sgd'), (5, 'tanh', 'sgd'),\n"
+        "                           (128, 'relu', 'adam'), (256, 'sigmoid', 'sgd'),\n"
+        "                           (128, 'relu', 'sgd')):\n"
+        "        net = cprop.MLP([37, 70, 5], hidden=hidden, output='softmax',\n"
         "                        loss='cross_entropy', dtype=dtype, seed=1)\n"
-        "        net.fit(X, T, epochs=3, lr=0.05, batch_size=b, seed=2)\n"
+        "        net.fit(X, T, epochs=3, lr=0.05 if opt == 'sgd' else 1e-3, batch_size=b,\n"
+        "                seed=2, optimizer=opt)\n"
         "        out.append(net.params.tobytes().hex())\n"
         "        out.append(net.forward(X).tobytes().hex())\n"
         "sys.stdout.write('\\n'.join(out))\n"
     )
     runs = {}
-    for forced in ("", "1"):
-        env = dict(os.environ, CPROP_NO_AVX2=forced)
+    for label, forced in FORCED.items():
+        env = {**os.environ, "CPROP_NO_AVX2": "", **forced}
         proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                               text=True, check=True)
         isa, *hexes = proc.stdout.split("\n")
-        runs[forced] = (isa, hexes)
-    assert runs["1"][0] in ("sse2", "portable vectors", "scalar")
-    assert runs[""][0] in ("avx2", "sse2", "portable vectors", "scalar")
-    assert len(runs[""][1]) == 8
-    assert runs[""][1] == runs["1"][1]
+        runs[label] = (isa, hexes)
+    assert runs["no avx2"][0] in ("sse2", "portable vectors", "scalar")
+    assert len(runs["default"][1]) == 20
+    assert runs["default"][1] == runs["no avx2"][1]
 
 
 def test_the_row_kernels_name_the_code_they_were_compiled_from():
