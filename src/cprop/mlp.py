@@ -244,6 +244,13 @@ def _overflow(method: str, what: str) -> FloatingPointError:
 FAILURE_LOSS = _mlp.FAILURE_LOSS
 FAILURE_UPDATE = _mlp.FAILURE_UPDATE
 FAILURE_ZERO_WEIGHT = _mlp.FAILURE_ZERO_WEIGHT
+# Why MLP.run_sklearn_epochs returned before its last epoch (besides a failure above): the
+# no-improvement count passed n_iter_no_change (the caller runs the stopping rule), or the
+# invscaling rate after the last epoch run is not a valid rate (the caller computes it itself).
+EPOCHS_STALLED = _mlp.EPOCHS_STALLED
+EPOCHS_RATE_HANDOFF = _mlp.EPOCHS_RATE_HANDOFF
+#: The state of scikit-learn's epoch loop that :meth:`MLP.run_sklearn_epochs` reads and updates.
+SklearnEpochs = _mlp.SklearnEpochs
 
 
 def _step_refused(where: str, failure: int, loss: float,
@@ -995,6 +1002,69 @@ class MLP:
                     self.train_biases, state, steps, order, grad, A, D, losses,
                     sklearn_conventions, given, sw, team)
         return failure, float(losses[0]), batch_loss, l2
+
+    def run_sklearn_epochs(self, X, T, batch_size: int, optimizer: OptimizerOptions,
+                           state: np.ndarray, steps: np.ndarray, order: np.ndarray,
+                           loop: SklearnEpochs, losses: np.ndarray, *, sample_weight=None,
+                           n_threads=None) -> tuple[int, float]:
+        """Up to ``len(losses)`` epochs of scikit-learn's stochastic training loop
+        (``BaseMultilayerPerceptron._fit_stochastic`` without early stopping) in one kernel
+        call, with ``run_steps``' driver and scikit-learn's conventions
+        (``sklearn_conventions=True``); ``cprop.sklearn`` runs its common case through it.
+
+        Each epoch: the SGD momentum buffer rescaled if ``loop.lr`` changed (as ``cprop.sklearn``
+        keeps scikit-learn's velocity), ``order`` reshuffled in place if ``loop.shuffle`` (the
+        draws of ``numpy.random.RandomState.shuffle`` from the MT19937 state in ``loop``), one
+        pass over the rows ``order`` lists (as :meth:`run_steps`), then scikit-learn's
+        bookkeeping in ``loop``: the reported loss ``(epoch_loss * loop.loss_scale * n + l2) /
+        n`` into ``losses[e]``, ``t += n``, the no-improvement count against ``best_loss -
+        tol`` and ``best_loss``, and for ``loop.invscaling`` the next rate ``lr_init / (t + 1)
+        ** power_t``. ``loop.epochs_done`` counts the epochs completed.
+
+        ``order``: a C-contiguous intp array of row indices, shuffled in place. ``state``,
+        ``steps``, ``sample_weight`` and ``n_threads`` as for :meth:`run_steps`.
+
+        Returns ``(status, batch_loss)``: status 0 (every epoch run); a failure as in
+        :meth:`run_steps` (that epoch not counted; ``batch_loss`` is the refused step's);
+        ``EPOCHS_STALLED`` (the count passed ``loop.n_iter_no_change`` after the last epoch
+        counted) or ``EPOCHS_RATE_HANDOFF`` (after that epoch, invscaling's next rate is not a
+        finite rate > 0 in the network's dtype; ``loop.lr`` is unchanged). Ctrl-C raises
+        KeyboardInterrupt; ``loop``, ``losses`` and ``order`` then hold what was done.
+        """
+        if not isinstance(optimizer, OptimizerOptions):
+            raise TypeError(f"optimizer: expected a cprop.optimizers.OptimizerOptions, got "
+                            f"{type(optimizer).__name__}")
+        if not isinstance(loop, SklearnEpochs):
+            raise TypeError(f"loop: expected a cprop.mlp.SklearnEpochs, got "
+                            f"{type(loop).__name__}")
+        X2, T2 = self._xt(X, T)
+        sw = self._weights_of(sample_weight, X2)
+        if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
+                or state.shape != (optimizer.slots * self.n_params,)
+                or not state.flags.c_contiguous):
+            raise ValueError(f"state: expected a C-contiguous {self.dtype} array of "
+                             f"{optimizer.slots * self.n_params} values")
+        if (not isinstance(steps, np.ndarray) or steps.dtype != np.int64
+                or steps.shape != (1,)):
+            raise ValueError("steps: expected a one-element int64 array")
+        if (not isinstance(order, np.ndarray) or order.dtype != np.intp or order.ndim != 1
+                or not order.flags.c_contiguous or not order.flags.writeable):
+            raise ValueError("order: expected a writable C-contiguous 1-D intp array (it is "
+                             "shuffled in place)")
+        _check_order(order, X2.shape[0])  # (non-empty, every index a row of X)
+        if (not isinstance(losses, np.ndarray) or losses.dtype != np.float64
+                or losses.ndim != 1 or losses.shape[0] < 1 or not losses.flags.c_contiguous):
+            raise ValueError("losses: expected a non-empty C-contiguous 1-D float64 array")
+        n = order.shape[0]
+        batch_size = min(check_positive_int(batch_size, "batch_size"), n)
+        check_learning_rate(loop.lr, self.dtype, "loop.lr")
+        n_threads = check_n_threads(n_threads)
+        with self._lock:
+            A, D, grad = self._workspace(min(batch_size, _BLOCK_ROWS))
+            with self._team(n_threads, batch_size, A) as team:
+                return _mlp.run_sklearn_epochs(
+                    self._plan, self._params, X2, T2, batch_size, optimizer, self.train_biases,
+                    state, steps, order, grad, A, D, losses, loop, sw, team)
 
     def _team(self, n_threads: int, batch_size: int, A: np.ndarray):
         """A context giving the Team that shares batches of ``batch_size`` rows on

@@ -6,8 +6,11 @@ parameters, attributes and methods (``sklearn.neural_network.MLPClassifier`` /
 ``random_state``, the same shuffles, minibatches, L2 term, optimizers, learning-rate schedules
 and stopping rules, so ``loss_curve_`` and ``coefs_`` agree with scikit-learn's to rounding
 (``tests/test_sklearn.py`` checks ~1e-10). The forward pass, backpropagation and the update of
-every minibatch run in cprop's kernels without the GIL; the epoch loop, shuffles and stopping
-rules run here in Python, as scikit-learn runs them.
+every minibatch run in cprop's kernels without the GIL. So does, in the common case, the whole
+epoch loop (scikit-learn's shuffles from the estimator's RandomState, its reported loss,
+stopping rule and invscaling rate: one kernel call per fit, ``MLP.run_sklearn_epochs``); early
+stopping, verbose output and ``partial_fit`` run it here in Python, epoch by epoch, as
+scikit-learn does (``_fit_stochastic``), with the same results.
 
 scikit-learn is an optional dependency: ``pip install "cprop[sklearn]"``. ``import cprop`` does
 not import this module.
@@ -30,8 +33,8 @@ How scikit-learn's definitions map onto cprop's (all checked numerically by the 
 
 The stochastic solvers train one minibatch at a time with the estimator's own optimizer state
 (they need a per-step ``epsilon`` and ``alpha``, which ``MLP.train_step`` treats as part of the
-optimizer's identity; see ``_run_epoch``); L-BFGS takes its objective from
-``MLP.loss_and_gradient``. Everything else goes through ``MLP``'s public methods.
+optimizer's identity; see ``_run_epoch`` and ``_run_kernel_epochs``); L-BFGS takes its
+objective from ``MLP.loss_and_gradient``. Everything else goes through ``MLP``'s public methods.
 """
 
 from __future__ import annotations
@@ -69,8 +72,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         f"{exc}") from exc
 
 from cprop import _registry, _skl2onnx
-from cprop.mlp import FAILURE_ZERO_WEIGHT, MLP
-from cprop._validation import as_float_array
+from cprop.mlp import (
+    EPOCHS_RATE_HANDOFF,
+    FAILURE_LOSS,
+    FAILURE_UPDATE,
+    FAILURE_ZERO_WEIGHT,
+    MLP,
+    SklearnEpochs,
+)
+from cprop._validation import as_float_array, check_learning_rate
 from cprop.optimizers import OptimizerOptions
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -79,6 +89,8 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _HIDDEN = _registry.SKLEARN_ACTIVATIONS
 # The solvers that train minibatches in the kernels (partial_fit takes only these).
 _STOCHASTIC_SOLVERS = tuple(s for s in _registry.SKLEARN_SOLVERS if s != "lbfgs")
+# Epochs per call of the kernel's epoch loop at most (its loss_curve_ buffer: 32 KiB).
+_KERNEL_EPOCHS = 4096
 
 
 class _Solver:
@@ -113,6 +125,10 @@ class _Solver:
             # keep scikit-learn's velocity (-lr * b) across a change of the learning rate
             self.state *= self.buffer_lr / self.lr
             self.buffer_lr = self.lr
+        return self.options_with(alpha)
+
+    def options_with(self, alpha: float) -> OptimizerOptions:
+        """The steps' options (the kernel's loop rescales the momentum buffer itself)."""
         return OptimizerOptions(self.solver, self.momentum, self.nesterov, self.beta_1,
                                 self.beta_2, self.epsilon, alpha)
 
@@ -516,43 +532,62 @@ class _BaseMLP(BaseEstimator):
         scale = self._loss_scale()
         alpha = float(self.alpha)
         diverged = None
+        # Two loops run the epochs, with the same results: the kernel's (_run_kernel_epochs:
+        # all epochs in one nogil call, shuffles, steps, loss, stopping rule and invscaling
+        # rate included; it returns here only to run _Solver.trigger_stopping, on a refused
+        # step, Ctrl-C, or max_iter) for the common case, and this per-epoch Python loop for
+        # what needs Python between epochs: early_stopping (a validation score each epoch),
+        # verbose (prints), partial_fit (one epoch), and the rare states the kernel's loop
+        # does not take (see _kernel_loop_applies).
+        kernel_loop = self._kernel_loop_applies(incremental, early_stopping, solver)
+        self._kernel_loop_epochs = 0
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    # scikit-learn's shuffle from the same RandomState, handed to the kernel as
-                    # the epoch's row order (no copy of the rows)
-                    # = sklearn.utils.shuffle(sample_idx, random_state=...) (the same draws),
-                    # without its input checks, which cost more than a small epoch's training
-                    perm = np.arange(n_samples)
-                    self._random_state.shuffle(perm)
-                    sample_idx = sample_idx[perm]
-                accumulated_loss, diverged = self._run_epoch(
-                    X_train, T_train, sample_idx, batch_size, solver, alpha, scale, sw_train)
-                if diverged is not None:
-                    if not early_stopping:
-                        raise _non_finite(diverged)
-                    # scikit-learn trains on with inf/NaN weights (its losses and validation
-                    # scores turn NaN) and restores the best weights at the end; nothing
-                    # finite can follow, so stop here: this epoch counts, with a NaN loss and
-                    # validation score, and the best weights are restored below.
+            while self.n_iter_ < self.max_iter:
+                if kernel_loop:
+                    if self._run_kernel_epochs(X_train, T_train, sample_idx, batch_size, solver,
+                                               alpha, scale, sw_train):
+                        # invscaling's next rate is out of range: computed (and refused) here
+                        solver.iteration_ends(self.t_)
+                        kernel_loop = False
+                else:
+                    if self.shuffle:
+                        # scikit-learn's shuffle from the same RandomState, handed to the kernel
+                        # as the epoch's row order (no copy of the rows)
+                        # = sklearn.utils.shuffle(sample_idx, random_state=...) (the same
+                        # draws), without its input checks, which cost more than a small
+                        # epoch's training
+                        perm = np.arange(n_samples)
+                        self._random_state.shuffle(perm)
+                        sample_idx = sample_idx[perm]
+                    accumulated_loss, diverged = self._run_epoch(
+                        X_train, T_train, sample_idx, batch_size, solver, alpha, scale, sw_train)
+                    if diverged is not None:
+                        if not early_stopping:
+                            raise _non_finite(diverged)
+                        # scikit-learn trains on with inf/NaN weights (its losses and validation
+                        # scores turn NaN) and restores the best weights at the end; nothing
+                        # finite can follow, so stop here: this epoch counts, with a NaN loss
+                        # and validation score, and the best weights are restored below.
+                        self.n_iter_ += 1
+                        self.loss_ = np.nan
+                        self.t_ += n_samples
+                        self.loss_curve_.append(self.loss_)
+                        self.validation_scores_.append(np.nan)
+                        if self.verbose:
+                            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                            print("Validation score: %f" % self.validation_scores_[-1])
+                        break
                     self.n_iter_ += 1
-                    self.loss_ = np.nan
+                    self.loss_ = accumulated_loss / n_samples
                     self.t_ += n_samples
                     self.loss_curve_.append(self.loss_)
-                    self.validation_scores_.append(np.nan)
                     if self.verbose:
                         print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                        print("Validation score: %f" % self.validation_scores_[-1])
-                    break
-                self.n_iter_ += 1
-                self.loss_ = accumulated_loss / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                solver.iteration_ends(self.t_)
+                    self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                    solver.iteration_ends(self.t_)
+                # (after the kernel's loop: its last epoch's count; only a count past
+                # n_iter_no_change or max_iter made it return)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = ("Validation score did not improve more than tol=%f for %d "
@@ -585,6 +620,92 @@ class _BaseMLP(BaseEstimator):
                 "loss_curve_[-1] and validation_scores_[-1] are NaN. Try a smaller "
                 "learning_rate_init or scale the inputs.", ConvergenceWarning, stacklevel=2)
 
+    def _kernel_loop_applies(self, incremental, early_stopping, solver) -> bool:
+        """Whether ``fit`` runs its epochs in the kernel's loop (``MLP.run_sklearn_epochs``):
+        not for early_stopping, verbose or partial_fit (they need Python every epoch), nor for
+        states the kernel would compute in other arithmetic than this loop does: a
+        ``random_state`` RandomState on another bit generator than MT19937 (when shuffling),
+        a ``tol``/``best_loss_`` that is not a Python float or int (a float32 would compare in
+        float32 here), hand-set counters that are not ints, or a learning rate the network
+        refuses (this loop then raises run_steps' error)."""
+        if incremental or early_stopping or self.verbose:
+            return False
+        if self.shuffle and not (
+                type(self._random_state) is np.random.RandomState
+                and self._random_state.get_state(legacy=False)["bit_generator"] == "MT19937"):
+            return False
+        numbers = (self.tol, self.best_loss_, self.n_iter_no_change)
+        if not all(isinstance(v, (float, int)) and not isinstance(v, bool) for v in numbers):
+            return False
+        if not all(type(v) is int for v in (self.t_, self._no_improvement_count)):
+            return False
+        try:
+            check_learning_rate(solver.lr, self._net.dtype)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    def _run_kernel_epochs(self, X, T, sample_idx, batch_size, solver, alpha, scale,
+                           sample_weight=None) -> bool:
+        """The remaining epochs (up to max_iter, at most _KERNEL_EPOCHS) in one kernel call
+        (``_fit_stochastic``'s per-epoch loop in C: ``src/cprop/_kernels/_sklearn_epochs.pxi``),
+        their results recorded as that loop records them, also when Ctrl-C interrupts it;
+        ``sample_idx`` is shuffled in place, and the RandomState left as its shuffles leave it.
+        Raises on a refused step as the per-epoch loop does. Returns True when the next
+        invscaling rate is out of range (the caller computes it, and goes on per epoch)."""
+        loop = SklearnEpochs()
+        loop.lr, loop.buffer_lr = solver.lr, solver.buffer_lr
+        loop.rescale_momentum = solver.solver == "sgd" and bool(solver.momentum)
+        loop.invscaling = solver.solver == "sgd" and solver.schedule == "invscaling"
+        loop.lr_init, loop.power_t = solver.lr_init, solver.power_t
+        loop.loss_scale, loop.tol = scale, self.tol
+        loop.n_iter_no_change = self.n_iter_no_change
+        loop.best_loss, loop.t = self.best_loss_, self.t_
+        loop.no_improvement_count = self._no_improvement_count
+        loop.shuffle = bool(self.shuffle)
+        rng = self._random_state
+        if loop.shuffle:
+            rng_state = rng.get_state(legacy=False)
+            loop.set_mt19937(rng_state["state"]["key"], rng_state["state"]["pos"])
+        # (at most _KERNEL_EPOCHS epochs a call, so a huge max_iter allocates nothing huge)
+        losses = np.empty(min(self.max_iter - self.n_iter_, _KERNEL_EPOCHS), dtype=np.float64)
+        try:
+            status, batch_loss = self._net.run_sklearn_epochs(
+                X, T, batch_size, solver.options_with(alpha), solver.state, solver.steps,
+                sample_idx, loop, losses, sample_weight=sample_weight)
+        finally:  # (Ctrl-C too: the epochs done count, as in the per-epoch loop)
+            done = loop.epochs_done
+            if loop.shuffle:
+                key, pos = loop.get_mt19937()
+                rng_state["state"] = {"key": key, "pos": pos}
+                rng.set_state(rng_state)
+            solver.lr, solver.buffer_lr = loop.lr, loop.buffer_lr
+            if done:
+                self.loss_curve_.extend(losses[:done].tolist())
+                self.loss_ = self.loss_curve_[-1]
+                self.n_iter_ += done
+                self.t_ = loop.t
+                self._no_improvement_count = loop.no_improvement_count
+                if loop.best_loss != self.best_loss_:
+                    self.best_loss_ = loop.best_loss
+                self._kernel_loop_epochs += done
+        self._raise_for_failure(status, batch_loss, solver)
+        return status == EPOCHS_RATE_HANDOFF
+
+    def _raise_for_failure(self, failure, batch_loss, solver) -> None:
+        """The error of a refused step in epoch ``n_iter_ + 1`` (none for status 0 or the
+        kernel loop's EPOCHS_* returns)."""
+        if failure == FAILURE_ZERO_WEIGHT:  # scikit-learn's np.average raises this
+            raise ZeroDivisionError(
+                f"Weights sum to zero, can't be normalized (epoch {self.n_iter_ + 1}: the "
+                "sample_weight of a minibatch sums to 0; that step was not applied)")
+        if failure in (FAILURE_LOSS, FAILURE_UPDATE):
+            raise _non_finite(self._diverged_detail(batch_loss, solver))
+
+    def _diverged_detail(self, batch_loss, solver) -> str:
+        return (f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with learning rate "
+                f"{solver.lr}; that step was not applied")
+
     def _run_epoch(self, X, T, order, batch_size, solver, alpha, scale,
                    sample_weight=None) -> tuple:
         """One pass over the rows ``order`` of (X, T), in one kernel call; returns
@@ -595,13 +716,10 @@ class _BaseMLP(BaseEstimator):
         failure, epoch_loss, batch_loss, l2 = self._net.run_steps(
             X, T, solver.lr, batch_size, solver.epoch_options(alpha), solver.state, solver.steps,
             order=order, sklearn_conventions=True, sample_weight=sample_weight)
-        if failure == FAILURE_ZERO_WEIGHT:  # scikit-learn's np.average raises this
-            raise ZeroDivisionError(
-                f"Weights sum to zero, can't be normalized (epoch {self.n_iter_ + 1}: the "
-                "sample_weight of a minibatch sums to 0; that step was not applied)")
+        if failure == FAILURE_ZERO_WEIGHT:
+            self._raise_for_failure(failure, batch_loss, solver)
         if failure:
-            return np.nan, (f"epoch {self.n_iter_ + 1}: batch loss {batch_loss:g} with "
-                            f"learning rate {solver.lr}; that step was not applied")
+            return np.nan, self._diverged_detail(batch_loss, solver)
         return epoch_loss * scale * order.shape[0] + l2, None
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val=None):

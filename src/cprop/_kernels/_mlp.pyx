@@ -8,7 +8,8 @@ Layering (as scikit-learn's ``sklearn/_loss/_loss.pyx.tp``):
 (c) Here: network kernels (``forward_rows``, ``batch_gradient``, ``optimizer_step``), the
     routes a training step can take, ``choose_route`` (the step plan), ``train_rows`` (the one
     driver: a run of minibatches, each along its own route) and ``fit_epochs`` (a whole ``fit``,
-    epochs, shuffles, batches and steps, in one nogil call).
+    epochs, shuffles, batches and steps, in one nogil call); ``sklearn_epochs``
+    (``_sklearn_epochs.pxi``) is scikit-learn's epoch loop around the same driver.
 (d) ``Plan`` (the layout as C arrays, with ``def`` entry points that ``cprop.mlp`` calls once it
     has checked every argument) and ``Stepper`` (one step per call, for online learning and
     ``MLP.train_step``). Kernels trust their inputs: dtypes, C-contiguity, shapes, finiteness and
@@ -88,7 +89,8 @@ cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
 
 # The module's other concerns, in files of their own: which BLAS (_blas.pxi), one step per call
 # (_stepper.pxi: Stepper and the C input checks), many networks at once in SIMD lanes
-# (_population.pxi: population_sgd_fit), the elementwise helpers behind
+# (_population.pxi: population_sgd_fit), scikit-learn's epoch loop with its stopping rules and
+# RandomState shuffles (_sklearn_epochs.pxi: run_sklearn_epochs), the elementwise helpers behind
 # cprop.activations and the checks (_elementwise.pxi), wrappers for the tests (_testing.pxi).
 # Included rather than separate extensions: each extension would carry its own copy of
 # Cython's memoryview support (~200 KB each).
@@ -797,6 +799,7 @@ cdef class Plan:
 
 include "_stepper.pxi"
 include "_population.pxi"
+include "_sklearn_epochs.pxi"
 
 
 include "_elementwise.pxi"
