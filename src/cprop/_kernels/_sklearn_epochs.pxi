@@ -188,7 +188,7 @@ cdef int sklearn_epochs(
             work = -(<Py_ssize_t>1 << 62)
         failure = train_rows(lay, opt, params, X, T, sw, order, not rules.shuffle, n, batch_size,
                              rules.lr, grad, A, D, chunk, state, step_count, &total, batch_loss,
-                             &p_bound, &l2, &work, team)
+                             &p_bound, &l2, &work, team, NULL)
         if failure != FIT_OK:
             return failure
         epoch_loss = total / <double>n                              # run_steps' epoch_loss
