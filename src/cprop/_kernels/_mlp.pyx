@@ -52,6 +52,8 @@ its unchecked update safe (``update_is_safe``) checks every new value, or hands 
 general route, so a refused step never changes the network.
 """
 
+import threading
+
 from cython cimport floating
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
@@ -73,6 +75,7 @@ from cprop._kernels._types cimport (
 from cprop._kernels._layers cimport (
     INTERRUPTED, poll_signals, backprop_layer, load_rows, forward_block, forward_loss_delta,
     divide_by_count, divide_by_weight_sum, abs_max, sum_parts, all_finite_ptr, cprop_dense_init,
+    cprop_set_main_thread,
 )
 from cprop._kernels._optimizers cimport AdamBounds, optimizer_step
 from cprop._kernels._routes cimport (
@@ -86,6 +89,8 @@ from cprop._kernels._layers cimport cprop_dense_isa
 
 cnp.import_array()
 cprop_dense_init()  # picks the row kernels' instruction set (see _simd.h)
+# poll_signals' main thread (where Ctrl-C can land)
+cprop_set_main_thread(threading.main_thread().ident)
 
 # The module's other concerns, in files of their own: which BLAS (_blas.pxi), one step per call
 # (_stepper.pxi: Stepper and the C input checks), many networks at once in SIMD lanes

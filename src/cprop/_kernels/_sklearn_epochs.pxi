@@ -19,13 +19,11 @@
 # passed, and is written back before an exception propagates, so the caller's bookkeeping holds
 # on every exit.
 #
-# Ctrl-C: in the main thread the steps poll for signals as train_rows always does (between
-# blocks of rows). In any other thread they do not poll at all: Python runs signal handlers only
-# in the main thread (PyErr_CheckSignals returns 0 elsewhere), so such a poll could never see
-# Ctrl-C, yet it takes the GIL, and waits for it while another thread runs Python. Under a
-# threaded GridSearchCV that wait serialised the two fits' training on the other's Python work
-# (the validation and scoring around each fit): bench/search.py went from ~83 % to ~77 % of the
-# ideal speed-up with the polls.
+# Ctrl-C: the steps poll for signals as train_rows always does (between blocks of rows), on the
+# main thread only (poll_signals): elsewhere Python runs no signal handlers, and a poll would
+# only wait for the GIL while another thread runs Python. Under a threaded GridSearchCV that
+# wait serialised the two fits' training on the other's Python work (the validation and scoring
+# around each fit): bench/search.py went from ~83 % to ~77 % of the ideal speed-up with them.
 #
 # (Included into _mlp.pyx: one extension module.)
 
@@ -154,7 +152,7 @@ cdef int sklearn_epochs(
     Py_ssize_t* order, MT19937State* mt, SklearnRules* rules, Py_ssize_t max_epochs,
     floating* grad, floating* A, floating* D, Py_ssize_t chunk, floating* state,
     Py_ssize_t state_len, int64_t* step_count, double* losses, double* batch_loss,
-    Py_ssize_t* epochs_done, ThreadTeam* team, bint poll,
+    Py_ssize_t* epochs_done, ThreadTeam* team,
 ) noexcept nogil:
     # Up to max_epochs epochs over the n positions of `order` (the rows in scikit-learn's
     # current order, reshuffled in place each epoch when rules.shuffle), steps 1-7 of the
@@ -162,7 +160,6 @@ cdef int sklearn_epochs(
     # completed (their bookkeeping included). Returns FIT_OK, a failure of train_rows (batch_loss
     # holds the refused step's loss; that epoch is not counted), FIT_INTERRUPTED,
     # EPOCHS_STALLED or EPOCHS_RATE_HANDOFF (after the epoch's bookkeeping; the rate unchanged).
-    # poll: check for Ctrl-C as train_rows does (only the main thread can see it: see the top).
     cdef Py_ssize_t e, k
     cdef Py_ssize_t work = 0
     cdef double total, p_bound, l2, epoch_loss, accumulated, loss, next_lr
@@ -182,10 +179,6 @@ cdef int sklearn_epochs(
         total = 0.0
         p_bound = -1.0
         l2 = 0.0
-        if not poll:
-            # train_rows polls once its work counter reaches SIGNAL_CHECK_WORK: from here no
-            # epoch reaches it (2**62 multiply-adds), and it never passes INTERRUPTED either
-            work = -(<Py_ssize_t>1 << 62)
         failure = train_rows(lay, opt, params, X, T, sw, order, not rules.shuffle, n, batch_size,
                              rules.lr, grad, A, D, chunk, state, step_count, &total, batch_loss,
                              &p_bound, &l2, &work, team, NULL)
@@ -239,7 +232,6 @@ def run_sklearn_epochs(
     cdef SklearnRules rules = loop.rules()
     cdef floating* state_ptr = state_pointer(state)
     cdef const floating* sw = weights_pointer(sample_weight, X.shape[0])
-    cdef bint poll = threading.current_thread() is threading.main_thread()
     if n < 1 or losses.shape[0] < 1:
         raise ValueError("order and losses must not be empty")
     plan.check_grad(grad.shape[0], min(batch_size, n))
@@ -249,8 +241,7 @@ def run_sklearn_epochs(
         status = sklearn_epochs(&plan.lay, &opt, &params[0], &X[0, 0], &T[0, 0], sw, n,
                                 batch_size, &order[0], &loop.mt, &rules, losses.shape[0],
                                 &grad[0], &A[0], &D[0], chunk, state_ptr, state.shape[0],
-                                &step_count[0], &losses[0], &batch_loss, &done, threads,
-                                poll)
+                                &step_count[0], &losses[0], &batch_loss, &done, threads)
     loop.keep(&rules, done)
     if status == FIT_INTERRUPTED:
         raise_interrupt()
