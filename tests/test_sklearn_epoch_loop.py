@@ -382,3 +382,41 @@ def test_ctrl_c_keeps_the_epochs_done(digits):
     for _ in range(done + 1):
         rs.shuffle(np.arange(X.shape[0]))
     assert _same_state(est._random_state, rs)
+
+
+def test_run_sklearn_epochs_checks_what_the_kernel_writes_into():
+    # state, steps, order and losses are written by the kernel: their type, dtype and size are
+    # its memory safety, checked before the call, each named in the error.
+    from cprop.optimizers import check_optimizer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    T = np.eye(3)[rng.integers(0, 3, 40)]
+    net = cprop.MLP([5, 8, 3], output="softmax", loss="cross_entropy", seed=0)
+    opt = check_optimizer("adam")
+    loop = SklearnEpochs()
+    loop.lr = loop.buffer_lr = loop.lr_init = 1e-3
+    good = dict(state=np.zeros(opt.slots * net.n_params), steps=np.zeros(1, np.int64),
+                order=np.arange(40, dtype=np.intp), loop=loop, losses=np.zeros(3))
+
+    def call(**changes):
+        kw = {**good, **changes}
+        return net.run_sklearn_epochs(X, T, 10, opt, kw["state"], kw["steps"], kw["order"],
+                                      kw["loop"], kw["losses"])
+
+    cases = [
+        (dict(state=np.zeros(opt.slots * net.n_params - 1)), ValueError, "state: expected"),
+        (dict(state=np.zeros(opt.slots * net.n_params, np.float32)), ValueError, "state:"),
+        (dict(steps=np.zeros(2, np.int64)), ValueError, "steps: expected a one-element"),
+        (dict(steps=np.zeros(1)), ValueError, "steps:"),
+        (dict(order=np.arange(40)[::2]), ValueError, "order:"),
+        (dict(order=np.array([0, 40], dtype=np.intp)), ValueError, "order"),
+        (dict(losses=np.zeros(0)), ValueError, "losses: expected a non-empty"),
+        (dict(loop=object()), TypeError, "loop: expected a cprop.mlp.SklearnEpochs"),
+        (dict(loop=SklearnEpochs()), ValueError, "loop.lr: expected a finite number > 0"),
+    ]
+    for changes, error, message in cases:
+        with pytest.raises(error, match=message):
+            call(**changes)
+    status, _ = call()  # (and the good arguments run)
+    assert status == 0 and np.all(np.isfinite(good["losses"]))

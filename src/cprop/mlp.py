@@ -938,6 +938,18 @@ class MLP:
             raise _step_refused("train_step", failure, loss, lr)
         return loss, stepper, X2.shape[0]
 
+    def _check_caller_state(self, optimizer: OptimizerOptions, state, steps) -> None:
+        # The optimizer state and step count a caller keeps (run_steps, run_sklearn_epochs): the
+        # kernels write into them, so their dtype and size are memory safety.
+        if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
+                or state.shape != (optimizer.slots * self.n_params,)
+                or not state.flags.c_contiguous):
+            raise ValueError(f"state: expected a C-contiguous {self.dtype} array of "
+                             f"{optimizer.slots * self.n_params} values")
+        if (not isinstance(steps, np.ndarray) or steps.dtype != np.int64
+                or steps.shape != (1,)):
+            raise ValueError("steps: expected a one-element int64 array")
+
     def run_steps(self, X, T, lr: float, batch_size: int, optimizer: OptimizerOptions,
                   state: np.ndarray, steps: np.ndarray, *, order=None,
                   sklearn_conventions: bool = False, sample_weight=None, n_threads=None):
@@ -973,14 +985,7 @@ class MLP:
                             f"check_optimizer('adam', ...)), got {type(optimizer).__name__}")
         X2, T2 = self._xt(X, T)
         sw = self._weights_of(sample_weight, X2)
-        if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
-                or state.shape != (optimizer.slots * self.n_params,)
-                or not state.flags.c_contiguous):
-            raise ValueError(f"state: expected a C-contiguous {self.dtype} array of "
-                             f"{optimizer.slots * self.n_params} values")
-        if (not isinstance(steps, np.ndarray) or steps.dtype != np.int64
-                or steps.shape != (1,)):
-            raise ValueError("steps: expected a one-element int64 array")
+        self._check_caller_state(optimizer, state, steps)
         if order is None:
             n = X2.shape[0]
             order = np.empty(n, dtype=np.intp)
@@ -1039,14 +1044,7 @@ class MLP:
                             f"{type(loop).__name__}")
         X2, T2 = self._xt(X, T)
         sw = self._weights_of(sample_weight, X2)
-        if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
-                or state.shape != (optimizer.slots * self.n_params,)
-                or not state.flags.c_contiguous):
-            raise ValueError(f"state: expected a C-contiguous {self.dtype} array of "
-                             f"{optimizer.slots * self.n_params} values")
-        if (not isinstance(steps, np.ndarray) or steps.dtype != np.int64
-                or steps.shape != (1,)):
-            raise ValueError("steps: expected a one-element int64 array")
+        self._check_caller_state(optimizer, state, steps)
         if (not isinstance(order, np.ndarray) or order.dtype != np.intp or order.ndim != 1
                 or not order.flags.c_contiguous or not order.flags.writeable):
             raise ValueError("order: expected a writable C-contiguous 1-D intp array (it is "
