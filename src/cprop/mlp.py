@@ -941,6 +941,9 @@ class MLP:
     def _check_caller_state(self, optimizer: OptimizerOptions, state, steps) -> None:
         # The optimizer state and step count a caller keeps (run_steps, run_sklearn_epochs): the
         # kernels write into them, so their dtype and size are memory safety.
+        if not isinstance(optimizer, OptimizerOptions):
+            raise TypeError(f"optimizer: expected a cprop.optimizers.OptimizerOptions (e.g. "
+                            f"check_optimizer('adam', ...)), got {type(optimizer).__name__}")
         if (not isinstance(state, np.ndarray) or state.dtype != self.dtype
                 or state.shape != (optimizer.slots * self.n_params,)
                 or not state.flags.c_contiguous):
@@ -980,12 +983,9 @@ class MLP:
         (scikit-learn adds ``alpha / 2 * ||W||^2 / weight sum`` to each batch's reported loss),
         else 0.
         """
-        if not isinstance(optimizer, OptimizerOptions):
-            raise TypeError(f"optimizer: expected a cprop.optimizers.OptimizerOptions (e.g. "
-                            f"check_optimizer('adam', ...)), got {type(optimizer).__name__}")
+        self._check_caller_state(optimizer, state, steps)
         X2, T2 = self._xt(X, T)
         sw = self._weights_of(sample_weight, X2)
-        self._check_caller_state(optimizer, state, steps)
         if order is None:
             n = X2.shape[0]
             order = np.empty(n, dtype=np.intp)
@@ -1036,15 +1036,12 @@ class MLP:
         finite rate > 0 in the network's dtype; ``loop.lr`` is unchanged). Ctrl-C raises
         KeyboardInterrupt; ``loop``, ``losses`` and ``order`` then hold what was done.
         """
-        if not isinstance(optimizer, OptimizerOptions):
-            raise TypeError(f"optimizer: expected a cprop.optimizers.OptimizerOptions, got "
-                            f"{type(optimizer).__name__}")
+        self._check_caller_state(optimizer, state, steps)
         if not isinstance(loop, SklearnEpochs):
             raise TypeError(f"loop: expected a cprop.mlp.SklearnEpochs, got "
                             f"{type(loop).__name__}")
         X2, T2 = self._xt(X, T)
         sw = self._weights_of(sample_weight, X2)
-        self._check_caller_state(optimizer, state, steps)
         if (not isinstance(order, np.ndarray) or order.dtype != np.intp or order.ndim != 1
                 or not order.flags.c_contiguous or not order.flags.writeable):
             raise ValueError("order: expected a writable C-contiguous 1-D intp array (it is "

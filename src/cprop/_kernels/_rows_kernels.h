@@ -278,6 +278,32 @@ static CPROP_NOINLINE TGT void RV_FN(cprop_back_narrow)(
     }
 }
 
+/* The largest lane of m0 and m1 (running maxima of |x|), or NaN if any lane of bad is set (a
+ * set mask lane, all ones, reads as a NaN; a clear one as 0). */
+static CPROP_ALWAYS_INLINE TGT double RV_FN(cprop_lanes_max)(V m0, V m1, V bad)
+{
+    T b[LANES], c0[LANES], c1[LANES];
+    double m = 0.0;
+    int q;
+    RV_ST(b, bad);
+    RV_ST(c0, m0);
+    RV_ST(c1, m1);
+    for (q = 0; q < LANES; q++) {
+        if (b[q] != 0) return (double)NAN;
+        if ((double)c0[q] > m) m = (double)c0[q];
+        if ((double)c1[q] > m) m = (double)c1[q];
+    }
+    return m;
+}
+
+/* max(m, |x|), NaN once either is NaN: one value of a scalar tail. */
+static CPROP_ALWAYS_INLINE double RV_FN(cprop_max_abs_with)(double m, double x)
+{
+    double v = fabs(x);
+    if (m != m || v != v) return (double)NAN;
+    return v > m ? v : m;
+}
+
 /* g[i] = (((g[i] + g[stride + i]) + g[2 stride + i]) + ...) * inv over n_parts >= 1 slots (a
  * batch's parts added in part order, then scaled), i < n; returns max |g[i]| of the results
  * (0 for n = 0), or NaN if any is NaN: the bound the update's safety test needs, in the pass
@@ -286,11 +312,10 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
     T* CPROP_RESTRICT g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts, T inv)
 {
     ptrdiff_t i = 0, k;
-    int q;
     const V sign = RV_SET1(-0.0), iv = RV_SET1(inv);
     V m0 = RV_ZERO(), m1 = RV_ZERO(), bad = RV_ZERO();
-    T b[LANES], c0[LANES], c1[LANES], x;
-    double m = 0.0, v;
+    T x;
+    double m;
     /* Two running maxima, as cprop_absmax: more independent work per iteration. */
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
         V s0 = RV_LD(g + i), s1 = RV_LD(g + i + LANES), a0, a1;
@@ -308,22 +333,13 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
         m1 = RV_SEL(RV_GT(a1, m1), a1, m1);
         bad = RV_OR(bad, RV_OR(RV_ISNAN(s0), RV_ISNAN(s1)));
     }
-    RV_ST(b, bad);
-    RV_ST(c0, m0);
-    RV_ST(c1, m1);
-    for (q = 0; q < LANES; q++) {
-        if (b[q] != 0) m = (double)NAN;  /* a set mask lane (all ones) is a NaN, a clear one 0 */
-        if (m == m && (double)c0[q] > m) m = (double)c0[q];
-        if (m == m && (double)c1[q] > m) m = (double)c1[q];
-    }
+    m = RV_FN(cprop_lanes_max)(m0, m1, bad);
     for (; i < n; i++) {
         x = g[i];
         for (k = 1; k < n_parts; k++) x = x + g[k * stride + i];
         x = x * inv;
         g[i] = x;
-        v = fabs((double)x);
-        if (v != v) m = (double)NAN;
-        if (m == m && v > m) m = v;
+        m = RV_FN(cprop_max_abs_with)(m, (double)x);
     }
     return m;
 }
@@ -335,11 +351,10 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
 static CPROP_NOINLINE TGT double RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff_t n, T c)
 {
     ptrdiff_t i = 0;
-    int q;
     const V sign = RV_SET1(-0.0), cv = RV_SET1(c);
     V m0 = RV_ZERO(), bad = RV_ZERO();
-    T b[LANES], c0[LANES], x;
-    double m = 0.0, v;
+    T x;
+    double m;
     if (c > 0 && c == c && (((long long)c) & (((long long)c) - 1)) == 0
         && (T)(long long)c == c)
         return RV_FN(cprop_sum_parts)(g, n, 0, 1, (T)1 / c);
@@ -350,18 +365,11 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff
         m0 = RV_SEL(RV_GT(a0, m0), a0, m0);
         bad = RV_OR(bad, RV_ISNAN(s0));
     }
-    RV_ST(b, bad);
-    RV_ST(c0, m0);
-    for (q = 0; q < LANES; q++) {
-        if (b[q] != 0) m = (double)NAN;
-        if (m == m && (double)c0[q] > m) m = (double)c0[q];
-    }
+    m = RV_FN(cprop_lanes_max)(m0, m0, bad);
     for (; i < n; i++) {
         x = g[i] / c;
         g[i] = x;
-        v = fabs((double)x);
-        if (v != v) m = (double)NAN;
-        if (m == m && v > m) m = v;
+        m = RV_FN(cprop_max_abs_with)(m, (double)x);
     }
     return m;
 }
@@ -370,11 +378,9 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff
 static CPROP_NOINLINE TGT double RV_FN(cprop_absmax)(const T* CPROP_RESTRICT x, ptrdiff_t n)
 {
     ptrdiff_t i = 0;
-    int k;
     const V sign = RV_SET1(-0.0);
     V m0 = RV_ZERO(), m1 = RV_ZERO(), bad = RV_ZERO();
-    T b[LANES], c0[LANES], c1[LANES];
-    double m = 0.0, v;
+    double m, v;
     /* Two running maxima: more independent work per iteration. NaN never wins a > compare,
        so it is tracked separately (x != x). */
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
@@ -384,14 +390,8 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_absmax)(const T* CPROP_RESTRICT x, 
         m1 = RV_SEL(RV_GT(a1, m1), a1, m1);
         bad = RV_OR(bad, RV_OR(RV_ISNAN(x0), RV_ISNAN(x1)));
     }
-    RV_ST(b, bad);
-    RV_ST(c0, m0);
-    RV_ST(c1, m1);
-    for (k = 0; k < LANES; k++) {
-        if (b[k] != 0) return (double)NAN;  /* a set mask lane (all ones) is a NaN, a clear one 0 */
-        if ((double)c0[k] > m) m = (double)c0[k];
-        if ((double)c1[k] > m) m = (double)c1[k];
-    }
+    m = RV_FN(cprop_lanes_max)(m0, m1, bad);
+    if (m != m) return m;
     for (; i < n; i++) {
         v = fabs((double)x[i]);
         if (v != v) return (double)NAN;
