@@ -336,9 +336,18 @@ def test_block_bias_rows_are_numpys_add_and_relu(dtype):
                 out = z.copy()
                 _mlp.block_bias_rows(out, b, want_relu)
                 assert_same_values(out, expected,
-                                              err_msg=f"{rows}x{n} relu={want_relu}")
+                                   err_msg=f"{rows}x{n} relu={want_relu}")
     with pytest.raises(ValueError, match="b: expected 3 values, got 2"):
         _mlp.block_bias_rows(np.zeros((2, 3), dtype), np.zeros(2, dtype), True)
+
+
+def ordered_column_sums(d, start, first):
+    # column_sums' reference: d[0] + d[1] + ... (first), else start + d[0] + ..., rows in order
+    with np.errstate(all="ignore"):
+        sums = d[0].copy() if first else start + d[0]
+        for r in range(1, d.shape[0]):
+            sums = sums + d[r]
+    return sums
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -349,14 +358,11 @@ def test_block_column_sums_add_the_rows_in_order(dtype):
             d = _block(rng, rows, n, dtype)
             start = (rng.standard_normal(n) * 1e3).astype(dtype)
             for first in (True, False):
-                with np.errstate(all="ignore"):
-                    expected = d[0].copy() if first else start + d[0]
-                    for r in range(1, rows):
-                        expected = expected + d[r]
+                expected = ordered_column_sums(d, start, first)
                 s = start.copy()
                 _mlp.block_column_sums(d, s, first)
                 assert_same_values(s, expected,
-                                              err_msg=f"{rows}x{n} first={first}")
+                                   err_msg=f"{rows}x{n} first={first}")
     # the order is the rows' (a pairwise or reversed sum would give 1.0 here)
     d = np.array([[1e16], [1.0], [-1e16]], dtype=np.float64)
     s = np.zeros(1)
@@ -409,19 +415,16 @@ def test_block_narrow_delta_below_is_the_loop_routes_sums(dtype, act):
             out = np.full((rows, n_in), 7, dtype)
             _mlp.block_narrow_delta_below(W, d, a, out, code, 0.01)
             assert_same_values(out, expected,
-                                          err_msg=f"{rows}x{n_in}, n_out={n_out}")
+                               err_msg=f"{rows}x{n_in}, n_out={n_out}")
             # with the layer below's bias sums in the same pass: column_sums' order
             start = (rng.standard_normal(n_in) * 10).astype(dtype)
             for first in (True, False):
-                with np.errstate(all="ignore"):
-                    sums = expected[0].copy() if first else start + expected[0]
-                    for r in range(1, rows):
-                        sums = sums + expected[r]
+                sums = ordered_column_sums(expected, start, first)
                 colsum = start.copy()
                 _mlp.block_narrow_delta_below(W, d, a, out, code, 0.01, colsum, first)
                 assert_same_values(out, expected)
                 assert_same_values(colsum, sums,
-                                              err_msg=f"{rows}x{n_in}, first={first}")
+                                   err_msg=f"{rows}x{n_in}, first={first}")
     with pytest.raises(ValueError, match="1 to 8 columns, got 9"):
         _mlp.block_narrow_delta_below(np.zeros((3, 9)), np.zeros((2, 9)), np.zeros((2, 3)),
                                       np.zeros((2, 3)), code)

@@ -14,7 +14,7 @@ from cprop._kernels._types cimport (
 from cprop._kernels._activations cimport times_derivative, sgd_update
 from cprop._kernels._layers cimport (
     gemm_rowmajor, rank1_sgd, delta_below, forward_loss_delta, load_rows, abs_max,
-    update_is_safe,
+    update_is_safe, column_sums,
 )
 
 
@@ -250,13 +250,10 @@ cdef inline int fused_sgd_batch(
         gemm_rowmajor(lay, True, False, n_in, n_out, rows, -lr / <floating>count, a, n_in, d, n_out,
                       scale_w, W, n_out)
         if opt.train_biases:
-            # Column sums of d, row after row (each column still adds its rows in order, the
-            # same bits as a sum down each column) so that the loop runs along contiguous
-            # memory and vectorises; `grad` is free scratch here (the fused step writes none).
+            # Column sums of d, each column adding its rows in order onto 0 (column_sums;
+            # `grad` is free scratch here: the fused step writes none).
             memset(grad, 0, n_out * sizeof(floating))
-            for r in range(rows):
-                for j in range(n_out):
-                    grad[j] = grad[j] + d[r * n_out + j]
+            column_sums(d, rows, n_out, grad, False)
             for j in range(n_out):
                 b[j] = sgd_update(b[j], grad[j] / <floating>count, lr, <floating>0)
     p_bound[0] = p_bound[0] + lr * (g_bound + opt.alpha * p_bound[0])
