@@ -246,6 +246,7 @@ def test_a_parted_batch_scales_its_sum_by_the_reciprocal():
 @pytest.mark.parametrize("scale, kw", [
     (1e3, dict(lr=1e6, momentum=0.9)),               # overflows: the step is refused
     (1e146, dict(optimizer="adam", lr=1e-3)),        # past Adam's bounds: the checked passes
+    (1e170, dict(optimizer="adam", lr=1e-3)),        # the loss overflows: refused, no step
 ])
 def test_a_step_near_overflow_goes_the_same_way_on_every_thread_count(scale, kw):
     X, T = data(targets="uniform")

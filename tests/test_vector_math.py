@@ -442,16 +442,22 @@ def test_block_sum_parts_adds_in_order_and_scales_by_the_reciprocal(dtype):
                 for k in range(1, n_parts):
                     expected = expected + g[k]
                 expected = expected * dtype(inv)
-                work = g.copy()
-                top = _mlp.block_sum_parts(work, divisor)
-                assert_same_values(work[0], expected)
-                assert top == (float(np.abs(expected).max()) if n else 0.0)
+                for out in range(n_parts):
+                    # (into the first slot, or into any other: a thread's own, _team.pxi)
+                    work = g.copy()
+                    top = _mlp.block_sum_parts(work, divisor, out)
+                    assert_same_values(work[out], expected)
+                    untouched = [k for k in range(n_parts) if k != out]
+                    assert_same_values(work[untouched], g[untouched])
+                    assert top == (float(np.abs(expected).max()) if n else 0.0)
     g = np.ones((2, 9), dtype)
     g[1, 5] = np.nan
     assert np.isnan(_mlp.block_sum_parts(g, 2.0))
     g = np.ones((2, 9), dtype)
     g[0, 8] = -np.inf
     assert _mlp.block_sum_parts(g, 2.0) == np.inf
+    with pytest.raises(ValueError, match="out: expected a row of g"):
+        _mlp.block_sum_parts(g, 2.0, 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -45,7 +45,7 @@ int main(void) {
         memcpy(yd + 2000, Wd, sizeof(double) * 100); memcpy(yf + 2000, Wf, sizeof(float) * 100);
         cprop_back_narrow_d(Wd, xd + 3, Wd + 500, yd, ni, no, nn, n & 1, 0.01, n & 4 ? yd + 2000 : NULL, n & 8); cprop_back_narrow_f(Wf, xf + 3, Wf + 500, yf, ni, no, nn, (n & 2) != 0, 0.01f, n & 4 ? NULL : yf + 2000, n & 16); eat(yd, 8 * ni * no); eat(yf, 4 * ni * no); eat(yd + 2000, 8 * 100); eat(yf + 2000, 4 * 100);
         memcpy(yd, xd, sizeof(double) * 1000); memcpy(yf, xf, sizeof(float) * 1000);
-        double s1 = cprop_sum_parts_d(yd, n * 3, 250, n % 4 + 1, 1.0 / (n + 3)), s2 = cprop_sum_parts_f(yf, n * 3, 250, n % 4 + 1, 1.0f / (n + 3)); eat(&s1, 8); eat(&s2, 8); eat(yd, 8 * 1000); eat(yf, 4 * 1000);
+        double s1 = cprop_sum_parts_d(yd, n * 3, 250, n % 4 + 1, 1.0 / (n + 3), yd + (n % 4) * 250), s2 = cprop_sum_parts_f(yf, n * 3, 250, n % 4 + 1, 1.0f / (n + 3), yf + (n % 4) * 250); eat(&s1, 8); eat(&s2, 8); eat(yd, 8 * 1000); eat(yf, 4 * 1000);
     }
     printf("%s %016llx\n", cprop_dense_isa(), (unsigned long long)h);
     return 0;

@@ -136,10 +136,10 @@ cdef extern from "_rows.h" nogil:
     void cprop_back_narrow_f(const float* W, const float* d, const float* a, float* s,
                              Py_ssize_t rows, Py_ssize_t n_in, Py_ssize_t n_out, int step,
                              float below, float* colsum, int first)
-    double cprop_sum_parts_d(double* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
-                             double inv)
-    double cprop_sum_parts_f(float* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
-                             float inv)
+    double cprop_sum_parts_d(const double* g, Py_ssize_t n, Py_ssize_t stride,
+                             Py_ssize_t n_parts, double inv, double* out)
+    double cprop_sum_parts_f(const float* g, Py_ssize_t n, Py_ssize_t stride,
+                             Py_ssize_t n_parts, float inv, float* out)
     double cprop_absmax_d(const double* x, Py_ssize_t n)
     double cprop_absmax_f(const float* x, Py_ssize_t n)
 
@@ -448,17 +448,18 @@ cdef inline double abs_max(const floating* x, Py_ssize_t n) noexcept nogil:
         return cprop_absmax_d(x, n)
 
 
-cdef inline double sum_parts(floating* g, Py_ssize_t n, Py_ssize_t stride, Py_ssize_t n_parts,
-                             double divisor) noexcept nogil:
-    # g[i] = (((g[i] + g[stride + i]) + ...) * (1 / divisor) over n_parts slots: a parted
-    # batch's mean gradient, its parts added in order; returns max |g[i]| (NaN if any is NaN),
-    # the bound the update's safety test needs. A multiplication by the reciprocal rather than
-    # a division (the gemm routes' rounding, within 1 ulp of x / c; exact for a power of two):
-    # a division per value cost as much as Adam's step shares the divider with.
+cdef inline double sum_parts(const floating* g, Py_ssize_t n, Py_ssize_t stride,
+                             Py_ssize_t n_parts, double divisor, floating* out) noexcept nogil:
+    # out[i] = (((g[i] + g[stride + i]) + ...) * (1 / divisor) over n_parts slots: a parted
+    # batch's mean gradient, its parts added in order (out: g itself, or another slot); returns
+    # max |out[i]| (NaN if any is NaN), the bound the update's safety test needs. A
+    # multiplication by the reciprocal rather than a division (the gemm routes' rounding, within
+    # 1 ulp of x / c; exact for a power of two): a division per value cost as much as Adam's
+    # step shares the divider with.
     if floating is float:
-        return cprop_sum_parts_f(g, n, stride, n_parts, (<float>1) / <float>divisor)
+        return cprop_sum_parts_f(g, n, stride, n_parts, (<float>1) / <float>divisor, out)
     else:
-        return cprop_sum_parts_d(g, n, stride, n_parts, 1.0 / divisor)
+        return cprop_sum_parts_d(g, n, stride, n_parts, 1.0 / divisor, out)
 
 
 cdef inline bint update_is_safe(double p_bound, double g_bound, double alpha, double lr,

@@ -363,7 +363,7 @@ cdef int train_rows(
     cdef OptConfig per_row
     cdef const OptConfig* opt_all = opt
     cdef AdamJob adam_job
-    cdef bint team_adam
+    cdef bint parted_adam, stepped
     cdef double grad_max = -1.0
     # (Adam's bounds, carried from step to step: adam_step_is_safe)
     cdef AdamBounds adam_bounds
@@ -436,24 +436,35 @@ cdef int train_rows(
                 return failure
         # The general route (polls between its blocks of rows, so a large batch is interrupted
         # part-way, before its update: params keep the last completed step).
-        # (a team shares Adam's unchecked pass of a batch it shares)
-        team_adam = (team != NULL and (opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
-                     and batch_parts(lay, count) > 1)
-        if team_adam:
-            team_adam_prepare(&adam_job, lay, opt, params, grad, state, step_count[0], lr, team,
-                              &adam_bounds)
-        batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, rows_index, start, count,
-                                       grad, A, D, chunk, True, work, team, &grad_max)
+        # A parted Adam batch runs whole in one meeting of the team (adam_batch), its step
+        # included when the carried bounds prove it safe.
+        parted_adam = ((opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
+                       and batch_parts(lay, count) > 1)
+        if parted_adam:
+            batch_loss[0] = adam_batch(lay, opt, params, X, T, sw, sw_sum, rows_index, start,
+                                       count, batch_parts(lay, count), grad, A, D, chunk, state,
+                                       step_count, lr, work, team, &adam_bounds, &stepped,
+                                       &grad_max)
+        else:
+            stepped = False
+            batch_loss[0] = batch_gradient(lay, params, X, T, sw, sw_sum, rows_index, start,
+                                           count, grad, A, D, chunk, True, work, team,
+                                           &grad_max)
         if work[0] == INTERRUPTED:
             return FIT_INTERRUPTED
         if not isfinite(batch_loss[0]):
             return FIT_LOSS_NOT_FINITE
         if opt.kind == OPT_SGD and state == NULL and p_bound[0] < 0:
             p_bound[0] = abs_max(params, lay.n_params)
-        # (any other step, and a step the bounds do not prove safe: optimizer_step's, here)
-        if not (team_adam and team_adam_step(&adam_job, step_count, team, grad_max)):
-            if not optimizer_step(lay, opt, params, grad, state, step_count, lr, p_bound,
-                                  &adam_bounds, grad_max):
+        # (any other step, and an Adam step the carried bounds did not prove safe: with the
+        # exact maxima, by the team, else optimizer_step's checked passes, here)
+        if not stepped:
+            if parted_adam and team != NULL:
+                team_adam_prepare(&adam_job, lay, opt, params, grad, state, step_count[0], lr,
+                                  team, &adam_bounds)
+                stepped = team_adam_step(&adam_job, step_count, team, grad_max)
+            if not stepped and not optimizer_step(lay, opt, params, grad, state, step_count,
+                                                  lr, p_bound, &adam_bounds, grad_max):
                 return FIT_UPDATE_NOT_FINITE
         total[0] += batch_loss[0] * count
         start += count

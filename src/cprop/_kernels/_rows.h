@@ -49,9 +49,10 @@
  *       real number, so both round to the same bits; otherwise by division; returns max |g[k]|
  *       of the results, or NaN if any is NaN;
  *   cprop_absmax_SUFFIX(x, n)       max |x[k]| (0 for n = 0), or NaN if any x[k] is NaN.
- *   cprop_sum_parts_SUFFIX(g, n, stride, n_parts, inv)
- *       g[i] = ((g[i] + g[stride + i]) + ...) * inv over n_parts slots; returns max |g[i]| of
- *       the results, or NaN if any is NaN
+ *   cprop_sum_parts_SUFFIX(g, n, stride, n_parts, inv, out)
+ *       out[i] = ((g[i] + g[stride + i]) + ...) * inv over n_parts slots (out may be g, or
+ *       another slot: each value is read before it is written); returns max |out[i]| of the
+ *       results, or NaN if any is NaN
  */
 #define RV_BODY "_rows_kernels.h"
 #include "_vops_builds.h"
@@ -102,10 +103,10 @@ static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                    
 {                                                                                              \
     return CPROP_DISPATCH_CALL(cprop_absmax_##SUFFIX, (x, n));                                 \
 }                                                                                              \
-static double cprop_sum_parts_##SUFFIX(T* g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts,  \
-                                       T inv)                                                  \
+static double cprop_sum_parts_##SUFFIX(const T* g, ptrdiff_t n, ptrdiff_t stride,             \
+                                       ptrdiff_t n_parts, T inv, T* out)                       \
 {                                                                                              \
-    return CPROP_DISPATCH_CALL(cprop_sum_parts_##SUFFIX, (g, n, stride, n_parts, inv));        \
+    return CPROP_DISPATCH_CALL(cprop_sum_parts_##SUFFIX, (g, n, stride, n_parts, inv, out));   \
 }
 
 CPROP_DISPATCH_ROW_KERNELS(double, d)
@@ -208,8 +209,8 @@ static double cprop_absmax_##SUFFIX(const T* x, ptrdiff_t n)                    
     }                                                                                          \
     return m;                                                                                  \
 }                                                                                              \
-static double cprop_sum_parts_##SUFFIX(T* g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts,  \
-                                       T inv)                                                  \
+static double cprop_sum_parts_##SUFFIX(const T* g, ptrdiff_t n, ptrdiff_t stride,             \
+                                       ptrdiff_t n_parts, T inv, T* out)                       \
 {                                                                                              \
     ptrdiff_t i, k;                                                                            \
     double m = 0.0, v;                                                                         \
@@ -218,7 +219,7 @@ static double cprop_sum_parts_##SUFFIX(T* g, ptrdiff_t n, ptrdiff_t stride, ptrd
         x = g[i];                                                                              \
         for (k = 1; k < n_parts; k++) x = x + g[k * stride + i];                               \
         x = x * inv;                                                                           \
-        g[i] = x;                                                                              \
+        out[i] = x;                                                                            \
         v = fabs((double)x);                                                                   \
         if (v != v) m = (double)NAN;                                                           \
         if (m == m && v > m) m = v;                                                            \

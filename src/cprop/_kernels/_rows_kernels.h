@@ -309,7 +309,7 @@ static CPROP_ALWAYS_INLINE double RV_FN(cprop_max_abs_with)(double m, double x)
  * (0 for n = 0), or NaN if any is NaN: the bound the update's safety test needs, in the pass
  * that writes them. */
 static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
-    T* CPROP_RESTRICT g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts, T inv)
+    const T* g, ptrdiff_t n, ptrdiff_t stride, ptrdiff_t n_parts, T inv, T* out)
 {
     ptrdiff_t i = 0, k;
     const V sign = RV_SET1(-0.0), iv = RV_SET1(inv);
@@ -325,8 +325,8 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
         }
         s0 = RV_MUL(s0, iv);
         s1 = RV_MUL(s1, iv);
-        RV_ST(g + i, s0);
-        RV_ST(g + i + LANES, s1);
+        RV_ST(out + i, s0);
+        RV_ST(out + i + LANES, s1);
         a0 = RV_ANDNOT(sign, s0);
         a1 = RV_ANDNOT(sign, s1);
         m0 = RV_SEL(RV_GT(a0, m0), a0, m0);
@@ -338,7 +338,7 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_sum_parts)(
         x = g[i];
         for (k = 1; k < n_parts; k++) x = x + g[k * stride + i];
         x = x * inv;
-        g[i] = x;
+        out[i] = x;
         m = RV_FN(cprop_max_abs_with)(m, (double)x);
     }
     return m;
@@ -357,7 +357,7 @@ static CPROP_NOINLINE TGT double RV_FN(cprop_scale)(T* CPROP_RESTRICT g, ptrdiff
     double m;
     if (c > 0 && c == c && (((long long)c) & (((long long)c) - 1)) == 0
         && (T)(long long)c == c)
-        return RV_FN(cprop_sum_parts)(g, n, 0, 1, (T)1 / c);
+        return RV_FN(cprop_sum_parts)(g, n, 0, 1, (T)1 / c, g);
     for (; i + LANES <= n; i += LANES) {
         V s0 = RV_DIV(RV_LD(g + i), cv), a0;
         RV_ST(g + i, s0);

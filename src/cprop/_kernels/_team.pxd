@@ -11,6 +11,8 @@ cdef extern from "_team.h" nogil:
     void cprop_team_work(cprop_team* team, int thread_id)
     void cprop_team_run(cprop_team* team, cprop_team_job job, void* ctx)
     void cprop_team_stop(cprop_team* team)
+    void cprop_team_barrier(cprop_team* team, long k)
+    void cprop_team_prefetch(const void* p, size_t bytes)
     long CPROP_LOAD_ACQ(long* p)
     void CPROP_STORE_REL(long* p, long value)
 

@@ -11,16 +11,24 @@
 # 64+ rows keeps gemm efficient. Parts cost at most MAX_PARTS - 1 extra gradient buffers (the
 # workspace's grad holds MAX_PARTS slots when the network can be cut: Plan.grad_slots).
 #
+# An Adam / AdamW batch runs whole in one job (adam_batch): parts, a barrier, each thread's slice
+# of the sum written into its own part's slot, a barrier, each thread's slice of the step. The
+# cache lines that cross between the cores each step (the other threads' parts of the slice a
+# thread sums; the parameters the others updated, which the forward pass reads) are requested
+# together before the pass that needs them (cprop_team_prefetch): found missing one at a time
+# they cost the 2-thread W5 step about 3 us of its ~50.
+#
 # (Included into _mlp.pyx: one extension module.)
 
 import threading
 
 from cprop._kernels._optimizers cimport (
-    AdamStep, AdamBounds, adam_prepare, adam_step_is_safe, adam_commit,
+    AdamStep, AdamBounds, adam_prepare, adam_step_is_safe, adam_commit, adam_bounds_safe,
+    adam_bounds_carry,
 )
 from cprop._kernels._team cimport (
-    ThreadTeam, cprop_team_init, cprop_team_work, cprop_team_run, cprop_team_stop,
-    CPROP_LOAD_ACQ, CPROP_STORE_REL,
+    ThreadTeam, cprop_team, cprop_team_init, cprop_team_work, cprop_team_run, cprop_team_stop,
+    cprop_team_barrier, cprop_team_prefetch, CPROP_LOAD_ACQ, CPROP_STORE_REL,
 )
 
 cdef enum:
@@ -70,6 +78,7 @@ ctypedef struct PartsJob:
     void** A                   # a workspace per thread
     void** D
     bint want_grad, is_double
+    bint own_slots             # the reduction writes thread t's slice into slot reduced_slot(t)
     Py_ssize_t* work           # the leader's signal-poll counter
     long abort                 # set when the leader was interrupted: the others stop early
     double divisor             # the batch's rows, or its sample-weight sum
@@ -106,15 +115,58 @@ cdef inline void thread_slice(Py_ssize_t n, Py_ssize_t tid, Py_ssize_t n_threads
     i1[0] = n if tid == n_threads - 1 else (n * (tid + 1) // n_threads) & ~<Py_ssize_t>7
 
 
+cdef inline Py_ssize_t reduced_slot(const PartsJob* job, Py_ssize_t tid) noexcept nogil:
+    # The slot that holds thread tid's slice of the summed gradient: 0, or with own_slots the
+    # slot of the part the thread computed itself (its cache lines are already the thread's),
+    # 0 for a thread with no part.
+    return tid if job.own_slots and tid < job.n_parts else 0
+
+
 cdef void reduce_share(PartsJob* job, int tid, floating* typed) noexcept nogil:
-    # Thread tid's slice of the parameters: slot 0 <- (((g0 + g1) + g2) + g3) / divisor in one
-    # pass (sum_parts), which also takes the slice's max |grad| for the update's safety test.
-    cdef Py_ssize_t n = job.lay.n_params, i0, i1
+    # Thread tid's slice of the parameters: (((g0 + g1) + g2) + g3) / divisor in one pass
+    # (sum_parts) into slot reduced_slot(tid), which also takes the slice's max |grad| for the
+    # update's safety test.
+    cdef Py_ssize_t n = job.lay.n_params, i0, i1, k
+    cdef floating* grad = <floating*>job.grad
     thread_slice(n, tid, job.n_threads, &i0, &i1)
     job.grad_max[tid] = 0
+    for k in range(job.n_parts):
+        if k % job.n_threads != tid:  # (the parts the other threads wrote)
+            cprop_team_prefetch(grad + k * n + i0, (i1 - i0) * sizeof(floating))
     if i1 > i0:
-        job.grad_max[tid] = sum_parts(<floating*>job.grad + i0, i1 - i0, n, job.n_parts,
-                                      job.divisor)
+        job.grad_max[tid] = sum_parts(grad + i0, i1 - i0, n, job.n_parts, job.divisor,
+                                      grad + reduced_slot(job, tid) * n + i0)
+
+
+cdef double parts_grad_max(const PartsJob* job) noexcept nogil:
+    # max |grad| of the summed gradient, from the threads' slices (NaN if any is NaN).
+    cdef Py_ssize_t t
+    cdef double top = job.grad_max[0]
+    for t in range(1, job.n_threads):
+        # (a NaN anywhere must reach the test: NaN > x is false, so test it explicitly)
+        if job.grad_max[t] > top or job.grad_max[t] != job.grad_max[t]:
+            top = job.grad_max[t]
+    return top
+
+
+cdef double parts_loss(const PartsJob* job) noexcept nogil:
+    # The batch's mean loss: the parts' loss sums added in part order, over the divisor.
+    cdef Py_ssize_t k
+    cdef double loss_sum = 0.0
+    for k in range(job.n_parts):
+        loss_sum += job.loss[k]
+    return loss_sum / job.divisor
+
+
+cdef void gather_reduced(PartsJob* job, floating* typed) noexcept nogil:
+    # Copy every thread's slice of the summed gradient into slot 0 (after own_slots).
+    cdef Py_ssize_t t, i0, i1, n = job.lay.n_params, slot
+    cdef floating* grad = <floating*>job.grad
+    for t in range(job.n_threads):
+        slot = reduced_slot(job, t)
+        thread_slice(n, t, job.n_threads, &i0, &i1)
+        if slot != 0 and i1 > i0:
+            memcpy(grad + i0, grad + slot * n + i0, (i1 - i0) * sizeof(floating))
 
 
 cdef void adam_share(AdamJob* job, int tid, floating* typed) noexcept nogil:
@@ -194,12 +246,35 @@ cdef double parted_gradient(
 ) noexcept nogil:
     # batch_gradient for a batch cut into n_parts parts (grad: n_parts slots if want_grad);
     # grad_max (or NULL) gets max |grad| (NaN if any is NaN) when want_grad.
-    cdef Py_ssize_t t
     cdef PartsJob job
     cdef void* own_A[1]
     cdef void* own_D[1]
-    cdef Py_ssize_t k
-    cdef double loss_sum
+    parts_job_init(&job, lay, params, X, T, sw, sw_sum, idx, start, count, n_parts, grad, A, D,
+                   chunk, want_grad, work, team, own_A, own_D)
+    if team == NULL:
+        parts_job(&job, 0)
+    else:
+        cprop_team_run(&team.sync, parts_job, &job)
+    if work != NULL and work[0] == INTERRUPTED:
+        return NAN
+    if want_grad:
+        if team == NULL:
+            reduce_job(&job, 0)
+        else:
+            cprop_team_run(&team.sync, reduce_job, &job)
+        if grad_max != NULL:
+            grad_max[0] = parts_grad_max(&job)
+    return parts_loss(&job)
+
+
+cdef void parts_job_init(
+    PartsJob* job, const Layout* lay, const floating* params, const floating* X,
+    const floating* T, const floating* sw, double sw_sum, const Py_ssize_t* idx,
+    Py_ssize_t start, Py_ssize_t count, Py_ssize_t n_parts, floating* grad, floating* A,
+    floating* D, Py_ssize_t chunk, bint want_grad, Py_ssize_t* work, ThreadTeam* team,
+    void** own_A, void** own_D,
+) noexcept nogil:
+    # A parted batch's job (own_A, own_D: one-pointer arrays for a thread alone, team NULL).
     job.lay = lay
     job.params = params
     job.X = X
@@ -213,6 +288,7 @@ cdef double parted_gradient(
     job.grad = grad
     job.want_grad = want_grad
     job.is_double = floating is double
+    job.own_slots = False
     job.work = work
     job.abort = 0
     job.divisor = sw_sum if sw != NULL else <double>count
@@ -222,31 +298,115 @@ cdef double parted_gradient(
         job.A = own_A
         job.D = own_D
         job.n_threads = 1
-        parts_job(&job, 0)
     else:
         team.A[0] = A
         team.D[0] = D
         job.A = team.A
         job.D = team.D
         job.n_threads = team.sync.n_threads
-        cprop_team_run(&team.sync, parts_job, &job)
+
+
+ctypedef struct AdamBatchJob:
+    # One Adam / AdamW minibatch of a parted gradient in one meeting of the team (adam_batch).
+    PartsJob parts
+    AdamStep step
+    const AdamBounds* bounds   # the carried bounds (only read during the job)
+    void* params
+    void* state
+    cprop_team* sync           # NULL: a thread alone
+
+
+cdef bint adam_batch_proven(const AdamBatchJob* job) noexcept nogil:
+    # Whether the batch's step is taken in the job: its loss is finite and the carried bounds
+    # prove Adam's unchecked pass safe for the summed gradient's max |grad|. Every thread
+    # decides this from the same values the same way, the leader once more after the job.
+    cdef const AdamBounds* b = job.bounds
+    if not isfinite(parts_loss(&job.parts)):
+        return False
+    return b.known and adam_bounds_safe(&job.step, b.P, parts_grad_max(&job.parts), b.M, b.V,
+                                        not job.parts.is_double)
+
+
+cdef void adam_batch_share(AdamBatchJob* job, int tid, floating* typed) noexcept nogil:
+    # Thread tid's share of the whole batch: its parts, its slice of their sum, its slice of
+    # the step (each phase waits for every thread's previous one).
+    cdef PartsJob* parts = &job.parts
+    cdef Py_ssize_t n = parts.lay.n_params, i0, i1, t
+    # (the other threads' slices of the parameters, which their last step wrote: the forward
+    # pass reads them all)
+    for t in range(parts.n_threads):
+        if t != tid:
+            thread_slice(n, t, parts.n_threads, &i0, &i1)
+            cprop_team_prefetch(<floating*>job.params + i0, (i1 - i0) * sizeof(floating))
+    part_share(parts, tid, typed)
+    cprop_team_barrier(job.sync, 1)
+    if CPROP_LOAD_ACQ(&parts.abort):
+        return  # (the leader was interrupted)
+    reduce_share(parts, tid, typed)
+    cprop_team_barrier(job.sync, 2)
+    if not adam_batch_proven(job):
+        return
+    thread_slice(n, tid, parts.n_threads, &i0, &i1)
+    if i1 > i0:
+        adam_commit(parts.lay, &job.step, <floating*>job.params,
+                    <const floating*>parts.grad + reduced_slot(parts, tid) * n,
+                    <floating*>job.state, i0, i1)
+
+
+cdef void adam_batch_job(void* ctx, int tid) noexcept nogil:
+    cdef AdamBatchJob* job = <AdamBatchJob*>ctx
+    if job.parts.is_double:
+        adam_batch_share(job, tid, <double*>NULL)
+    else:
+        adam_batch_share(job, tid, <float*>NULL)
+
+
+cdef double adam_batch(
+    const Layout* lay, const OptConfig* opt, floating* params, const floating* X,
+    const floating* T, const floating* sw, double sw_sum, const Py_ssize_t* idx,
+    Py_ssize_t start, Py_ssize_t count, Py_ssize_t n_parts, floating* grad, floating* A,
+    floating* D, Py_ssize_t chunk, floating* state, int64_t* step_count, double lr,
+    Py_ssize_t* work, ThreadTeam* team, AdamBounds* bounds, bint* stepped, double* grad_max,
+) noexcept nogil:
+    # One Adam / AdamW minibatch cut into n_parts parts (n_parts > 1), in one meeting of the
+    # team (or by this thread alone, team NULL): the parts' gradients, a barrier, each thread's
+    # slice of their sum into the slot of its own part (so no cache line another thread wrote
+    # last changes hands twice), a barrier, and if the carried bounds prove the step safe
+    # (adam_batch_proven), each thread's slice of Adam's unchecked pass from that slot. The
+    # same arithmetic as parted_gradient + optimizer_step, so the same bits.
+    # Returns the batch's mean loss (NaN if interrupted: work). stepped: whether the step was
+    # taken (step_count and bounds have then moved on); if not, grad's first slot holds the
+    # whole mean gradient and grad_max its max |grad|, for the caller's own step.
+    cdef AdamBatchJob job
+    cdef void* own_A[1]
+    cdef void* own_D[1]
+    cdef double loss, top
+    parts_job_init(&job.parts, lay, params, X, T, sw, sw_sum, idx, start, count, n_parts,
+                   grad, A, D, chunk, True, work, team, own_A, own_D)
+    job.parts.own_slots = True
+    job.bounds = bounds
+    job.params = params
+    job.state = state
+    job.sync = NULL if team == NULL else &team.sync
+    adam_prepare(opt, params, step_count[0], lr, &job.step)
+    if team == NULL:
+        adam_batch_job(&job, 0)
+    else:
+        cprop_team_run(&team.sync, adam_batch_job, &job)
+    stepped[0] = False
     if work != NULL and work[0] == INTERRUPTED:
         return NAN
-    loss_sum = 0.0
-    for k in range(n_parts):
-        loss_sum += job.loss[k]
-    if want_grad:
-        if team == NULL:
-            reduce_job(&job, 0)
-        else:
-            cprop_team_run(&team.sync, reduce_job, &job)
-        if grad_max != NULL:
-            grad_max[0] = job.grad_max[0]
-            for t in range(1, job.n_threads):
-                # (a NaN anywhere must reach the test: NaN > x is false, so test it explicitly)
-                if job.grad_max[t] > grad_max[0] or job.grad_max[t] != job.grad_max[t]:
-                    grad_max[0] = job.grad_max[t]
-    return loss_sum / job.divisor
+    loss = parts_loss(&job.parts)
+    top = parts_grad_max(&job.parts)
+    grad_max[0] = top
+    if adam_batch_proven(&job):
+        adam_bounds_carry(&job.step, bounds, bounds.P, top, bounds.M, bounds.V,
+                          floating is float)
+        step_count[0] += 1
+        stepped[0] = True
+    else:
+        gather_reduced(&job.parts, <floating*>NULL)
+    return loss
 
 
 cdef class Team:

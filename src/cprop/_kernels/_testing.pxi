@@ -139,14 +139,16 @@ def block_narrow_delta_below(const floating[:, ::1] W, const floating[:, ::1] d,
                            <floating>slope, &colsum[0] if colsum is not None else NULL, first)
 
 
-def block_sum_parts(floating[:, ::1] g, double divisor):
-    """g[0] <- (((g[0] + g[1]) + g[2]) + ...) * (1 / divisor) in place; returns max |g[0]|
+def block_sum_parts(floating[:, ::1] g, double divisor, Py_ssize_t out=0):
+    """g[out] <- (((g[0] + g[1]) + g[2]) + ...) * (1 / divisor) in place; returns max |g[out]|
     (NaN if any is NaN): a parted batch's reduction (exposed for the tests)."""
     if g.shape[0] < 1:
         raise ValueError("g: expected at least one part")
+    if not 0 <= out < g.shape[0]:
+        raise ValueError(f"out: expected a row of g (0 to {g.shape[0] - 1}), got {out}")
     if g.shape[1] == 0:
         return 0.0
-    return sum_parts(&g[0, 0], g.shape[1], g.shape[1], g.shape[0], divisor)
+    return sum_parts(&g[0, 0], g.shape[1], g.shape[1], g.shape[0], divisor, &g[out, 0])
 
 
 def gemm_steps(str library, X, Py_ssize_t batch, Py_ssize_t epochs, ops):
