@@ -42,9 +42,10 @@ leaves them, and the unweighted general route, exactly as they were.
 Parts and threads (``_team.pxi``): the general route cuts a batch of 128+ rows whose layers all
 go through gemm into 2 or 4 fixed parts (``batch_parts``, from the rows and the shapes only), sums
 each part's gradient in a slot of its own and adds the slots in part order; a ``Team`` (``fit``'s
-``n_threads``) runs the parts, that sum and Adam's unchecked pass on several threads. Threads
-never change a result. On W5 (50-100-3, batch 200: 2 parts) the cut costs nothing measurable at
-one thread (``python bench/w5.py``).
+``n_threads``) runs the parts, that sum and Adam's unchecked pass on several threads (an Adam
+batch as one job with two barriers: ``adam_batch``). Threads never change a result. On W5
+(50-100-3, batch 200: 2 parts) the cut costs nothing measurable at one thread (``python
+bench/w5.py``).
 
 Every route computes the same step (the fused one differs from the general one only in gemm's
 rounding): float64 loop routes are bit-identical to ``cprop.oracle``. A route that cannot prove
@@ -364,6 +365,7 @@ cdef int train_rows(
     cdef const OptConfig* opt_all = opt
     cdef AdamJob adam_job
     cdef bint parted_adam, stepped
+    cdef Py_ssize_t n_parts
     cdef double grad_max = -1.0
     # (Adam's bounds, carried from step to step: adam_step_is_safe)
     cdef AdamBounds adam_bounds
@@ -438,11 +440,11 @@ cdef int train_rows(
         # part-way, before its update: params keep the last completed step).
         # A parted Adam batch runs whole in one meeting of the team (adam_batch), its step
         # included when the carried bounds prove it safe.
-        parted_adam = ((opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW)
-                       and batch_parts(lay, count) > 1)
+        n_parts = batch_parts(lay, count)
+        parted_adam = (opt.kind == OPT_ADAM or opt.kind == OPT_ADAMW) and n_parts > 1
         if parted_adam:
             batch_loss[0] = adam_batch(lay, opt, params, X, T, sw, sw_sum, rows_index, start,
-                                       count, batch_parts(lay, count), grad, A, D, chunk, state,
+                                       count, n_parts, grad, A, D, chunk, state,
                                        step_count, lr, work, team, &adam_bounds, &stepped,
                                        &grad_max)
         else:
