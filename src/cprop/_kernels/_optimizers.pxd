@@ -232,6 +232,12 @@ cdef inline void adam_bounds_carry(const AdamStep* s, AdamBounds* b, double P, d
     b.known = True
 
 
+cdef inline bint adam_carried_bounds_prove(const AdamStep* s, const AdamBounds* b, double G,
+                                           bint single) noexcept nogil:
+    # Whether the bounds b carries (if any) prove this step safe for max |grad| <= G.
+    return b != NULL and b.known and adam_bounds_safe(s, b.P, G, b.M, b.V, single)
+
+
 cdef inline bint adam_step_is_safe(
     const Layout* lay, const AdamStep* s, const floating* params, const floating* state,
     double G, AdamBounds* b,
@@ -242,7 +248,7 @@ cdef inline bint adam_step_is_safe(
     cdef Py_ssize_t n = lay.n_params
     cdef bint single = floating is float
     cdef double P, M, V
-    if b != NULL and b.known and adam_bounds_safe(s, b.P, G, b.M, b.V, single):
+    if adam_carried_bounds_prove(s, b, G, single):
         P = b.P
         M = b.M
         V = b.V

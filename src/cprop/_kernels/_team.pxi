@@ -23,8 +23,8 @@
 import threading
 
 from cprop._kernels._optimizers cimport (
-    AdamStep, AdamBounds, adam_prepare, adam_step_is_safe, adam_commit, adam_bounds_safe,
-    adam_bounds_carry,
+    AdamStep, AdamBounds, adam_prepare, adam_step_is_safe, adam_commit,
+    adam_carried_bounds_prove, adam_bounds_carry,
 )
 from cprop._kernels._team cimport (
     ThreadTeam, cprop_team, cprop_team_init, cprop_team_work, cprop_team_run, cprop_team_stop,
@@ -320,11 +320,8 @@ cdef bint adam_batch_proven(const AdamBatchJob* job) noexcept nogil:
     # Whether the batch's step is taken in the job: its loss is finite and the carried bounds
     # prove Adam's unchecked pass safe for the summed gradient's max |grad|. Every thread
     # decides this from the same values the same way, the leader once more after the job.
-    cdef const AdamBounds* b = job.bounds
-    if not isfinite(parts_loss(&job.parts)):
-        return False
-    return b.known and adam_bounds_safe(&job.step, b.P, parts_grad_max(&job.parts), b.M, b.V,
-                                        not job.parts.is_double)
+    return isfinite(parts_loss(&job.parts)) and adam_carried_bounds_prove(
+        &job.step, job.bounds, parts_grad_max(&job.parts), not job.parts.is_double)
 
 
 cdef void adam_batch_share(AdamBatchJob* job, int tid, floating* typed) noexcept nogil:
