@@ -313,6 +313,10 @@ def assert_same_values(actual, expected, err_msg=""):
     np.testing.assert_array_equal(actual[keep].view(u), expected[keep].view(u), err_msg=err_msg)
 
 
+# (rows, columns) of the block kernels' tests: every width to 40 for a few rows, then a sample
+BLOCK_SHAPES = [(rows, n) for rows in range(1, 21) for n in range(0, 41, 3 if rows > 4 else 1)]
+
+
 def _block(rng, rows, n, dtype):
     z = (rng.standard_normal((rows, n)) * 3).astype(dtype)
     flat = z.reshape(-1)
@@ -325,18 +329,16 @@ def _block(rng, rows, n, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_block_bias_rows_are_numpys_add_and_relu(dtype):
     rng = np.random.default_rng(11)
-    for rows in range(1, 21):
-        for n in range(0, 41, 3 if rows > 4 else 1):
-            z = _block(rng, rows, n, dtype)
-            b = _block(rng, 1, n, dtype)[0][::-1].copy()
-            with np.errstate(all="ignore"):  # (inf + -inf: NaN, as in the kernel)
-                added = z + b
-                relu = np.where(added > 0, added, dtype(0))  # NaN and -0.0 -> +0.0
-            for want_relu, expected in ((False, added), (True, relu)):
-                out = z.copy()
-                _mlp.block_bias_rows(out, b, want_relu)
-                assert_same_values(out, expected,
-                                   err_msg=f"{rows}x{n} relu={want_relu}")
+    for rows, n in BLOCK_SHAPES:
+        z = _block(rng, rows, n, dtype)
+        b = _block(rng, 1, n, dtype)[0][::-1].copy()
+        with np.errstate(all="ignore"):  # (inf + -inf: NaN, as in the kernel)
+            added = z + b
+            relu = np.where(added > 0, added, dtype(0))  # NaN and -0.0 -> +0.0
+        for want_relu, expected in ((False, added), (True, relu)):
+            out = z.copy()
+            _mlp.block_bias_rows(out, b, want_relu)
+            assert_same_values(out, expected, err_msg=f"{rows}x{n} relu={want_relu}")
     with pytest.raises(ValueError, match="b: expected 3 values, got 2"):
         _mlp.block_bias_rows(np.zeros((2, 3), dtype), np.zeros(2, dtype), True)
 
@@ -353,16 +355,14 @@ def ordered_column_sums(d, start, first):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_block_column_sums_add_the_rows_in_order(dtype):
     rng = np.random.default_rng(12)
-    for rows in range(1, 21):
-        for n in range(0, 41, 3 if rows > 4 else 1):
-            d = _block(rng, rows, n, dtype)
-            start = (rng.standard_normal(n) * 1e3).astype(dtype)
-            for first in (True, False):
-                expected = ordered_column_sums(d, start, first)
-                s = start.copy()
-                _mlp.block_column_sums(d, s, first)
-                assert_same_values(s, expected,
-                                   err_msg=f"{rows}x{n} first={first}")
+    for rows, n in BLOCK_SHAPES:
+        d = _block(rng, rows, n, dtype)
+        start = (rng.standard_normal(n) * 1e3).astype(dtype)
+        for first in (True, False):
+            expected = ordered_column_sums(d, start, first)
+            s = start.copy()
+            _mlp.block_column_sums(d, s, first)
+            assert_same_values(s, expected, err_msg=f"{rows}x{n} first={first}")
     # the order is the rows' (a pairwise or reversed sum would give 1.0 here)
     d = np.array([[1e16], [1.0], [-1e16]], dtype=np.float64)
     s = np.zeros(1)
